@@ -1,0 +1,120 @@
+//! Reading the files named on the command line. Every error names the file, because the
+//! tool is usually run over several at once (CI, `validate *.json`).
+
+use meshstats_filter::config::PluginConfig;
+use serde_json::Value;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A file that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+fn error(path: &Path, reason: impl Into<String>) -> InputError {
+    InputError {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+pub fn read_text(path: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(path).map_err(|e| error(path, format!("cannot read: {e}")))
+}
+
+/// A filter configuration: its text (to pass to Envoy untouched) and what it parses to.
+/// The reason on failure is exactly the `ConfigError` text the filter itself would log.
+pub fn read_config(path: &Path) -> Result<(String, PluginConfig), InputError> {
+    let text = read_text(path)?;
+    let config = PluginConfig::parse(&text).map_err(|e| error(path, e.to_string()))?;
+    Ok((text, config))
+}
+
+/// A JSON object (node or cluster metadata); anything else is refused here rather than by
+/// Envoy, whose message would not name the file.
+pub fn read_json_object(path: &Path) -> Result<Value, InputError> {
+    let text = read_text(path)?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| error(path, format!("not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(error(
+            path,
+            format!("expected a JSON object, got {}", kind(&value)),
+        ));
+    }
+    Ok(value)
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("meshstats-cli-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn errors_name_the_file_and_reason() {
+        let missing = Path::new("/nonexistent/meshstats.json");
+        let e = read_json_object(missing).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/meshstats.json: cannot read: "),
+            "{e}"
+        );
+
+        let p = temp_file("bad.json", "{nope");
+        let e = read_json_object(&p).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}: not valid JSON: ", p.display())),
+            "{e}"
+        );
+
+        let p = temp_file("array.json", "[1]");
+        assert_eq!(
+            read_json_object(&p).unwrap_err().reason,
+            "expected a JSON object, got an array"
+        );
+    }
+
+    #[test]
+    fn config_errors_are_the_filters_own_text() {
+        let p = temp_file("typo.json", r#"{"reporter": "CLIENT"}"#);
+        let e = read_config(&p).unwrap_err();
+        let expected = PluginConfig::parse(r#"{"reporter": "CLIENT"}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e.reason, expected);
+        assert_eq!(e.to_string(), format!("{}: {expected}", p.display()));
+
+        let text = " {\"debug\": \"false\"}\n";
+        let p = temp_file("ok.json", text);
+        assert_eq!(read_config(&p).unwrap().0, text, "text is kept verbatim");
+    }
+}

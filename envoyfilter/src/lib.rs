@@ -1,0 +1,12 @@
+//! `meshstats` command-line tool as a library: checks filter configurations and renders the
+//! Envoy configuration that runs the filter, so tests and the binary share one implementation.
+
+pub mod cli;
+pub mod input;
+pub mod render;
+
+pub use input::InputError;
+pub use render::envoy::{
+    default_cluster_name, default_node_id, envoy_bootstrap, Direction, SidecarOptions,
+};
+pub use render::stats_config::stats_config;

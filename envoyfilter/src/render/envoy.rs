@@ -1,0 +1,227 @@
+//! A standalone Envoy v3 bootstrap for one sidecar: one listener, one upstream cluster, the
+//! meshstats filter in front of the router. Shaped like what istiod sends a sidecar in the
+//! places the filter reads (listener direction, node and cluster/endpoint metadata, cluster
+//! names), so the filter sees the same inputs as in a mesh.
+
+use serde_json::{json, Value};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Which way the listener faces; the filter reads it as `listener_direction` to decide
+/// whether it reports as the destination (inbound) or the source (outbound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    /// The lower-case word Istio uses in listener, stat prefix and cluster names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    fn traffic_direction(self) -> &'static str {
+        match self {
+            Direction::Inbound => "INBOUND",
+            Direction::Outbound => "OUTBOUND",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that varies between the sidecars `envoy_bootstrap` renders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SidecarOptions {
+    pub direction: Direction,
+    pub listen: SocketAddr,
+    pub upstream: SocketAddr,
+    pub admin: SocketAddr,
+    /// Istio's `sidecar~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local`; see [`default_node_id`].
+    pub node_id: String,
+    /// A JSON object placed verbatim at `node.metadata` (Istio keys: `NAME`, `NAMESPACE`,
+    /// `WORKLOAD_NAME`, `CLUSTER_ID`, `LABELS`, ...).
+    pub node_metadata: Value,
+    /// The filter's `.wasm` file; unused when `with_filter` is false.
+    pub wasm_path: Option<PathBuf>,
+    /// The filter configuration, passed to the filter as it was written.
+    pub config_json: String,
+    /// Istio uses `stats_inbound`/`stats_outbound`, which the filter also accepts as a
+    /// direction hint.
+    pub root_id: String,
+    /// `None` means [`default_cluster_name`].
+    pub cluster_name: Option<String>,
+    /// The cluster's `metadata.filter_metadata` (where istiod puts `istio.services`).
+    pub cluster_metadata: Option<Value>,
+    /// The endpoint's `metadata.filter_metadata` (where istiod puts `istio.workload`).
+    pub endpoint_metadata: Option<Value>,
+    /// False renders a bare Envoy, identical otherwise, as a benchmark baseline.
+    pub with_filter: bool,
+    /// Logs each request to stdout in Envoy's default format (debugging aid).
+    pub access_log: bool,
+    /// From [`crate::stats_config`]; kept even without the filter so the two setups differ
+    /// only by the filter.
+    pub stats_config: Value,
+}
+
+/// The node id istiod's sidecars use, built from the node metadata's `NAME` (pod name) and
+/// `NAMESPACE`, falling back to `WORKLOAD_NAME`, then `meshstats`, and `default`.
+pub fn default_node_id(node_metadata: &Value) -> String {
+    let pod = meta_str(node_metadata, "NAME")
+        .or_else(|| meta_str(node_metadata, "WORKLOAD_NAME"))
+        .unwrap_or("meshstats");
+    let ns = namespace(node_metadata);
+    format!("sidecar~127.0.0.1~{pod}.{ns}~{ns}.svc.cluster.local")
+}
+
+/// Istio's cluster names: `outbound|PORT||HOST` for a service, `inbound|PORT||` for the
+/// local workload. The filter falls back to them when there is no cluster metadata.
+pub fn default_cluster_name(direction: Direction, upstream: SocketAddr) -> String {
+    match direction {
+        Direction::Outbound => format!("outbound|{}||{}", upstream.port(), upstream.ip()),
+        Direction::Inbound => format!("inbound|{}||", upstream.port()),
+    }
+}
+
+fn meta_str<'a>(metadata: &'a Value, key: &str) -> Option<&'a str> {
+    metadata
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn namespace(node_metadata: &Value) -> &str {
+    meta_str(node_metadata, "NAMESPACE").unwrap_or("default")
+}
+
+fn socket_address(addr: SocketAddr) -> Value {
+    json!({ "socket_address": { "address": addr.ip().to_string(), "port_value": addr.port() } })
+}
+
+/// The complete bootstrap, as Envoy's JSON (`envoy -c`).
+pub fn envoy_bootstrap(opts: &SidecarOptions) -> Value {
+    let cluster_name = opts
+        .cluster_name
+        .clone()
+        .unwrap_or_else(|| default_cluster_name(opts.direction, opts.upstream));
+    json!({
+        "node": {
+            "id": opts.node_id,
+            "cluster": namespace(&opts.node_metadata),
+            "metadata": opts.node_metadata,
+        },
+        "admin": { "address": socket_address(opts.admin) },
+        "stats_config": opts.stats_config,
+        "static_resources": {
+            "listeners": [listener(opts, &cluster_name)],
+            "clusters": [cluster(opts, &cluster_name)],
+        },
+    })
+}
+
+fn listener(opts: &SidecarOptions, cluster_name: &str) -> Value {
+    let dir = opts.direction.as_str();
+    let mut http_filters = Vec::new();
+    if opts.with_filter {
+        http_filters.push(wasm_filter(opts));
+    }
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+    }));
+    let mut hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": format!("{dir}_http"),
+        "codec_type": "AUTO",
+        "route_config": {
+            "name": format!("{dir}_{}", opts.listen.port()),
+            "virtual_hosts": [{
+                "name": cluster_name,
+                "domains": ["*"],
+                // No retry policy: a retried request would be counted twice upstream and
+                // make request counts in tests depend on timing.
+                "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": cluster_name } }],
+            }],
+        },
+        "http_filters": http_filters,
+    });
+    if let (true, Some(obj)) = (opts.access_log, hcm.as_object_mut()) {
+        obj.insert("access_log".into(), json!([{
+            "name": "envoy.access_loggers.stdout",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog" },
+        }]));
+    }
+    json!({
+        "name": format!("{dir}_{}", opts.listen.port()),
+        "address": socket_address(opts.listen),
+        "traffic_direction": opts.direction.traffic_direction(),
+        "filter_chains": [{
+            "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm }],
+        }],
+    })
+}
+
+fn wasm_filter(opts: &SidecarOptions) -> Value {
+    let filename = opts
+        .wasm_path
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "meshstats",
+                "root_id": opts.root_id,
+                // Telemetry must never take traffic down: if the VM fails, requests pass
+                // through unobserved instead of failing.
+                "failure_policy": "FAIL_OPEN",
+                "vm_config": {
+                    "vm_id": "meshstats",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": { "local": { "filename": filename } },
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": opts.config_json,
+                },
+            },
+        },
+    })
+}
+
+fn cluster(opts: &SidecarOptions, cluster_name: &str) -> Value {
+    let mut endpoint = json!({ "endpoint": { "address": socket_address(opts.upstream) } });
+    if let (Some(md), Some(obj)) = (&opts.endpoint_metadata, endpoint.as_object_mut()) {
+        obj.insert("metadata".into(), json!({ "filter_metadata": md }));
+    }
+    let mut cluster = json!({
+        "name": cluster_name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http_protocol_options": {} },
+            },
+        },
+        "load_assignment": {
+            "cluster_name": cluster_name,
+            "endpoints": [{ "lb_endpoints": [endpoint] }],
+        },
+    });
+    if let (Some(md), Some(obj)) = (&opts.cluster_metadata, cluster.as_object_mut()) {
+        obj.insert("metadata".into(), json!({ "filter_metadata": md }));
+    }
+    cluster
+}

@@ -1,0 +1,204 @@
+//! The `meshstats` binary as users run it: output streams, exit codes, error wording.
+
+mod common;
+
+use common::{example, scratch_dir, write};
+use meshstats_cli::cli::{sidecar_options, EnvoyArgs};
+use meshstats_cli::{envoy_bootstrap, stats_config, Direction};
+use meshstats_filter::config::PluginConfig;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn meshstats(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meshstats"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn validate_reports_every_file_and_fails_at_the_end() {
+    let dir = scratch_dir("validate");
+    let good = example("default.json");
+    let bad_text = r#"{"metrics": [{"nmae": "requests_total"}]}"#;
+    let bad = write(&dir, "bad.json", bad_text);
+    let missing = dir.join("missing.json");
+    let out = meshstats(&["validate", s(&bad), s(&good), s(&missing)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), format!("{}: ok\n", good.display()));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    let config_error = PluginConfig::parse(bad_text).unwrap_err().to_string();
+    assert_eq!(lines[0], format!("{}: {config_error}", bad.display()));
+    assert!(
+        lines[1].starts_with(&format!("{}: cannot read: ", missing.display())),
+        "{stderr}"
+    );
+
+    let out = meshstats(&[
+        "validate",
+        s(&good),
+        s(&example("sidecar-node-metadata.json")),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "node metadata is not a filter config"
+    );
+    let out = meshstats(&["validate", s(&good)]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn render_stats_config_prints_the_json_object() {
+    let out = meshstats(&["render", "stats-config"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, stats_config(&PluginConfig::default()));
+
+    let dir = scratch_dir("stats-config");
+    let cfg = write(
+        &dir,
+        "c.json",
+        r#"{"metrics": [{"dimensions": {"route": "request.url_path"}}]}"#,
+    );
+    let out = meshstats(&["render", "stats-config", "--config", s(&cfg)]);
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(printed["stats_tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["tag_name"] == "route"));
+}
+
+fn envoy_args<'a>(config: &'a str, node: &'a str) -> Vec<&'a str> {
+    vec![
+        "render",
+        "envoy",
+        "--config",
+        config,
+        "--direction",
+        "outbound",
+        "--listen",
+        "127.0.0.1:15001",
+        "--upstream",
+        "127.0.0.1:9080",
+        "--admin",
+        "127.0.0.1:15000",
+        "--node-metadata",
+        node,
+    ]
+}
+
+#[test]
+fn render_envoy_prints_the_library_bootstrap_with_an_absolute_wasm_path() {
+    let dir = scratch_dir("render-envoy");
+    let cm = write(
+        &dir,
+        "cluster.json",
+        &common::cluster_metadata().to_string(),
+    );
+    let config = example("default.json");
+    let node = example("sidecar-node-metadata.json");
+    let mut args = envoy_args(s(&config), s(&node));
+    args.extend([
+        "--wasm",
+        "target/meshstats.wasm",
+        "--root-id",
+        "stats_outbound",
+        "--cluster-metadata",
+        s(&cm),
+    ]);
+    let out = meshstats(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let expected = envoy_bootstrap(
+        &sidecar_options(&EnvoyArgs {
+            config: config.clone(),
+            direction: Direction::Outbound,
+            listen: "127.0.0.1:15001".parse().unwrap(),
+            upstream: "127.0.0.1:9080".parse().unwrap(),
+            admin: "127.0.0.1:15000".parse().unwrap(),
+            node_metadata: node,
+            node_id: None,
+            wasm: Some(
+                std::env::current_dir()
+                    .unwrap()
+                    .join("target/meshstats.wasm"),
+            ),
+            root_id: "stats_outbound".into(),
+            cluster_metadata: Some(cm),
+            endpoint_metadata: None,
+            no_filter: false,
+            access_log: false,
+        })
+        .unwrap(),
+    );
+    assert_eq!(printed, expected);
+}
+
+#[test]
+fn render_envoy_input_errors_name_the_file() {
+    let dir = scratch_dir("render-errors");
+    let config = example("default.json");
+    let node = example("sidecar-node-metadata.json");
+    let not_json = write(&dir, "node.json", "NAME: productpage");
+    let missing = dir.join("nope.json");
+
+    let out = meshstats(&[envoy_args(s(&config), s(&not_json)), vec!["--no-filter"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("{}: not valid JSON: ", not_json.display())),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = meshstats(
+        &[
+            envoy_args(s(&config), s(&node)),
+            vec!["--no-filter", "--endpoint-metadata", s(&missing)],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("{}: cannot read: ", missing.display())),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let bad_config = write(&dir, "config.json", r#"{"stat_prefix": "envoy"}"#);
+    let out = meshstats(&[envoy_args(s(&bad_config), s(&node)), vec!["--no-filter"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let config_error = PluginConfig::parse(r#"{"stat_prefix": "envoy"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text(&out.stderr).contains(&format!("{}: {config_error}", bad_config.display())),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = meshstats(&envoy_args(s(&config), s(&node)));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--wasm is required with the filter"
+    );
+    assert!(
+        text(&out.stderr).contains("--wasm"),
+        "{}",
+        text(&out.stderr)
+    );
+}

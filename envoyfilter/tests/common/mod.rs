@@ -1,0 +1,65 @@
+//! Shared by the integration tests: example inputs and scratch files.
+#![allow(dead_code)] // each test binary uses a different part
+
+use meshstats_cli::{default_node_id, stats_config, Direction, SidecarOptions};
+use meshstats_filter::config::PluginConfig;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// A config written with odd spacing and a camelCase alias, to prove it reaches Envoy untouched.
+pub const CONFIG_TEXT: &str = "{ \"disableHostHeaderFallback\" : true,\n  \"metrics\": [{\"dimensions\": {\"route\": \"request.url_path\"}}] }\n";
+
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+pub fn node_metadata() -> Value {
+    let text = std::fs::read_to_string(example("sidecar-node-metadata.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn cluster_metadata() -> Value {
+    json!({"istio": {"services": [{"host": "ratings.default.svc.cluster.local", "name": "ratings", "namespace": "default"}]}})
+}
+
+pub fn endpoint_metadata() -> Value {
+    json!({"istio": {"workload": "ratings-v1;default;ratings;v1;Kubernetes"}})
+}
+
+pub fn options(direction: Direction) -> SidecarOptions {
+    let node_metadata = node_metadata();
+    let config = PluginConfig::parse(CONFIG_TEXT).unwrap();
+    SidecarOptions {
+        direction,
+        listen: "127.0.0.1:15006".parse().unwrap(),
+        upstream: "127.0.0.1:9080".parse().unwrap(),
+        admin: "127.0.0.1:15000".parse().unwrap(),
+        node_id: default_node_id(&node_metadata),
+        node_metadata,
+        wasm_path: Some(PathBuf::from("/opt/meshstats/meshstats.wasm")),
+        config_json: CONFIG_TEXT.to_string(),
+        root_id: format!("stats_{direction}"),
+        cluster_name: None,
+        cluster_metadata: None,
+        endpoint_metadata: None,
+        with_filter: true,
+        access_log: false,
+        stats_config: stats_config(&config),
+    }
+}
+
+/// A fresh directory per test (tests run in parallel in one process).
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meshstats-cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}

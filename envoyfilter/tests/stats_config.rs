@@ -1,0 +1,105 @@
+//! `stats_config` must extract every label the filter writes, in the order it writes them.
+
+use meshstats_cli::stats_config;
+use meshstats_filter::config::PluginConfig;
+use meshstats_filter::labels::STANDARD_LABELS;
+use meshstats_filter::metrics::all_tag_names;
+use meshstats_filter::stat_name::tag_regex;
+use serde_json::json;
+use std::collections::BTreeSet;
+
+/// Istio's standard metric labels (istio.io "Istio Standard Metrics").
+const ISTIO_LABELS: [&str; 25] = [
+    "reporter",
+    "source_workload",
+    "source_workload_namespace",
+    "source_principal",
+    "source_app",
+    "source_version",
+    "source_canonical_service",
+    "source_canonical_revision",
+    "source_cluster",
+    "destination_workload",
+    "destination_workload_namespace",
+    "destination_principal",
+    "destination_app",
+    "destination_version",
+    "destination_service",
+    "destination_service_name",
+    "destination_service_namespace",
+    "destination_canonical_service",
+    "destination_canonical_revision",
+    "destination_cluster",
+    "request_protocol",
+    "response_code",
+    "grpc_response_status",
+    "response_flags",
+    "connection_security_policy",
+];
+
+fn tag_names(config: &PluginConfig) -> Vec<String> {
+    let sc = stats_config(config);
+    assert_eq!(sc["use_all_default_tags"], true);
+    sc["stats_tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let name = t["tag_name"].as_str().unwrap().to_string();
+            assert_eq!(t["regex"], tag_regex(&name));
+            assert_eq!(t.as_object().unwrap().len(), 2);
+            name
+        })
+        .collect()
+}
+
+#[test]
+fn default_config_extracts_the_standard_labels_first_in_emission_order() {
+    let config = PluginConfig::default();
+    let names = tag_names(&config);
+    assert_eq!(names, all_tag_names(&config));
+    let standard: BTreeSet<&str> = names[..25].iter().map(String::as_str).collect();
+    assert_eq!(standard, ISTIO_LABELS.into_iter().collect());
+    assert_eq!(names[..25], STANDARD_LABELS, "the filter's writing order");
+    assert_eq!(names[25..27], ["component", "tag"]);
+
+    let sc = stats_config(&config);
+    for (i, name) in names[..25].iter().enumerate() {
+        // Istio's own bootstrap regex, written out independently of `tag_regex`.
+        assert_eq!(
+            sc["stats_tags"][i],
+            json!({"tag_name": name, "regex": format!("({name}=\\.=(.*?);\\.;)")})
+        );
+    }
+}
+
+#[test]
+fn custom_dimensions_come_last_and_no_tag_is_named_twice() {
+    let config = PluginConfig::parse(
+        r#"{"metrics": [{"dimensions": {"route": "request.url_path", "reporter": "'x'"}},
+                        {"name": "requests_total", "dimensions": {"route": "request.host", "a.b": "'y'"}}]}"#,
+    )
+    .unwrap();
+    let names = tag_names(&config);
+    let unique: BTreeSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "tag named twice: {names:?}");
+    let default_len = tag_names(&PluginConfig::default()).len();
+    assert_eq!(
+        names[..default_len],
+        tag_names(&PluginConfig::default())[..]
+    );
+    for custom in ["route", "a.b"] {
+        assert!(
+            names[default_len..].iter().any(|n| n == custom),
+            "{custom} missing from {names:?}"
+        );
+    }
+    let sc = stats_config(&config);
+    let ab = sc["stats_tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tag_name"] == "a.b")
+        .unwrap();
+    assert_eq!(ab["regex"], r"(a\.b=\.=(.*?);\.;)");
+}

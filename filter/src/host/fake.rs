@@ -1,0 +1,86 @@
+//! An in-memory host for tests: properties and headers are set up by the test, and every
+//! metric call and log line is recorded so tests can assert exact names and values.
+
+use super::{Headers, Host, LogLevel};
+use crate::config::MetricKind;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+#[derive(Default)]
+pub struct FakeHost {
+    pub properties: RefCell<BTreeMap<String, Vec<u8>>>,
+    pub request_headers: RefCell<BTreeMap<String, String>>,
+    pub response_headers: RefCell<BTreeMap<String, String>>,
+    /// Metric names by id, in definition order.
+    pub metrics: RefCell<Vec<(MetricKind, String)>>,
+    /// Counter totals and gauge values by metric name; histograms keep every sample.
+    pub values: RefCell<BTreeMap<String, i64>>,
+    pub samples: RefCell<BTreeMap<String, Vec<u64>>>,
+    pub logs: RefCell<Vec<(LogLevel, String)>>,
+    /// Every property path read, to check the per-request path reads each at most once.
+    pub reads: RefCell<Vec<String>>,
+}
+
+impl FakeHost {
+    pub fn set(&self, path: &[&str], value: impl Into<Vec<u8>>) {
+        self.properties.borrow_mut().insert(path.join("."), value.into());
+    }
+    pub fn set_int(&self, path: &[&str], value: i64) {
+        self.set(path, value.to_le_bytes().to_vec());
+    }
+    pub fn set_bool(&self, path: &[&str], value: bool) {
+        self.set(path, vec![u8::from(value)]);
+    }
+    pub fn value(&self, name: &str) -> Option<i64> {
+        self.values.borrow().get(name).copied()
+    }
+}
+
+impl Host for FakeHost {
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        let key = path.join(".");
+        self.reads.borrow_mut().push(key.clone());
+        self.properties.borrow().get(&key).cloned()
+    }
+    fn header(&self, map: Headers, name: &str) -> Option<String> {
+        let headers = match map {
+            Headers::Request => &self.request_headers,
+            Headers::Response => &self.response_headers,
+        };
+        headers.borrow().get(name).cloned()
+    }
+    fn set_header(&self, map: Headers, name: &str, value: Option<&str>) {
+        let headers = match map {
+            Headers::Request => &self.request_headers,
+            Headers::Response => &self.response_headers,
+        };
+        match value {
+            Some(v) => headers.borrow_mut().insert(name.to_string(), v.to_string()),
+            None => headers.borrow_mut().remove(name),
+        };
+    }
+    fn define_metric(&self, kind: MetricKind, name: &str) -> Option<u32> {
+        let mut metrics = self.metrics.borrow_mut();
+        if let Some(i) = metrics.iter().position(|(_, n)| n == name) {
+            return u32::try_from(i).ok();
+        }
+        metrics.push((kind, name.to_string()));
+        u32::try_from(metrics.len() - 1).ok()
+    }
+    fn increment_metric(&self, id: u32, delta: i64) {
+        let name = self.metrics.borrow()[id as usize].1.clone();
+        *self.values.borrow_mut().entry(name).or_default() += delta;
+    }
+    fn record_metric(&self, id: u32, value: u64) {
+        let (kind, name) = self.metrics.borrow()[id as usize].clone();
+        match kind {
+            MetricKind::Histogram => self.samples.borrow_mut().entry(name).or_default().push(value),
+            _ => {
+                self.values.borrow_mut().insert(name, value as i64);
+            }
+        }
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_string()));
+    }
+}

@@ -1,0 +1,130 @@
+//! The filter's view of its host proxy. All logic is written against [`Host`], so it runs
+//! unchanged under `cargo test` with [`fake::FakeHost`] and inside Envoy with the proxy-wasm
+//! implementation in `proxy` (the only module that touches the ABI).
+
+#[cfg(test)]
+pub mod fake;
+#[cfg(target_arch = "wasm32")]
+pub mod proxy;
+
+use crate::config::MetricKind;
+
+/// Which header map a header call is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Headers {
+    Request,
+    Response,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Host calls the filter makes. Every call is infallible from the caller's view: a host
+/// error becomes `None`/no-op, because telemetry must never break the request it observes.
+pub trait Host {
+    /// An Envoy attribute (`["request", "duration"]`, `["node", "metadata", "NAME"]`, …) in
+    /// its raw proxy-wasm encoding; `None` when absent or on a host error.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    fn header(&self, map: Headers, name: &str) -> Option<String>;
+    /// Sets (`Some`) or removes (`None`) a header.
+    fn set_header(&self, map: Headers, name: &str, value: Option<&str>);
+    fn define_metric(&self, kind: MetricKind, name: &str) -> Option<u32>;
+    fn increment_metric(&self, id: u32, delta: i64);
+    fn record_metric(&self, id: u32, value: u64);
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+/// Decoders for proxy-wasm property encodings (integers and durations are 8 bytes little
+/// endian, booleans one byte, strings raw bytes).
+pub mod decode {
+    pub fn int(bytes: &[u8]) -> Option<i64> {
+        let arr: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+        Some(i64::from_le_bytes(arr))
+    }
+
+    pub fn uint(bytes: &[u8]) -> Option<u64> {
+        int(bytes).map(|v| v as u64)
+    }
+
+    pub fn boolean(bytes: &[u8]) -> Option<bool> {
+        bytes.first().map(|b| *b != 0)
+    }
+
+    pub fn string(bytes: Vec<u8>) -> String {
+        String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// proxy-wasm's serialized string pairs (used for maps such as node LABELS): a count,
+    /// then all key/value lengths, then the NUL-terminated keys and values.
+    pub fn pairs(bytes: &[u8]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let Some(count) = u32_at(bytes, 0) else { return out };
+        let count = count as usize;
+        let Some(mut data) = 4usize.checked_add(count.saturating_mul(8)) else { return out };
+        for i in 0..count {
+            let (Some(klen), Some(vlen)) = (u32_at(bytes, 4 + i * 8), u32_at(bytes, 8 + i * 8)) else {
+                return Vec::new();
+            };
+            let (klen, vlen) = (klen as usize, vlen as usize);
+            let key = bytes.get(data..data.saturating_add(klen));
+            data = data.saturating_add(klen).saturating_add(1);
+            let value = bytes.get(data..data.saturating_add(vlen));
+            data = data.saturating_add(vlen).saturating_add(1);
+            match (key, value) {
+                (Some(k), Some(v)) => out.push((
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )),
+                _ => return Vec::new(),
+            }
+        }
+        out
+    }
+
+    fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+        let arr: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(u32::from_le_bytes(arr))
+    }
+
+    /// The inverse of [`pairs`], for fakes and tests.
+    pub fn encode_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (k, v) in pairs {
+            out.extend((k.len() as u32).to_le_bytes());
+            out.extend((v.len() as u32).to_le_bytes());
+        }
+        for (k, v) in pairs {
+            out.extend(k.as_bytes());
+            out.push(0);
+            out.extend(v.as_bytes());
+            out.push(0);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode::*;
+
+    #[test]
+    fn decodes_proxy_wasm_encodings() {
+        assert_eq!(int(&(-5i64).to_le_bytes()), Some(-5));
+        assert_eq!(int(&[1, 2]), None);
+        assert_eq!(boolean(&[1]), Some(true));
+        assert_eq!(boolean(&[]), None);
+        assert_eq!(string(vec![b'a', 0xff]), "a\u{fffd}");
+        let enc = encode_pairs(&[("app", "ratings"), ("version", ""), ("ü", "✓")]);
+        assert_eq!(
+            pairs(&enc),
+            vec![("app".into(), "ratings".into()), ("version".into(), "".into()), ("ü".into(), "✓".into())]
+        );
+        assert!(pairs(&enc[..enc.len() - 3]).is_empty());
+        assert!(pairs(&[255, 255, 255, 255]).is_empty());
+    }
+}

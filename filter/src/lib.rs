@@ -1,0 +1,25 @@
+//! meshstats: Istio-grade request telemetry as one proxy-wasm filter.
+//!
+//! Everything except [`host::proxy`] is plain Rust that tests on the host with
+//! `cargo test`; that one module is the only place that touches the proxy-wasm ABI.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod attributes;
+pub mod config;
+pub mod host;
+pub mod labels;
+pub mod metrics;
+pub mod peer;
+pub mod plugin;
+pub mod stat_name;
+
+/// The version reported as `istio_build{tag}` when the node has no `ISTIO_VERSION`.
+pub const VERSION: &str = concat!("meshstats-", env!("CARGO_PKG_VERSION"));

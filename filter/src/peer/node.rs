@@ -1,0 +1,374 @@
+//! Mapping between [`PeerNode`] and Istio's node-metadata Struct keys
+//! (istio/proxy `extensions/common/proto_util.cc`).
+
+use super::proto::{self, Struct, Value};
+use super::{DecodeError, PeerNode, CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL};
+
+const LABELS: &str = "LABELS";
+const PLATFORM_METADATA: &str = "PLATFORM_METADATA";
+
+/// The plain string keys, paired with their field so encode and decode
+/// cannot drift apart.
+fn string_fields(node: &PeerNode) -> [(&'static str, &String); 9] {
+    [
+        ("NAME", &node.name),
+        ("NAMESPACE", &node.namespace),
+        ("OWNER", &node.owner),
+        ("WORKLOAD_NAME", &node.workload_name),
+        ("ISTIO_VERSION", &node.istio_version),
+        ("MESH_ID", &node.mesh_id),
+        ("CLUSTER_ID", &node.cluster_id),
+        ("APP_CONTAINERS", &node.app_containers),
+        ("INSTANCE_IPS", &node.instance_ips),
+    ]
+}
+
+fn string_field_mut<'n>(node: &'n mut PeerNode, key: &str) -> Option<&'n mut String> {
+    Some(match key {
+        "NAME" => &mut node.name,
+        "NAMESPACE" => &mut node.namespace,
+        "OWNER" => &mut node.owner,
+        "WORKLOAD_NAME" => &mut node.workload_name,
+        "ISTIO_VERSION" => &mut node.istio_version,
+        "MESH_ID" => &mut node.mesh_id,
+        "CLUSTER_ID" => &mut node.cluster_id,
+        "APP_CONTAINERS" => &mut node.app_containers,
+        "INSTANCE_IPS" => &mut node.instance_ips,
+        _ => return None,
+    })
+}
+
+fn string_map(pairs: &[(String, String)]) -> Value<'_> {
+    Value::Struct(Struct {
+        fields: pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), Value::Str(v)))
+            .collect(),
+    })
+}
+
+/// Keeps only string values (anything else is not a label) and restores the
+/// sorted, unique-key invariant, with protobuf's last-key-wins rule.
+fn sorted_string_pairs(s: &Struct<'_>) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = s
+        .fields
+        .iter()
+        .rev()
+        .filter_map(|(k, v)| match v {
+            Value::Str(v) => Some(((*k).to_owned(), (*v).to_owned())),
+            _ => None,
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.dedup_by(|later, first| later.0 == first.0);
+    pairs
+}
+
+impl PeerNode {
+    /// Deterministic serialization, byte-identical to an Istio proxy's for the
+    /// same metadata. Empty fields are omitted as Istio omits absent ones.
+    pub fn to_struct_bytes(&self) -> Vec<u8> {
+        let mut fields: Vec<(&str, Value<'_>)> = string_fields(self)
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k, Value::Str(v)))
+            .collect();
+        if !self.labels.is_empty() {
+            fields.push((LABELS, string_map(&self.labels)));
+        }
+        if !self.platform_metadata.is_empty() {
+            fields.push((PLATFORM_METADATA, string_map(&self.platform_metadata)));
+        }
+        let mut out = Vec::new();
+        proto::encode_struct(&Struct { fields }, &mut out);
+        out
+    }
+
+    /// Unknown keys and known keys of an unexpected type are ignored, so
+    /// newer Istio versions that add metadata still interoperate.
+    pub fn from_struct_bytes(bytes: &[u8]) -> Result<PeerNode, DecodeError> {
+        let root = proto::decode_struct(bytes)?;
+        let mut node = PeerNode::default();
+        for (key, value) in &root.fields {
+            match (*key, value) {
+                (LABELS, Value::Struct(s)) => node.labels = sorted_string_pairs(s),
+                (PLATFORM_METADATA, Value::Struct(s)) => {
+                    node.platform_metadata = sorted_string_pairs(s);
+                }
+                (key, Value::Str(v)) => {
+                    if let Some(field) = string_field_mut(&mut node, key) {
+                        (*v).clone_into(field);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(node)
+    }
+
+    /// Istio's fallback when a peer sent no metadata header: the upstream
+    /// host's `filter_metadata.istio.workload` endpoint metadata, formatted
+    /// `workload_name;namespace;canonical_service;canonical_revision;cluster_id`.
+    pub fn from_istio_workload(value: &str) -> Option<PeerNode> {
+        let mut parts = value.split(';');
+        let workload_name = parts.next()?;
+        let namespace = parts.next()?;
+        let canonical_name = parts.next()?;
+        let canonical_revision = parts.next()?;
+        let cluster_id = parts.next()?;
+        let mut node = PeerNode {
+            workload_name: workload_name.to_owned(),
+            namespace: namespace.to_owned(),
+            cluster_id: cluster_id.to_owned(),
+            ..PeerNode::default()
+        };
+        for (label, value) in [
+            (CANONICAL_NAME_LABEL, canonical_name),
+            (CANONICAL_REVISION_LABEL, canonical_revision),
+        ] {
+            if !value.is_empty() {
+                node.set_label(label, value);
+            }
+        }
+        Some(node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// Written out from the protobuf encoding of Struct/Value, not produced by
+    /// our encoder: `{LABELS: {app: "r", version: "v1"}, NAME: "r1", NAMESPACE: "ns"}`.
+    #[rustfmt::skip]
+    const GOLDEN: &[u8] = &[
+        0x0a, 0x29, // Struct.fields entry, 41 bytes
+        0x0a, 0x06, b'L', b'A', b'B', b'E', b'L', b'S', // key
+        0x12, 0x1f, // value: Value, 31 bytes
+        0x2a, 0x1d, // struct_value, 29 bytes
+        0x0a, 0x0a, 0x0a, 0x03, b'a', b'p', b'p', 0x12, 0x03, 0x1a, 0x01, b'r',
+        0x0a, 0x0f, 0x0a, 0x07, b'v', b'e', b'r', b's', b'i', b'o', b'n', 0x12, 0x04, 0x1a, 0x02, b'v', b'1',
+        0x0a, 0x0c, 0x0a, 0x04, b'N', b'A', b'M', b'E', 0x12, 0x04, 0x1a, 0x02, b'r', b'1',
+        0x0a, 0x11, 0x0a, 0x09, b'N', b'A', b'M', b'E', b'S', b'P', b'A', b'C', b'E', 0x12, 0x04, 0x1a, 0x02,
+        b'n', b's',
+    ];
+
+    fn golden_node() -> PeerNode {
+        PeerNode {
+            name: "r1".into(),
+            namespace: "ns".into(),
+            labels: labels(&[("app", "r"), ("version", "v1")]),
+            ..PeerNode::default()
+        }
+    }
+
+    #[test]
+    fn golden_vector() {
+        assert_eq!(golden_node().to_struct_bytes(), GOLDEN);
+        assert_eq!(PeerNode::from_struct_bytes(GOLDEN).unwrap(), golden_node());
+        let header = golden_node().to_header_value();
+        assert!(header.starts_with("CikKBkxBQkVMUxIf"), "{header}");
+        assert_eq!(PeerNode::from_header_value(&header).unwrap(), golden_node());
+    }
+
+    fn full_node() -> PeerNode {
+        let mut node = PeerNode {
+            name: "reviews-v2-7bf8c9648f-xk2qx".into(),
+            namespace: "bookinfo".into(),
+            owner: "kubernetes://apis/apps/v1/namespaces/bookinfo/deployments/reviews-v2".into(),
+            workload_name: "reviews-v2".into(),
+            istio_version: "1.17.2".into(),
+            mesh_id: "cluster.local".into(),
+            cluster_id: "Kubernetes".into(),
+            labels: Vec::new(),
+            platform_metadata: labels(&[("gcp_project", "p"), ("gcp_zone", "us-central1-a")]),
+            app_containers: "reviews,sidecar".into(),
+            instance_ips: "10.0.0.7,fd00::7".into(),
+        };
+        for (k, v) in [
+            ("version", "v2"),
+            ("app", "reviews"),
+            ("zone", "ünïcødé ☃"),
+            ("empty", ""),
+            ("long", &"l".repeat(200)),
+        ] {
+            node.set_label(k, v);
+        }
+        node
+    }
+
+    #[test]
+    fn full_node_round_trips() {
+        let node = full_node();
+        let keys: Vec<&str> = node.labels.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["app", "empty", "long", "version", "zone"]);
+        let bytes = node.to_struct_bytes();
+        assert_eq!(PeerNode::from_struct_bytes(&bytes).unwrap(), node);
+        assert_eq!(
+            PeerNode::from_header_value(&node.to_header_value()).unwrap(),
+            node
+        );
+        // Multi-byte lengths: the 200-byte label value is written as c8 01.
+        assert!(bytes.windows(3).any(|w| w == [0x1a, 0xc8, 0x01]));
+    }
+
+    #[test]
+    fn empty_fields_are_omitted() {
+        assert!(PeerNode::default().to_struct_bytes().is_empty());
+        assert_eq!(
+            PeerNode::from_struct_bytes(&[]).unwrap(),
+            PeerNode::default()
+        );
+        let only_ns = PeerNode {
+            namespace: "ns".into(),
+            ..PeerNode::default()
+        };
+        assert_eq!(only_ns.to_header_value(), "ChEKCU5BTUVTUEFDRRIEGgJucw==");
+    }
+
+    #[test]
+    fn ignores_unknown_keys_and_unexpected_types() {
+        let nested = Struct {
+            fields: vec![(
+                "deep",
+                Value::Struct(Struct {
+                    fields: vec![("x", Value::Null)],
+                }),
+            )],
+        };
+        let odd_labels = Struct {
+            fields: vec![
+                ("b", Value::Str("2")),
+                ("n", Value::Number(3.0)),
+                ("a", Value::Str("1")),
+                ("b", Value::Str("4")),
+            ],
+        };
+        let root = Struct {
+            fields: vec![
+                ("SERVICE_ACCOUNT", Value::Str("bookinfo-reviews")),
+                ("NAME", Value::Number(7.0)),
+                ("NAMESPACE", Value::Str("default")),
+                ("OWNER", Value::Bool(true)),
+                ("MESH_ID", Value::Null),
+                ("INSTANCE_IPS", Value::List(vec![Value::Str("10.0.0.1")])),
+                ("PLATFORM_METADATA", Value::Str("not a struct")),
+                ("EXTRA", Value::Struct(nested)),
+                ("LABELS", Value::Struct(odd_labels)),
+            ],
+        };
+        let mut bytes = Vec::new();
+        proto::encode_struct(&root, &mut bytes);
+        let node = PeerNode::from_struct_bytes(&bytes).unwrap();
+        let expected = PeerNode {
+            namespace: "default".into(),
+            labels: labels(&[("a", "1"), ("b", "4")]),
+            ..PeerNode::default()
+        };
+        assert_eq!(node, expected);
+    }
+
+    #[test]
+    fn header_errors_are_reported() {
+        let err = PeerNode::from_header_value("CikKBk!x").unwrap_err();
+        assert_eq!(err.to_string(), "invalid base64 at byte 6");
+        assert_eq!(
+            PeerNode::from_header_value("CikK").unwrap_err().to_string(),
+            "truncated length-delimited field"
+        );
+        let padded = format!(" {}\t", golden_node().to_header_value());
+        assert_eq!(PeerNode::from_header_value(&padded).unwrap(), golden_node());
+    }
+
+    #[test]
+    fn labels_are_looked_up_and_replaced() {
+        let mut node = golden_node();
+        assert_eq!(node.label("app"), Some("r"));
+        assert_eq!(node.label("missing"), None);
+        node.set_label("app", "ratings");
+        node.set_label("a", "first");
+        assert_eq!(
+            node.labels,
+            labels(&[("a", "first"), ("app", "ratings"), ("version", "v1")])
+        );
+    }
+
+    #[test]
+    fn istio_workload_fallback() {
+        let node =
+            PeerNode::from_istio_workload("ratings-v1;default;ratings;v1;Kubernetes").unwrap();
+        let expected = PeerNode {
+            workload_name: "ratings-v1".into(),
+            namespace: "default".into(),
+            cluster_id: "Kubernetes".into(),
+            labels: labels(&[
+                (CANONICAL_NAME_LABEL, "ratings"),
+                (CANONICAL_REVISION_LABEL, "v1"),
+            ]),
+            ..PeerNode::default()
+        };
+        assert_eq!(node, expected);
+        assert_eq!(
+            PeerNode::from_istio_workload("ratings-v1;default;ratings;v1"),
+            None
+        );
+        assert_eq!(PeerNode::from_istio_workload(""), None);
+        let bare = PeerNode::from_istio_workload("w;ns;;;c").unwrap();
+        assert!(bare.labels.is_empty());
+        assert_eq!(
+            (
+                bare.workload_name.as_str(),
+                bare.namespace.as_str(),
+                bare.cluster_id.as_str()
+            ),
+            ("w", "ns", "c")
+        );
+        let extra = PeerNode::from_istio_workload("w;ns;svc;;c;ignored").unwrap();
+        assert_eq!(extra.labels, labels(&[(CANONICAL_NAME_LABEL, "svc")]));
+        assert_eq!(extra.cluster_id, "c");
+    }
+
+    fn arb_pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+        proptest::collection::btree_map(".{0,12}", ".{0,12}", 0..6)
+            .prop_map(|m| m.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn any_node_round_trips(
+            strings in proptest::collection::vec(".{0,20}", 9),
+            labels in arb_pairs(),
+            platform_metadata in arb_pairs(),
+        ) {
+            let node = PeerNode {
+                name: strings[0].clone(),
+                namespace: strings[1].clone(),
+                owner: strings[2].clone(),
+                workload_name: strings[3].clone(),
+                istio_version: strings[4].clone(),
+                mesh_id: strings[5].clone(),
+                cluster_id: strings[6].clone(),
+                labels,
+                platform_metadata,
+                app_containers: strings[7].clone(),
+                instance_ips: strings[8].clone(),
+            };
+            prop_assert_eq!(PeerNode::from_header_value(&node.to_header_value()).unwrap(), node);
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(text in ".{0,200}", bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = PeerNode::from_header_value(&text);
+            let _ = PeerNode::from_struct_bytes(&bytes);
+            let _ = PeerNode::from_istio_workload(&text);
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The filter's behaviour, one configuration ([`Root`]) and one HTTP stream ([`Stream`]) at
+//! a time, written against [`Host`] so all of it tests on the host.
+//!
+//! Per stream: request headers (exchange: read and strip the downstream peer, add ours when
+//! outbound), response headers (read and strip the upstream peer, answer with ours when
+//! inbound), then at stream end `on_log` reads the attributes once, fills the standard
+//! labels and records the metrics.
+
+use crate::attributes::{Direction, RequestAttributes};
+use crate::config::{self, ConfigError, PluginConfig};
+use crate::host::{decode, Headers, Host, LogLevel};
+use crate::labels::{Context, Dimensions, NodeView, Reporter};
+use crate::metrics::{self, MetricTable};
+use crate::peer::{PeerCache, PeerNode, DEFAULT_PEER_CACHE_SIZE, METADATA_HEADER, METADATA_ID_HEADER};
+use std::rc::Rc;
+
+/// State for one filter configuration, shared by all its streams.
+pub struct Root {
+    config: PluginConfig,
+    metrics: MetricTable,
+    local: PeerNode,
+    /// Our `x-envoy-peer-metadata` value, encoded once.
+    local_header: String,
+    node_id: String,
+    /// Set by Istio's `stats_inbound` / `stats_outbound` root ids; else the listener decides.
+    root_direction: Option<Direction>,
+    peers: PeerCache,
+    dims: Dimensions,
+    config_error: Option<ConfigError>,
+}
+
+/// What one HTTP stream learned before it ended.
+#[derive(Debug, Default)]
+pub struct Stream {
+    direction: Option<Direction>,
+    downstream_peer: Option<Rc<PeerNode>>,
+    upstream_peer: Option<Rc<PeerNode>>,
+    /// The downstream sent exchange headers, so it expects ours on the response.
+    exchange_received: bool,
+}
+
+const NODE_STRINGS: [&str; 9] = [
+    "NAME",
+    "NAMESPACE",
+    "OWNER",
+    "WORKLOAD_NAME",
+    "ISTIO_VERSION",
+    "MESH_ID",
+    "CLUSTER_ID",
+    "APP_CONTAINERS",
+    "INSTANCE_IPS",
+];
+
+impl Root {
+    /// Builds the state for a configuration. Never fails: a configuration that cannot be used
+    /// is logged once, counted, and replaced by the defaults of `{}`, so traffic keeps flowing.
+    pub fn configure(host: &impl Host, config_text: &str) -> Root {
+        let (config, metrics, config_error) = match compile(config_text) {
+            Ok((c, m)) => (c, m, None),
+            Err(e) => {
+                host.log(LogLevel::Error, &format!("meshstats: {e}; serving with the defaults of {{}}"));
+                if let Some(id) = host.define_metric(config::MetricKind::Counter, metrics::CONFIG_ERRORS_METRIC) {
+                    host.increment_metric(id, 1);
+                }
+                let defaults = PluginConfig::default();
+                let table = MetricTable::compile(&defaults).unwrap_or_default();
+                (defaults, table, Some(e))
+            }
+        };
+        let local = read_local_node(host);
+        let node_id = host.property(&["xds", "node", "id"]).map(decode::string).unwrap_or_default();
+        let root_id = host.property(&["plugin_root_id"]).map(decode::string).unwrap_or_default();
+        let root_direction = match root_id.as_str() {
+            "stats_inbound" => Some(Direction::Inbound),
+            "stats_outbound" => Some(Direction::Outbound),
+            _ => None,
+        };
+        let version = if local.istio_version.is_empty() { crate::VERSION } else { &local.istio_version };
+        metrics::record_build(host, version);
+        let cache_size = config.max_peer_cache_size.map_or(DEFAULT_PEER_CACHE_SIZE, |n| n as usize);
+        Root {
+            local_header: local.to_header_value(),
+            peers: PeerCache::new(cache_size),
+            config,
+            metrics,
+            local,
+            node_id,
+            root_direction,
+            dims: Dimensions::default(),
+            config_error,
+        }
+    }
+
+    /// The error that made this root fall back to defaults, if any.
+    pub fn config_error(&self) -> Option<&ConfigError> {
+        self.config_error.as_ref()
+    }
+
+    pub fn metrics(&self) -> &MetricTable {
+        &self.metrics
+    }
+
+    fn direction(&self, host: &impl Host, stream: &mut Stream) -> Direction {
+        if let Some(d) = stream.direction {
+            return d;
+        }
+        let d = self
+            .root_direction
+            .or_else(|| Direction::from_listener(host.property(&["xds", "listener_direction"]).and_then(|b| decode::int(&b))))
+            .unwrap_or(Direction::Inbound);
+        stream.direction = Some(d);
+        d
+    }
+
+    fn exchange_enabled(&self) -> bool {
+        !self.config.disable_metadata_exchange
+    }
+
+    pub fn on_request_headers(&mut self, host: &impl Host, stream: &mut Stream) {
+        let direction = self.direction(host, stream);
+        // Exchange headers are hop-by-hop between proxies: strip them whatever the direction.
+        if let Some(peer) = self.take_peer(host, Headers::Request) {
+            stream.exchange_received = true;
+            if direction == Direction::Inbound {
+                stream.downstream_peer = Some(peer);
+            }
+        }
+        if direction == Direction::Outbound && self.exchange_enabled() {
+            host.set_header(Headers::Request, METADATA_HEADER, Some(&self.local_header));
+            if !self.node_id.is_empty() {
+                host.set_header(Headers::Request, METADATA_ID_HEADER, Some(&self.node_id));
+            }
+        }
+    }
+
+    pub fn on_response_headers(&mut self, host: &impl Host, stream: &mut Stream) {
+        let direction = self.direction(host, stream);
+        if let Some(peer) = self.take_peer(host, Headers::Response) {
+            if direction == Direction::Outbound {
+                stream.upstream_peer = Some(peer);
+            }
+        }
+        if direction == Direction::Inbound && stream.exchange_received && self.exchange_enabled() {
+            host.set_header(Headers::Response, METADATA_HEADER, Some(&self.local_header));
+            if !self.node_id.is_empty() {
+                host.set_header(Headers::Response, METADATA_ID_HEADER, Some(&self.node_id));
+            }
+        }
+    }
+
+    /// Reads and removes a peer's exchange headers; a peer whose metadata does not decode is
+    /// treated as unknown.
+    fn take_peer(&mut self, host: &impl Host, map: Headers) -> Option<Rc<PeerNode>> {
+        let value = host.header(map, METADATA_HEADER).filter(|v| !v.is_empty());
+        let id = host.header(map, METADATA_ID_HEADER).filter(|v| !v.is_empty());
+        if value.is_some() {
+            host.set_header(map, METADATA_HEADER, None);
+        }
+        if id.is_some() {
+            host.set_header(map, METADATA_ID_HEADER, None);
+        }
+        let value = value?;
+        self.peers.get_or_decode(id.as_deref().unwrap_or_default(), &value).ok()
+    }
+
+    /// Stream end: compute the labels and record every metric once.
+    pub fn on_log(&mut self, host: &impl Host, stream: &mut Stream) {
+        let direction = self.direction(host, stream);
+        let use_host_header = !self.config.disable_host_header_fallback;
+        let req = RequestAttributes::read(host, direction, use_host_header);
+        let fallback;
+        let peer = match direction {
+            Direction::Inbound => stream.downstream_peer.as_deref().map(NodeView::peer),
+            Direction::Outbound => match stream.upstream_peer.as_deref() {
+                Some(p) => Some(NodeView::peer(p)),
+                None => {
+                    fallback = upstream_host_fallback(host);
+                    fallback.as_ref().map(NodeView::with_labels)
+                }
+            },
+        };
+        let reporter = match (self.config.reporter, direction) {
+            (config::Reporter::ServerGateway, _) => Reporter::Waypoint,
+            (_, Direction::Outbound) => Reporter::Source,
+            (_, Direction::Inbound) => Reporter::Destination,
+        };
+        let cx = Context { reporter, direction, local: NodeView::with_labels(&self.local), peer, use_host_header };
+        self.dims.fill(&cx, &req);
+        self.metrics.record(host, &self.dims, &req);
+    }
+}
+
+fn compile(text: &str) -> Result<(PluginConfig, MetricTable), ConfigError> {
+    let config = PluginConfig::parse(text)?;
+    let table = MetricTable::compile(&config)?;
+    Ok((config, table))
+}
+
+/// Istio's fallback when the upstream did not exchange metadata: the endpoint's
+/// `filter_metadata.istio.workload`.
+fn upstream_host_fallback(host: &impl Host) -> Option<PeerNode> {
+    let bytes = host.property(&["xds", "upstream_host_metadata", "filter_metadata", "istio", "workload"])?;
+    PeerNode::from_istio_workload(&decode::string(bytes))
+}
+
+fn read_local_node(host: &impl Host) -> PeerNode {
+    let mut node = PeerNode::default();
+    for key in NODE_STRINGS {
+        let Some(value) = host.property(&["xds", "node", "metadata", key]).map(decode::string) else { continue };
+        match key {
+            "NAME" => node.name = value,
+            "NAMESPACE" => node.namespace = value,
+            "OWNER" => node.owner = value,
+            "WORKLOAD_NAME" => node.workload_name = value,
+            "ISTIO_VERSION" => node.istio_version = value,
+            "MESH_ID" => node.mesh_id = value,
+            "CLUSTER_ID" => node.cluster_id = value,
+            "APP_CONTAINERS" => node.app_containers = value,
+            _ => node.instance_ips = value,
+        }
+    }
+    for (key, value) in host.property(&["xds", "node", "metadata", "LABELS"]).map(|b| decode::pairs(&b)).unwrap_or_default() {
+        node.set_label(&key, &value);
+    }
+    if let Some(b) = host.property(&["xds", "node", "metadata", "PLATFORM_METADATA"]) {
+        let mut pairs = decode::pairs(&b);
+        pairs.sort();
+        node.platform_metadata = pairs;
+    }
+    node
+}
+
+#[cfg(test)]
+mod tests;

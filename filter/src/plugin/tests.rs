@@ -1,0 +1,172 @@
+use super::*;
+use crate::host::fake::FakeHost;
+use crate::labels::STANDARD_LABELS;
+use crate::stat_name;
+
+fn sidecar(direction: i64, workload: &str, app: &str, config: &str) -> (FakeHost, Root) {
+    let h = FakeHost::default();
+    h.set(&["xds", "node", "id"], format!("sidecar~127.0.0.1~{workload}-1.default~default.svc.cluster.local"));
+    h.set(&["xds", "node", "metadata", "NAME"], format!("{workload}-1"));
+    h.set(&["xds", "node", "metadata", "NAMESPACE"], "default");
+    h.set(&["xds", "node", "metadata", "WORKLOAD_NAME"], workload);
+    h.set(&["xds", "node", "metadata", "CLUSTER_ID"], "Kubernetes");
+    h.set(&["xds", "node", "metadata", "LABELS"], decode::encode_pairs(&[("app", app), ("version", "v1")]));
+    h.set_int(&["xds", "listener_direction"], direction);
+    let root = Root::configure(&h, config);
+    (h, root)
+}
+
+/// The labels of the single `istio_requests_total` series a host recorded, and its value.
+fn requests_total(h: &FakeHost) -> (Vec<(String, String)>, i64) {
+    let values = h.values.borrow();
+    let mut series = values.iter().filter(|(n, _)| n.ends_with("istio_requests_total"));
+    let (name, v) = series.next().expect("no istio_requests_total");
+    assert!(series.next().is_none(), "more than one series");
+    let (rest, labels) = stat_name::extract(name, &STANDARD_LABELS);
+    assert_eq!(rest, "istio_requests_total");
+    (labels, *v)
+}
+
+fn label<'a>(labels: &'a [(String, String)], k: &str) -> &'a str {
+    &labels.iter().find(|(n, _)| n == k).unwrap().1
+}
+
+fn response(h: &FakeHost, code: i64) {
+    h.set_int(&["response", "code"], code);
+    h.request_headers.borrow_mut().insert(":authority".into(), "ratings:9080".into());
+}
+
+#[test]
+fn exchange_between_two_sidecars_labels_both_sides_and_hides_headers_from_the_app() {
+    let (client_h, mut client) = sidecar(2, "productpage-v1", "productpage", "{}");
+    let (server_h, mut server) = sidecar(1, "ratings-v1", "ratings", "{}");
+    server_h.set_bool(&["connection", "mtls"], false);
+    for _ in 0..10 {
+        let (mut cs, mut ss) = (Stream::default(), Stream::default());
+        client_h.request_headers.borrow_mut().clear();
+        client.on_request_headers(&client_h, &mut cs);
+        // What the client proxy sends is what the server proxy receives.
+        let sent = client_h.request_headers.borrow().clone();
+        assert!(sent.contains_key(METADATA_HEADER) && sent.contains_key(METADATA_ID_HEADER));
+        *server_h.request_headers.borrow_mut() = sent;
+        server.on_request_headers(&server_h, &mut ss);
+        assert!(!server_h.request_headers.borrow().contains_key(METADATA_HEADER), "app must not see exchange headers");
+        assert!(!server_h.request_headers.borrow().contains_key(METADATA_ID_HEADER));
+        server_h.response_headers.borrow_mut().clear();
+        server.on_response_headers(&server_h, &mut ss);
+        *client_h.response_headers.borrow_mut() = server_h.response_headers.borrow().clone();
+        client.on_response_headers(&client_h, &mut cs);
+        assert!(client_h.response_headers.borrow().is_empty(), "client app must not see exchange headers");
+        response(&server_h, 200);
+        response(&client_h, 200);
+        server.on_log(&server_h, &mut ss);
+        client.on_log(&client_h, &mut cs);
+    }
+    let (s, n) = requests_total(&server_h);
+    assert_eq!(n, 10);
+    assert_eq!(label(&s, "reporter"), "destination");
+    assert_eq!(label(&s, "source_workload"), "productpage-v1");
+    assert_eq!(label(&s, "source_app"), "productpage");
+    assert_eq!(label(&s, "destination_workload"), "ratings-v1");
+    let (c, n) = requests_total(&client_h);
+    assert_eq!(n, 10);
+    assert_eq!(label(&c, "reporter"), "source");
+    assert_eq!(label(&c, "destination_workload"), "ratings-v1");
+    assert_eq!(label(&c, "destination_app"), "ratings");
+    assert_eq!(label(&c, "source_canonical_service"), "productpage-v1");
+    // Both sides agree on everything but the reporter and what only one side can know.
+    let differ: Vec<&str> = s.iter().zip(&c).filter(|(a, b)| a != b).map(|(a, _)| a.0.as_str()).collect();
+    assert_eq!(differ, ["reporter", "connection_security_policy"]);
+    // Each peer header was decoded once and then served from the cache.
+    assert_eq!(server.peers.len(), 1);
+}
+
+#[test]
+fn server_without_exchange_falls_back_to_endpoint_metadata() {
+    let (client_h, mut client) = sidecar(2, "productpage-v1", "productpage", "{}");
+    let (server_h, mut server) = sidecar(1, "ratings-v1", "ratings", r#"{"disable_metadata_exchange": true}"#);
+    client_h.set(&["xds", "upstream_host_metadata", "filter_metadata", "istio", "workload"], "ratings-v1;default;ratings;v2;east");
+    let (mut cs, mut ss) = (Stream::default(), Stream::default());
+    client.on_request_headers(&client_h, &mut cs);
+    *server_h.request_headers.borrow_mut() = client_h.request_headers.borrow().clone();
+    server.on_request_headers(&server_h, &mut ss);
+    server.on_response_headers(&server_h, &mut ss);
+    assert!(server_h.response_headers.borrow().is_empty(), "exchange disabled: no metadata in the response");
+    client.on_response_headers(&client_h, &mut cs);
+    response(&client_h, 200);
+    client.on_log(&client_h, &mut cs);
+    let (c, _) = requests_total(&client_h);
+    assert_eq!(label(&c, "destination_workload"), "ratings-v1");
+    assert_eq!(label(&c, "destination_canonical_service"), "ratings");
+    assert_eq!(label(&c, "destination_canonical_revision"), "v2");
+    assert_eq!(label(&c, "destination_cluster"), "east");
+    assert_eq!(label(&c, "destination_app"), "unknown");
+    // The server still learned who called it.
+    response(&server_h, 200);
+    server.on_log(&server_h, &mut ss);
+    let (s, _) = requests_total(&server_h);
+    assert_eq!(label(&s, "source_workload"), "productpage-v1");
+}
+
+#[test]
+fn bad_config_is_logged_counted_and_replaced_by_defaults() {
+    let (h, mut root) = sidecar(1, "ratings-v1", "ratings", r#"{"metrics": [{"nmae": "x"}]}"#);
+    let err = root.config_error().unwrap().to_string();
+    assert!(err.starts_with("invalid meshstats config at `metrics[0].nmae`: unknown field `nmae`"), "{err}");
+    let logs = h.logs.borrow().clone();
+    assert_eq!(logs, vec![(LogLevel::Error, format!("meshstats: {err}; serving with the defaults of {{}}"))]);
+    assert_eq!(h.value(metrics::CONFIG_ERRORS_METRIC), Some(1));
+    let mut s = Stream::default();
+    root.on_request_headers(&h, &mut s);
+    response(&h, 204);
+    root.on_log(&h, &mut s);
+    let (labels, n) = requests_total(&h);
+    assert_eq!((label(&labels, "response_code"), n), ("204", 1));
+}
+
+#[test]
+fn root_id_selects_direction_and_build_metric_reports_version() {
+    let h = FakeHost::default();
+    h.set(&["plugin_root_id"], "stats_outbound");
+    h.set_int(&["xds", "listener_direction"], 1);
+    h.set(&["xds", "node", "metadata", "ISTIO_VERSION"], "1.17.2");
+    let mut root = Root::configure(&h, "");
+    let mut s = Stream::default();
+    root.on_request_headers(&h, &mut s);
+    assert!(h.request_headers.borrow().contains_key(METADATA_HEADER), "outbound adds exchange headers");
+    root.on_log(&h, &mut s);
+    let (labels, _) = requests_total(&h);
+    assert_eq!(label(&labels, "reporter"), "source");
+    assert_eq!(label(&labels, "response_code"), "0");
+    assert_eq!(h.value("component=.=proxy;.;tag=.=1.17.2;.;istio_build"), Some(1));
+}
+
+#[test]
+fn garbage_peer_header_is_stripped_and_ignored() {
+    let (h, mut root) = sidecar(1, "ratings-v1", "ratings", "{}");
+    h.request_headers.borrow_mut().insert(METADATA_HEADER.into(), "!!not base64!!".into());
+    let mut s = Stream::default();
+    root.on_request_headers(&h, &mut s);
+    assert!(h.request_headers.borrow().is_empty());
+    root.on_log(&h, &mut s);
+    let (labels, _) = requests_total(&h);
+    assert_eq!(label(&labels, "source_workload"), "unknown");
+}
+
+#[test]
+fn log_without_headers_still_reports_and_reads_direction_once() {
+    let (h, mut root) = sidecar(2, "productpage-v1", "productpage", "{}");
+    h.reads.borrow_mut().clear();
+    let mut s = Stream::default();
+    response(&h, 503);
+    h.set_int(&["response", "flags"], 1 << 5);
+    root.on_log(&h, &mut s);
+    let (labels, _) = requests_total(&h);
+    assert_eq!(label(&labels, "response_flags"), "UF");
+    assert_eq!(label(&labels, "reporter"), "source");
+    let reads = h.reads.borrow();
+    let mut unique = reads.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), reads.len(), "a property was read twice: {reads:?}");
+}
