@@ -36,7 +36,7 @@ pub fn read_text(path: &Path) -> Result<String, InputError> {
 /// The reason on failure is exactly the `ConfigError` text the filter itself would log.
 pub fn read_config(path: &Path) -> Result<(String, PluginConfig), InputError> {
     let text = read_text(path)?;
-    let config = PluginConfig::parse(&text).map_err(|e| error(path, e.to_string()))?;
+    let (config, _) = meshstats_filter::compile(&text).map_err(|e| error(path, e.to_string()))?;
     Ok((text, config))
 }
 
@@ -112,6 +112,13 @@ mod tests {
             .to_string();
         assert_eq!(e.reason, expected);
         assert_eq!(e.to_string(), format!("{}: {expected}", p.display()));
+
+        let p = temp_file("badtag.json", r#"{"metrics": [{"tags_to_remove": ["nope"]}]}"#);
+        assert_eq!(
+            read_config(&p).unwrap_err().reason,
+            "invalid meshstats config at `metrics[0].tags_to_remove[0]`: \"nope\" is not a standard label",
+            "validate checks what the filter compiles, not just the JSON shape"
+        );
 
         let text = " {\"debug\": \"false\"}\n";
         let p = temp_file("ok.json", text);

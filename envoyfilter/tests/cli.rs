@@ -73,12 +73,16 @@ fn render_stats_config_prints_the_json_object() {
         r#"{"metrics": [{"dimensions": {"route": "request.url_path"}}]}"#,
     );
     let out = meshstats(&["render", "stats-config", "--config", s(&cfg)]);
-    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(printed["stats_tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|t| t["tag_name"] == "route"));
+    // Custom dimensions need the expression language, which this build does not have yet:
+    // the CLI refuses the config with the filter's own words rather than render half of it.
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!(
+            "meshstats: {}: invalid meshstats config at `metrics[0].dimensions`: dimension expressions are not supported by this build of meshstats yet",
+            cfg.display()
+        )
+    );
 }
 
 fn envoy_args<'a>(config: &'a str, node: &'a str) -> Vec<&'a str> {

@@ -21,5 +21,7 @@ pub mod peer;
 pub mod plugin;
 pub mod stat_name;
 
+pub use plugin::compile;
+
 /// The version reported as `istio_build{tag}` when the node has no `ISTIO_VERSION`.
 pub const VERSION: &str = concat!("meshstats-", env!("CARGO_PKG_VERSION"));

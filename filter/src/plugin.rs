@@ -190,7 +190,9 @@ impl Root {
     }
 }
 
-fn compile(text: &str) -> Result<(PluginConfig, MetricTable), ConfigError> {
+/// Parses and compiles a configuration exactly as the filter does at load time; `meshstats
+/// validate` calls this too, so both report the same errors in the same words.
+pub fn compile(text: &str) -> Result<(PluginConfig, MetricTable), ConfigError> {
     let config = PluginConfig::parse(text)?;
     let table = MetricTable::compile(&config)?;
     Ok((config, table))

@@ -1,0 +1,63 @@
+# meshstats: build, test and demo. `make test` is what CI runs (.ci/run).
+#
+#   make setup   install the wasm32-wasip1 target and Envoy $(ENVOY_VERSION) (in .venv)
+#   make build   dist/meshstats.wasm (the filter) and dist/meshstats (the CLI)
+#   make test    unit tests, clippy (host and wasm), envoy --mode validate on every Envoy
+#                config, then the tests against real Envoy processes
+#   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep)
+#   make clean   remove build outputs (distclean also removes .venv)
+
+ENVOY_VERSION ?= 1.40.0
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip1
+# Tests against Envoy run this many at a time: each Envoy has one worker thread, and the
+# machines have 2 cores.
+ENVOY_TEST_THREADS ?= 2
+ARGS ?=
+
+ENVOY_BIN := $(CURDIR)/.venv/bin/envoy
+MESHSTATS_WASM := $(CURDIR)/dist/meshstats.wasm
+MESHSTATS_BIN := $(CURDIR)/dist/meshstats
+ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN)
+
+.PHONY: setup build test unit lint validate-configs integration run clean distclean
+
+setup:
+	@ENVOY_VERSION=$(ENVOY_VERSION) bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release -p meshstats-filter --target $(WASM_TARGET)
+	$(CARGO) build --release -p meshstats-cli
+	@mkdir -p dist
+	cp target/$(WASM_TARGET)/release/meshstats_filter.wasm $(MESHSTATS_WASM)
+	cp target/release/meshstats $(MESHSTATS_BIN)
+
+# Each step needs the previous ones only for ordering: `make -k test` runs them all.
+test: build
+	@$(MAKE) --no-print-directory unit lint validate-configs integration
+
+# Host tests of every crate but the one that drives real Envoys (the CLI's own tests still
+# use Envoy for `--mode validate`, hence the variables).
+unit:
+	$(ARTIFACTS) $(CARGO) test --workspace --exclude meshstats-integration
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p meshstats-filter --target $(WASM_TARGET) -- -D warnings
+
+validate-configs:
+	$(ARTIFACTS) bash scripts/validate-envoy-configs.sh
+
+# `--tests`: the crate has no doc tests, and this keeps cargo's last summary line a real one.
+integration:
+	$(ARTIFACTS) $(CARGO) test -p meshstats-integration --tests -- --test-threads $(ENVOY_TEST_THREADS)
+
+run: build
+	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-demo -- $(ARGS)
+
+clean:
+	$(CARGO) clean
+	rm -rf dist
+
+distclean: clean
+	rm -rf .venv

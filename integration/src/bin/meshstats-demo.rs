@@ -1,0 +1,212 @@
+//! `make run`: productpage-v1 calls ratings-v1 through two sidecars running meshstats, then
+//! the `istio_*` series both sidecars report are printed as a table.
+//!
+//! ```text
+//! client --> [productpage-v1 sidecar, outbound] --> [ratings-v1 sidecar, inbound] --> backend
+//! ```
+//!
+//! Usage: `meshstats-demo [--requests N] [--keep]`. `--keep` leaves both Envoys running
+//! (admin URLs printed) until Ctrl-C. Uses `ENVOY_BIN` and `MESHSTATS_WASM` like the tests.
+
+use meshstats_integration::mesh::Bookinfo;
+use meshstats_integration::{envoy_bin, http_get, wasm_path, Backend, Envoy, Kind, Scrape};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// The whole run (start-up, traffic, scrapes) must finish within this.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+const USAGE: &str = "usage: meshstats-demo [--requests N] [--keep]\n  \
+    --requests N  requests to send (default 50)\n  \
+    --keep        keep both Envoys running until Ctrl-C";
+
+struct Args {
+    requests: u32,
+    keep: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args { requests: 50, keep: false };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--keep" => args.keep = true,
+            "-n" | "--requests" => {
+                let v = it.next().ok_or("--requests needs a number")?;
+                args.requests = v.parse().map_err(|_| format!("--requests: not a number: {v}"))?;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    match parse_args().and_then(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let started = Instant::now();
+    eprintln!("demo: envoy {}, filter {}", envoy_bin().display(), wasm_path().display());
+    let backend = Backend::start();
+    let mesh = Bookinfo::start(backend.addr(), "{}", "{}")?;
+    let (client, server, entry) = (&mesh.client, &mesh.server, mesh.entry);
+    eprintln!("demo: ratings-v1 sidecar (inbound) on {}, admin {}", mesh.server_listen, server.admin());
+    eprintln!("demo: productpage-v1 sidecar (outbound) on {entry}, admin {}", client.admin());
+
+    let mut failures = 0;
+    for i in 1..=args.requests {
+        if started.elapsed() > DEADLINE {
+            return Err(format!("gave up after {}s ({i} requests sent)", DEADLINE.as_secs()));
+        }
+        match http_get(entry, &format!("/ratings/{i}"), &[]) {
+            Ok(r) if r.status == 200 => {}
+            Ok(r) => {
+                failures += 1;
+                eprintln!("\ndemo: request {i}: {} {}", r.status, r.body.trim());
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("\ndemo: request {i}: {e}");
+            }
+        }
+        progress(i, args.requests);
+    }
+    eprintln!();
+
+    // Counters are recorded as each stream ends, histograms reach the admin page at the
+    // next stats flush (every 5 s by default): wait until both show every request.
+    let want = f64::from(args.requests);
+    let complete = |s: &Scrape| {
+        s.sum("istio_requests_total", &[]) >= want && s.sum("istio_request_duration_milliseconds_count", &[]) >= want
+    };
+    let remaining = DEADLINE.saturating_sub(started.elapsed()).min(Duration::from_secs(12));
+    let mut incomplete = Vec::new();
+    let mut rows = Vec::new();
+    for (name, envoy) in [("client", client), ("server", server)] {
+        let scrape = match envoy.wait_for(remaining, |s| complete(s).then(|| s.clone())) {
+            Ok(s) => s,
+            Err(_) => {
+                incomplete.push(name);
+                envoy.prometheus()?
+            }
+        };
+        rows.extend(istio_rows(name, &scrape));
+    }
+    print_table(&rows);
+    println!(
+        "{} requests, {} failed; backend answered {}; {:.1}s",
+        args.requests,
+        failures,
+        backend.request_count(),
+        started.elapsed().as_secs_f64()
+    );
+
+    if args.keep {
+        keep(&[("productpage-v1 (client)", client), ("ratings-v1 (server)", server)], entry)?;
+    }
+    if !incomplete.is_empty() {
+        return Err(format!(
+            "istio_requests_total / istio_request_duration_milliseconds did not reach {} on: {}",
+            args.requests,
+            incomplete.join(", ")
+        ));
+    }
+    if failures > 0 {
+        return Err(format!("{failures} requests failed"));
+    }
+    Ok(())
+}
+
+fn progress(done: u32, total: u32) {
+    const WIDTH: u32 = 40;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    // Redraw only when the bar moves, so a log of it (no terminal) stays short.
+    let before = (done.saturating_sub(1) * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    if filled == before && done != total && done != 1 {
+        return;
+    }
+    let bar: String = (0..WIDTH).map(|i| if i < filled { '#' } else { '.' }).collect();
+    let mut err = std::io::stderr();
+    let _ = write!(err, "\rdemo: [{bar}] {done}/{total}");
+    let _ = err.flush();
+}
+
+const COLUMNS: [&str; 8] = [
+    "sidecar", "metric", "reporter", "source_workload", "destination_workload", "destination_service", "response_code", "value",
+];
+
+fn istio_rows(sidecar: &str, scrape: &Scrape) -> Vec<[String; 8]> {
+    let mut rows = Vec::new();
+    for name in scrape.names().into_iter().filter(|n| n.starts_with("istio_")) {
+        let (shown, what) = match scrape.kind(name) {
+            Some(Kind::Histogram | Kind::Summary) => (format!("{name}_count"), "count"),
+            _ => (name.to_string(), "value"),
+        };
+        for s in scrape.series(name) {
+            let value = match (&s.histogram, what) {
+                (Some(h), "count") => format!("{} (sum {:.1})", h.count, h.sum),
+                _ => s.value.to_string(),
+            };
+            rows.push([
+                sidecar.to_string(),
+                shown.clone(),
+                s.label("reporter").to_string(),
+                s.label("source_workload").to_string(),
+                s.label("destination_workload").to_string(),
+                s.label("destination_service").to_string(),
+                s.label("response_code").to_string(),
+                value,
+            ]);
+        }
+    }
+    rows
+}
+
+fn print_table(rows: &[[String; 8]]) {
+    if rows.is_empty() {
+        println!("(no istio_* series)");
+        return;
+    }
+    let mut widths = COLUMNS.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(COLUMNS.to_vec());
+    line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn keep(envoys: &[(&str, &Envoy)], entry: SocketAddr) -> Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+    for (name, envoy) in envoys {
+        println!("{name}: admin http://{}/  (stats: http://{}/stats/prometheus)", envoy.admin(), envoy.admin());
+    }
+    println!("send traffic to http://{entry}/ ; Ctrl-C stops both Envoys");
+    let _ = rx.recv();
+    Ok(())
+}

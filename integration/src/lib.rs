@@ -1,0 +1,23 @@
+//! Test harness for running meshstats inside real Envoy processes.
+//!
+//! - [`Envoy`]: a running Envoy (killed on drop; its log is printed if the thread panics).
+//! - [`Backend`]: a tiny HTTP/1.1 app server that records what it was sent.
+//! - [`Scrape`]: a parsed `/stats/prometheus` page.
+//! - [`http_get`] / [`http_request`]: one plain-HTTP request.
+//! - [`mesh`]: Istio-shaped sidecars (rendered by `meshstats_cli`) and the two-sidecar
+//!   [`mesh::Bookinfo`] setup.
+//! - [`envoy_bin`], [`wasm_path`], [`meshstats_bin`]: the artifacts under test, from
+//!   `ENVOY_BIN`, `MESHSTATS_WASM`, `MESHSTATS_BIN` or the places `make build` puts them.
+
+mod backend;
+mod envoy;
+mod http;
+pub mod mesh;
+mod paths;
+mod scrape;
+
+pub use backend::{Backend, BackendConfig, RecordedRequest};
+pub use envoy::Envoy;
+pub use http::{http_get, http_request, Response};
+pub use paths::{envoy_bin, free_port, meshstats_bin, wasm_path, workspace_root};
+pub use scrape::{Histogram, Kind, Scrape, Series};

@@ -1,0 +1,193 @@
+//! Sidecars shaped like Istio's, rendered by `meshstats_cli::envoy_bootstrap`, and the
+//! standard two-sidecar setup the scenario tests and the demo use:
+//!
+//! ```text
+//! client --> [productpage-v1 sidecar, OUTBOUND] --> [ratings-v1 sidecar, INBOUND] --> app
+//!            Bookinfo::client, listens on entry     Bookinfo::server
+//! ```
+
+use crate::envoy::Envoy;
+use crate::paths::{free_port, wasm_path};
+use meshstats_cli::{default_node_id, envoy_bootstrap, stats_config, Direction, SidecarOptions};
+use meshstats_filter::config::PluginConfig;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The service every Bookinfo cluster belongs to.
+pub const RATINGS_SERVICE: &str = "ratings.default.svc.cluster.local";
+
+/// Istio's node metadata for workload `{app}-{version}` (pod `{app}-{version}-0`) in
+/// namespace `default`, cluster `Kubernetes`, with the app/version and canonical labels.
+pub fn workload_metadata(app: &str, version: &str) -> Value {
+    json!({
+        "NAME": format!("{app}-{version}-0"),
+        "NAMESPACE": "default",
+        "WORKLOAD_NAME": format!("{app}-{version}"),
+        "CLUSTER_ID": "Kubernetes",
+        "LABELS": {
+            "app": app,
+            "version": version,
+            "service.istio.io/canonical-name": app,
+            "service.istio.io/canonical-revision": version,
+        },
+    })
+}
+
+/// A cluster's `filter_metadata` as istiod writes it for a service (`istio.services`).
+pub fn service_metadata(host: &str) -> Value {
+    let name = host.split('.').next().unwrap_or(host);
+    let namespace = host.split('.').nth(1).unwrap_or("default");
+    json!({ "istio": { "services": [{ "host": host, "name": name, "namespace": namespace }] } })
+}
+
+/// Everything about one sidecar except its ports, which [`Sidecar::start`] picks. Fields
+/// are public: adjust with struct update syntax or the builder methods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sidecar {
+    /// Names the Envoy in logs and its scratch directory.
+    pub name: String,
+    pub direction: Direction,
+    /// Where the single cluster points.
+    pub upstream: SocketAddr,
+    pub node_metadata: Value,
+    /// The filter configuration, passed verbatim. Also decides the bootstrap's stats tags
+    /// (the defaults' when it does not parse, as the filter then serves with the defaults).
+    pub config: String,
+    /// Empty by default, so the filter takes its direction from the listener; Istio's
+    /// `stats_inbound` / `stats_outbound` also work.
+    pub root_id: String,
+    pub cluster_name: Option<String>,
+    pub cluster_metadata: Option<Value>,
+    pub endpoint_metadata: Option<Value>,
+    /// False: the same bootstrap without the filter.
+    pub with_filter: bool,
+    pub access_log: bool,
+    /// Extra Envoy command-line arguments, e.g. `--component-log-level wasm:debug`.
+    pub envoy_args: Vec<String>,
+    /// The bootstrap's `stats_flush_interval`, the one setting [`Sidecar::bootstrap`] adds to
+    /// what `envoy_bootstrap` renders. Histograms reach `/stats/prometheus` only at a stats
+    /// flush (Envoy's default: every 5 s), counters at once; the default here, 100 ms, keeps
+    /// waiting for histograms short. Tests must still wait for histogram values (e.g.
+    /// [`Envoy::wait_for`]) rather than scrape once. `None` keeps Envoy's default.
+    pub stats_flush_interval: Option<Duration>,
+}
+
+impl Sidecar {
+    /// Filter config `{}`, no cluster or endpoint metadata, no root id.
+    pub fn new(name: &str, direction: Direction, upstream: SocketAddr, node_metadata: Value) -> Sidecar {
+        Sidecar {
+            name: name.to_string(),
+            direction,
+            upstream,
+            node_metadata,
+            config: "{}".to_string(),
+            root_id: String::new(),
+            cluster_name: None,
+            cluster_metadata: None,
+            endpoint_metadata: None,
+            with_filter: true,
+            access_log: false,
+            envoy_args: Vec::new(),
+            stats_flush_interval: Some(Duration::from_millis(100)),
+        }
+    }
+
+    /// With filter configuration `config` (JSON text).
+    pub fn config(self, config: &str) -> Sidecar {
+        Sidecar { config: config.to_string(), ..self }
+    }
+
+    /// The render options for this sidecar on `listen` / `admin`.
+    pub fn options(&self, listen: SocketAddr, admin: SocketAddr) -> SidecarOptions {
+        let parsed = PluginConfig::parse(&self.config).unwrap_or_default();
+        SidecarOptions {
+            direction: self.direction,
+            listen,
+            upstream: self.upstream,
+            admin,
+            node_id: default_node_id(&self.node_metadata),
+            node_metadata: self.node_metadata.clone(),
+            wasm_path: self.with_filter.then(wasm_path),
+            config_json: self.config.clone(),
+            root_id: self.root_id.clone(),
+            cluster_name: self.cluster_name.clone(),
+            cluster_metadata: self.cluster_metadata.clone(),
+            endpoint_metadata: self.endpoint_metadata.clone(),
+            with_filter: self.with_filter,
+            access_log: self.access_log,
+            stats_config: stats_config(&parsed),
+        }
+    }
+
+    /// The bootstrap for this sidecar on `listen` / `admin`: `envoy_bootstrap`'s, plus
+    /// `stats_flush_interval` when set.
+    pub fn bootstrap(&self, listen: SocketAddr, admin: SocketAddr) -> Value {
+        let mut bootstrap = envoy_bootstrap(&self.options(listen, admin));
+        if let (Some(interval), Some(obj)) = (self.stats_flush_interval, bootstrap.as_object_mut()) {
+            obj.insert("stats_flush_interval".into(), json!(format!("{:.3}s", interval.as_secs_f64())));
+        }
+        bootstrap
+    }
+
+    /// Starts it on free ports; returns the Envoy and its listener address. A port taken
+    /// between picking and binding (another process) is retried with new ports.
+    pub fn start(&self) -> Result<(Envoy, SocketAddr), String> {
+        let args: Vec<&str> = self.envoy_args.iter().map(String::as_str).collect();
+        let mut attempt = 1;
+        loop {
+            let listen = local(free_port());
+            let admin = local(free_port());
+            match Envoy::start_with_args(&self.name, &self.bootstrap(listen, admin), admin, &args) {
+                Ok(envoy) => return Ok((envoy, listen)),
+                Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// productpage-v1 calling ratings-v1, each through its sidecar, both clusters carrying
+/// [`RATINGS_SERVICE`]'s metadata. Drop stops both Envoys.
+pub struct Bookinfo {
+    /// productpage-v1's sidecar (OUTBOUND), reporting as `source`.
+    pub client: Envoy,
+    /// ratings-v1's sidecar (INBOUND), reporting as `destination`.
+    pub server: Envoy,
+    /// Where to send requests: the client sidecar's listener.
+    pub entry: SocketAddr,
+    /// The server sidecar's listener (the client sidecar's upstream).
+    pub server_listen: SocketAddr,
+}
+
+impl Bookinfo {
+    /// In front of the app at `app`, with filter configs for the client and server sidecars.
+    pub fn start(app: SocketAddr, client_config: &str, server_config: &str) -> Result<Bookinfo, String> {
+        Bookinfo::start_with(app, |c| c.config(client_config), |s| s.config(server_config))
+    }
+
+    /// Like [`Bookinfo::start`] with config `{}`, after `client` and `server` adjust each
+    /// sidecar (the server starts first, so the client's upstream is already filled in).
+    pub fn start_with(
+        app: SocketAddr,
+        client: impl FnOnce(Sidecar) -> Sidecar,
+        server: impl FnOnce(Sidecar) -> Sidecar,
+    ) -> Result<Bookinfo, String> {
+        let with_service = |s: Sidecar| Sidecar { cluster_metadata: Some(service_metadata(RATINGS_SERVICE)), ..s };
+        let server_sidecar =
+            server(with_service(Sidecar::new("ratings-v1", Direction::Inbound, app, workload_metadata("ratings", "v1"))));
+        let (server, server_listen) = server_sidecar.start()?;
+        let client_sidecar = client(with_service(Sidecar::new(
+            "productpage-v1",
+            Direction::Outbound,
+            server_listen,
+            workload_metadata("productpage", "v1"),
+        )));
+        let (client, entry) = client_sidecar.start()?;
+        Ok(Bookinfo { client, server, entry, server_listen })
+    }
+}

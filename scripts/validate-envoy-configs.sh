@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# `envoy --mode validate` on every Envoy configuration the project has:
+#   - the standard sidecar bootstraps, rendered by `meshstats render envoy` with the built
+#     filter: inbound (ratings-v1) and outbound (productpage-v1), with the filter and bare;
+#   - every checked-in *.envoy.json / *.envoy.yaml / *.envoy.yml file.
+# Validate mode parses the whole config and loads the Wasm module, without binding ports.
+# Uses ENVOY_BIN, MESHSTATS_BIN and MESHSTATS_WASM, defaulting to what `make build` makes.
+# Checks everything, then fails if anything failed. One line per config.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ENVOY_BIN="${ENVOY_BIN:-$ROOT/.venv/bin/envoy}"
+MESHSTATS_BIN="${MESHSTATS_BIN:-$ROOT/dist/meshstats}"
+MESHSTATS_WASM="${MESHSTATS_WASM:-$ROOT/dist/meshstats.wasm}"
+
+for f in "$ENVOY_BIN" "$MESHSTATS_BIN" "$MESHSTATS_WASM"; do
+  [ -f "$f" ] || { echo "validate: $f not found: run \`make build\` first" >&2; exit 1; }
+done
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/meshstats-validate.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+failed=0
+checked=0
+
+validate() { # NAME FILE
+  local name="$1" file="$2" out
+  checked=$((checked + 1))
+  if out="$("$ENVOY_BIN" --mode validate --log-level warn --disable-hot-restart -c "$file" 2>&1)"; then
+    echo "validate: $name: ok"
+  else
+    failed=$((failed + 1))
+    echo "validate: $name: FAILED ($file)"
+    printf '%s\n' "$out" | tail -n 30 | sed 's/^/    /'
+  fi
+}
+
+# Inputs of the standard sidecars (the same ones meshstats-demo runs).
+echo '{}' >"$WORK/filter-config.json"
+node_metadata() { # APP
+  cat <<EOF
+{"NAME": "$1-v1-validate", "NAMESPACE": "default", "WORKLOAD_NAME": "$1-v1", "CLUSTER_ID": "Kubernetes",
+ "LABELS": {"app": "$1", "version": "v1",
+            "service.istio.io/canonical-name": "$1", "service.istio.io/canonical-revision": "v1"}}
+EOF
+}
+node_metadata ratings >"$WORK/ratings-node.json"
+node_metadata productpage >"$WORK/productpage-node.json"
+cat >"$WORK/cluster-metadata.json" <<'EOF'
+{"istio": {"services": [{"host": "ratings.default.svc.cluster.local", "name": "ratings", "namespace": "default"}]}}
+EOF
+
+render() { # NAME DIRECTION NODE_METADATA [ARGS...]
+  local name="$1" direction="$2" node="$3"
+  shift 3
+  local file="$WORK/$name.json"
+  if "$MESHSTATS_BIN" render envoy --config "$WORK/filter-config.json" --direction "$direction" \
+      --listen 127.0.0.1:15006 --upstream 127.0.0.1:9080 --admin 127.0.0.1:15000 \
+      --node-metadata "$node" --cluster-metadata "$WORK/cluster-metadata.json" \
+      "$@" >"$file" 2>"$WORK/$name.err"; then
+    validate "rendered $name" "$file"
+  else
+    checked=$((checked + 1))
+    failed=$((failed + 1))
+    echo "validate: rendered $name: FAILED to render"
+    sed 's/^/    /' "$WORK/$name.err"
+  fi
+}
+
+render inbound-ratings inbound "$WORK/ratings-node.json" --wasm "$MESHSTATS_WASM" --root-id stats_inbound
+render outbound-productpage outbound "$WORK/productpage-node.json" --wasm "$MESHSTATS_WASM" --root-id stats_outbound
+render inbound-ratings-bare inbound "$WORK/ratings-node.json" --no-filter
+render outbound-productpage-bare outbound "$WORK/productpage-node.json" --no-filter
+
+# Checked-in Envoy configurations.
+while IFS= read -r -d '' file; do
+  validate "${file#"$ROOT"/}" "$file"
+done < <(find "$ROOT" \( -path "$ROOT/target" -o -path "$ROOT/.git" -o -path "$ROOT/.venv" \
+                        -o -path "$ROOT/dist" -o -name node_modules \) -prune -o \
+              -type f \( -name '*.envoy.json' -o -name '*.envoy.yaml' -o -name '*.envoy.yml' \) \
+              -print0 | sort -z)
+
+echo "validate: $((checked - failed)) passed, $failed failed"
+[ "$failed" -eq 0 ]
