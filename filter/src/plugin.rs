@@ -11,7 +11,7 @@ use crate::config::{self, ConfigError, PluginConfig};
 use crate::host::{decode, Headers, Host, LogLevel};
 use crate::labels::{Context, Dimensions, NodeView, Reporter};
 use crate::metrics::{self, MetricTable};
-use crate::peer::{PeerCache, PeerNode, DEFAULT_PEER_CACHE_SIZE, METADATA_HEADER, METADATA_ID_HEADER};
+use crate::peer::{self, PeerCache, PeerNode, DEFAULT_PEER_CACHE_SIZE, METADATA_HEADER, METADATA_ID_HEADER};
 use std::rc::Rc;
 
 /// State for one filter configuration, shared by all its streams.
@@ -38,18 +38,6 @@ pub struct Stream {
     /// The downstream sent exchange headers, so it expects ours on the response.
     exchange_received: bool,
 }
-
-const NODE_STRINGS: [&str; 9] = [
-    "NAME",
-    "NAMESPACE",
-    "OWNER",
-    "WORKLOAD_NAME",
-    "ISTIO_VERSION",
-    "MESH_ID",
-    "CLUSTER_ID",
-    "APP_CONTAINERS",
-    "INSTANCE_IPS",
-];
 
 impl Root {
     /// Builds the state for a configuration. Never fails: a configuration that cannot be used
@@ -207,18 +195,10 @@ fn upstream_host_fallback(host: &impl Host) -> Option<PeerNode> {
 
 fn read_local_node(host: &impl Host) -> PeerNode {
     let mut node = PeerNode::default();
-    for key in NODE_STRINGS {
-        let Some(value) = host.property(&["xds", "node", "metadata", key]).map(decode::string) else { continue };
-        match key {
-            "NAME" => node.name = value,
-            "NAMESPACE" => node.namespace = value,
-            "OWNER" => node.owner = value,
-            "WORKLOAD_NAME" => node.workload_name = value,
-            "ISTIO_VERSION" => node.istio_version = value,
-            "MESH_ID" => node.mesh_id = value,
-            "CLUSTER_ID" => node.cluster_id = value,
-            "APP_CONTAINERS" => node.app_containers = value,
-            _ => node.instance_ips = value,
+    for key in peer::STRING_KEYS {
+        let Some(value) = host.property(&["xds", "node", "metadata", key]) else { continue };
+        if let Some(field) = peer::string_field_mut(&mut node, key) {
+            *field = decode::string(value);
         }
     }
     for (key, value) in host.property(&["xds", "node", "metadata", "LABELS"]).map(|b| decode::pairs(&b)).unwrap_or_default() {

@@ -6,10 +6,12 @@
 //! Prometheus labels with one `stats_tags` regex per tag, applied in the order labels are
 //! written, each removing its own `tag=.=value;.;` run from the front of the name.
 //!
-//! Values are written as they are, with one exception that keeps extraction unambiguous: a
-//! value may not contain a separator (`;.;`, `=.=`) nor end in `;.` (which would form a
-//! separator with the field separator after it). Such runs have their `.` replaced by `_`;
-//! every other value, whatever its bytes, comes out of Envoy exactly as it went in.
+//! Values are written as they are, with two exceptions. Envoy stores tag values as
+//! dot-separated tokens and drops trailing dots, so they are trimmed here first (otherwise
+//! `a.` and `a` would be two stats with one label set, which Prometheus rejects as duplicate
+//! series). And to keep extraction unambiguous a value may not contain a separator (`;.;`,
+//! `=.=`): such runs have their `.` replaced by `_`. Every other value, whatever its bytes,
+//! comes out of Envoy exactly as it went in.
 
 /// Separates one `tag=.=value` field from the next.
 pub const FIELD_SEPARATOR: &str = ";.;";
@@ -31,6 +33,7 @@ pub fn push_label(buf: &mut String, tag: &str, value: &str) {
 
 /// Appends a label value; allocation-free for the common case of a value with no separator.
 pub fn push_value(buf: &mut String, value: &str) {
+    let value = value.trim_end_matches('.');
     if !needs_escape(value) {
         buf.push_str(value);
         return;
@@ -45,9 +48,9 @@ pub fn push_value(buf: &mut String, value: &str) {
     *buf = String::from_utf8(bytes).unwrap_or_default();
 }
 
-/// True when `value` would break extraction if written as it is.
+/// True when `value` would break extraction if written as it is (trailing dots aside).
 pub fn needs_escape(value: &str) -> bool {
-    value.contains(FIELD_SEPARATOR) || value.contains(VALUE_SEPARATOR) || value.ends_with(";.")
+    value.contains(FIELD_SEPARATOR) || value.contains(VALUE_SEPARATOR)
 }
 
 fn escape_in_place(v: &mut [u8]) {
@@ -61,11 +64,6 @@ fn escape_in_place(v: &mut [u8]) {
             }
         }
         i += 1;
-    }
-    if n >= 2 && byte(v, n - 2) == b';' && byte(v, n - 1) == b'.' {
-        if let Some(dot) = v.get_mut(n - 1) {
-            *dot = b'_';
-        }
     }
 }
 
@@ -137,13 +135,13 @@ mod tests {
             "k=v",
             ";",
             "=",
-            ".",
-            "..",
+            ".x",
+            "a..b",
             ";;",
             ";=",
-            "=.",
             ".=",
             ".;",
+            ";.x",
             "a b\tc",
             "ünïcødé ✓ 日本",
             "\"quoted\" \\ back",
@@ -158,8 +156,13 @@ mod tests {
         let hostile = "x;.;response_code=.=999;.;";
         let got = roundtrip(["source", hostile, "200"]);
         assert_eq!(got, vec!["source", "x;_;response_code=_=999;_;", "200"]);
-        assert_eq!(roundtrip(["a;.", "b", "c"]), vec!["a;_", "b", "c"]);
-        assert_eq!(roundtrip(["=.=", ";.;", ";."]), vec!["=_=", ";_;", ";_"]);
+        assert_eq!(roundtrip(["=.=", ";.;", "=.=.=;.;.;"]), vec!["=_=", ";_;", "=_=_=;_;_;"]);
+    }
+
+    #[test]
+    fn trailing_dots_are_dropped_as_envoy_does() {
+        assert_eq!(roundtrip(["trail.", "two..", "a;."]), vec!["trail", "two", "a;"]);
+        assert_eq!(roundtrip([".", "..", ".lead"]), vec!["", "", ".lead"]);
     }
 
     #[test]
@@ -173,6 +176,7 @@ mod tests {
         fn every_value_round_trips_or_is_minimally_escaped(a in ".*", b in "[;.=a ]{0,12}", c in any::<String>()) {
             let got = roundtrip([&a, &b, &c]);
             for (orig, out) in [a, b, c].iter().zip(got) {
+                let orig = orig.trim_end_matches('.');
                 if needs_escape(orig) {
                     prop_assert_eq!(out.len(), orig.len());
                     prop_assert!(!needs_escape(&out));

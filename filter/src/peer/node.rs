@@ -23,7 +23,20 @@ fn string_fields(node: &PeerNode) -> [(&'static str, &String); 9] {
     ]
 }
 
-fn string_field_mut<'n>(node: &'n mut PeerNode, key: &str) -> Option<&'n mut String> {
+/// The node metadata keys that hold plain strings.
+pub(crate) const STRING_KEYS: [&str; 9] = [
+    "NAME",
+    "NAMESPACE",
+    "OWNER",
+    "WORKLOAD_NAME",
+    "ISTIO_VERSION",
+    "MESH_ID",
+    "CLUSTER_ID",
+    "APP_CONTAINERS",
+    "INSTANCE_IPS",
+];
+
+pub(crate) fn string_field_mut<'n>(node: &'n mut PeerNode, key: &str) -> Option<&'n mut String> {
     Some(match key {
         "NAME" => &mut node.name,
         "NAMESPACE" => &mut node.namespace,
