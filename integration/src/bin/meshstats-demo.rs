@@ -71,8 +71,11 @@ fn run(args: Args) -> Result<(), String> {
         if started.elapsed() > DEADLINE {
             return Err(format!("gave up after {}s ({i} requests sent)", DEADLINE.as_secs()));
         }
-        match http_get(entry, &format!("/ratings/{i}"), &[]) {
-            Ok(r) if r.status == 200 => {}
+        // Every tenth call the app answers 503, so the table shows an error series too.
+        let (headers, expect): (&[(&str, &str)], u16) =
+            if i % 10 == 0 { (&[("x-backend-status", "503")], 503) } else { (&[], 200) };
+        match http_get(entry, &format!("/ratings/{i}"), headers) {
+            Ok(r) if r.status == expect => {}
             Ok(r) => {
                 failures += 1;
                 eprintln!("\ndemo: request {i}: {} {}", r.status, r.body.trim());
