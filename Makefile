@@ -5,6 +5,7 @@
 #   make test    unit tests, clippy (host and wasm), envoy --mode validate on every Envoy
 #                config, then the tests against real Envoy processes
 #   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep)
+#   make bench   bare Envoy vs Envoy + meshstats side by side, as ratios (ARGS=--json, ...)
 #   make clean   remove build outputs (distclean also removes .venv)
 
 ENVOY_VERSION ?= 1.40.0
@@ -20,7 +21,7 @@ MESHSTATS_WASM := $(CURDIR)/dist/meshstats.wasm
 MESHSTATS_BIN := $(CURDIR)/dist/meshstats
 ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN)
 
-.PHONY: setup build test unit lint validate-configs integration run clean distclean
+.PHONY: setup build test unit lint validate-configs integration run bench clean distclean
 
 setup:
 	@ENVOY_VERSION=$(ENVOY_VERSION) bash scripts/setup.sh
@@ -54,6 +55,11 @@ integration:
 
 run: build
 	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-demo -- $(ARGS)
+
+# Side by side in one run, reported as ratios; never fails on slowness (docs/benchmarks.md).
+# ARGS: --rounds N --duration-secs S --connections C --warmup-secs S --json
+bench: build
+	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-bench -- $(ARGS)
 
 clean:
 	$(CARGO) clean

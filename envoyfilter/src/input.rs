@@ -33,11 +33,16 @@ pub fn read_text(path: &Path) -> Result<String, InputError> {
 }
 
 /// A filter configuration: its text (to pass to Envoy untouched) and what it parses to.
-/// The reason on failure is exactly the `ConfigError` text the filter itself would log.
+/// It must compile without a single problem; the reason on failure is exactly the
+/// `ConfigError` text the filter itself logs, one line per problem, each naming the file.
 pub fn read_config(path: &Path) -> Result<(String, PluginConfig), InputError> {
     let text = read_text(path)?;
-    let (config, _) = meshstats_filter::compile(&text).map_err(|e| error(path, e.to_string()))?;
-    Ok((text, config))
+    let compiled = meshstats_filter::compile(&text).map_err(|e| error(path, e.to_string()))?;
+    if !compiled.problems.is_empty() {
+        let lines: Vec<String> = compiled.problems.iter().map(|p| p.to_string()).collect();
+        return Err(error(path, lines.join(&format!("\n{}: ", path.display()))));
+    }
+    Ok((text, compiled.config))
 }
 
 /// A JSON object (node or cluster metadata); anything else is refused here rather than by
@@ -116,7 +121,7 @@ mod tests {
         let p = temp_file("badtag.json", r#"{"metrics": [{"tags_to_remove": ["nope"]}]}"#);
         assert_eq!(
             read_config(&p).unwrap_err().reason,
-            "invalid meshstats config at `metrics[0].tags_to_remove[0]`: \"nope\" is not a standard label",
+            "invalid meshstats config at `metrics[0].tags_to_remove[0]`: \"nope\" is not a label of this metric",
             "validate checks what the filter compiles, not just the JSON shape"
         );
 

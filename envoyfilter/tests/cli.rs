@@ -73,13 +73,32 @@ fn render_stats_config_prints_the_json_object() {
         r#"{"metrics": [{"dimensions": {"route": "request.url_path"}}]}"#,
     );
     let out = meshstats(&["render", "stats-config", "--config", s(&cfg)]);
-    // Custom dimensions need the expression language, which this build does not have yet:
-    // the CLI refuses the config with the filter's own words rather than render half of it.
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tags = printed["stats_tags"].as_array().unwrap();
+    assert!(tags.iter().any(|t| t["tag_name"] == "route"));
+    assert_eq!(printed.get("histogram_bucket_settings"), None, "no buckets asked for");
+
+    let cfg = write(
+        &dir,
+        "b.json",
+        r#"{"metrics": [{"name": "request_bytes", "buckets": {"explicit_buckets": {"bounds": [64, 1024]}}}]}"#,
+    );
+    let out = meshstats(&["render", "stats-config", "--config", s(&cfg)]);
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        printed["histogram_bucket_settings"],
+        serde_json::json!([{"match": {"safe_regex": {"regex": "^wasmcustom\\.(.*;\\.;)?istio_request_bytes$"}}, "buckets": [64.0, 1024.0]}])
+    );
+
+    // A config with a broken expression is refused, with the filter's own words.
+    let cfg = write(&dir, "bad.json", r#"{"metrics": [{"dimensions": {"route": "request.url_pth"}}]}"#);
+    let out = meshstats(&["render", "stats-config", "--config", s(&cfg)]);
     assert!(!out.status.success());
     assert_eq!(
         text(&out.stderr).trim(),
         format!(
-            "meshstats: {}: invalid meshstats config at `metrics[0].dimensions`: dimension expressions are not supported by this build of meshstats yet",
+            "meshstats: {}: invalid meshstats config at `metrics[0].dimensions.route`: column 1: unknown attribute `request.url_pth`; did you mean `request.url_path`? in `request.url_pth`",
             cfg.display()
         )
     );

@@ -74,32 +74,16 @@ fn default_config_extracts_the_standard_labels_first_in_emission_order() {
 }
 
 #[test]
-fn custom_dimensions_come_last_and_no_tag_is_named_twice() {
+fn custom_dimensions_sit_between_standard_and_build_labels_longest_first() {
     let config = PluginConfig::parse(
         r#"{"metrics": [{"dimensions": {"route": "request.url_path", "reporter": "'x'"}},
-                        {"name": "requests_total", "dimensions": {"route": "request.host", "a.b": "'y'"}}]}"#,
+                        {"name": "requests_total", "dimensions": {"route": "request.host", "a.b": "'y'", "user_agent": "request.useragent"}}]}"#,
     )
     .unwrap();
     let names = tag_names(&config);
     let unique: BTreeSet<&String> = names.iter().collect();
     assert_eq!(unique.len(), names.len(), "tag named twice: {names:?}");
-    let default_len = tag_names(&PluginConfig::default()).len();
-    assert_eq!(
-        names[..default_len],
-        tag_names(&PluginConfig::default())[..]
-    );
-    for custom in ["route", "a.b"] {
-        assert!(
-            names[default_len..].iter().any(|n| n == custom),
-            "{custom} missing from {names:?}"
-        );
-    }
-    let sc = stats_config(&config);
-    let ab = sc["stats_tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["tag_name"] == "a.b")
-        .unwrap();
-    assert_eq!(ab["regex"], r"(a\.b=\.=(.*?);\.;)");
+    assert_eq!(names[..25], STANDARD_LABELS);
+    // `reporter` is standard; `a.b` is not a valid label name (the config reports it).
+    assert_eq!(names[25..], ["user_agent", "route", "component", "tag"]);
 }

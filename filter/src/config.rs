@@ -9,7 +9,7 @@ use std::fmt;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginConfig {
-    #[serde(alias = "disableHostHeaderFallback")]
+    #[serde(alias = "disableHostHeaderFallback", deserialize_with = "proto_bool")]
     pub disable_host_header_fallback: bool,
     /// A protobuf JSON duration such as `"5s"` or `"0.5s"`.
     #[serde(alias = "tcpReportingDuration")]
@@ -19,7 +19,7 @@ pub struct PluginConfig {
     pub reporter: Reporter,
     /// meshstats: do not send our own `x-envoy-peer-metadata` (requests or responses).
     /// Incoming exchange headers are still read and stripped.
-    #[serde(alias = "disableMetadataExchange")]
+    #[serde(alias = "disableMetadataExchange", deserialize_with = "proto_bool")]
     pub disable_metadata_exchange: bool,
     /// Accepted for configs written for older Istio releases; has no effect.
     pub debug: Option<serde_json::Value>,
@@ -39,9 +39,13 @@ pub struct MetricConfig {
     pub dimensions: std::collections::BTreeMap<String, String>,
     #[serde(alias = "tagsToRemove")]
     pub tags_to_remove: Vec<String>,
+    /// A predicate: record the metric only when it holds (Mixer's `rule.match`).
     #[serde(rename = "match")]
     pub match_: String,
+    #[serde(deserialize_with = "proto_bool")]
     pub drop: bool,
+    /// meshstats: histogram buckets for the metric(s), rendered into Envoy's bootstrap.
+    pub buckets: Option<Buckets>,
 }
 
 /// `stats.MetricDefinition`: a user-defined metric.
@@ -49,9 +53,91 @@ pub struct MetricConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricDefinition {
     pub name: String,
+    /// An integer expression: the increment (counter) or the recorded value.
     pub value: String,
     #[serde(rename = "type")]
     pub kind: MetricKind,
+    /// meshstats: the full emitted name, e.g. Mixer's `double_request_count`; default
+    /// `istio_<name>` as Istio.
+    #[serde(alias = "metricName")]
+    pub metric_name: Option<String>,
+    /// meshstats: the metric's own labels (name → expression), instead of the standard ones.
+    pub dimensions: std::collections::BTreeMap<String, String>,
+    /// meshstats: histogram buckets.
+    pub buckets: Option<Buckets>,
+}
+
+/// Histogram buckets, in the shapes of Mixer's prometheus handler (and the Prometheus client
+/// libraries): explicit bounds, `offset + width·i` or `scale · growth_factor^i` for i < count.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Buckets {
+    #[serde(rename = "explicit_buckets", alias = "explicitBuckets")]
+    Explicit { bounds: Vec<f64> },
+    #[serde(rename = "linear_buckets", alias = "linearBuckets")]
+    Linear {
+        #[serde(alias = "numFiniteBuckets")]
+        num_finite_buckets: u32,
+        width: f64,
+        #[serde(default)]
+        offset: f64,
+    },
+    #[serde(rename = "exponential_buckets", alias = "exponentialBuckets")]
+    Exponential {
+        #[serde(alias = "numFiniteBuckets")]
+        num_finite_buckets: u32,
+        #[serde(alias = "growthFactor")]
+        growth_factor: f64,
+        scale: f64,
+    },
+}
+
+/// The most bounds a bucket spec may produce; Envoy keeps every bucket per series.
+pub const MAX_BUCKETS: usize = 100;
+
+impl Buckets {
+    /// The upper bounds, strictly increasing and finite, or why not.
+    pub fn bounds(&self) -> Result<Vec<f64>, String> {
+        let bounds: Vec<f64> = match self {
+            Buckets::Explicit { bounds } => bounds.clone(),
+            Buckets::Linear { num_finite_buckets: n, width, offset } => {
+                if *width <= 0.0 {
+                    return Err(format!("width must be > 0, got {width}"));
+                }
+                (0..*n).map(|i| offset + width * f64::from(i)).collect()
+            }
+            Buckets::Exponential { num_finite_buckets: n, growth_factor, scale } => {
+                if *growth_factor <= 1.0 || *scale <= 0.0 {
+                    return Err(format!("growth_factor must be > 1 and scale > 0, got {growth_factor} and {scale}"));
+                }
+                (0..*n).map(|i| scale * growth_factor.powi(i as i32)).collect()
+            }
+        };
+        if bounds.is_empty() || bounds.len() > MAX_BUCKETS {
+            return Err(format!("needs 1 to {MAX_BUCKETS} buckets, got {}", bounds.len()));
+        }
+        if bounds.iter().any(|b| !b.is_finite()) || bounds.windows(2).any(|w| w.first() >= w.get(1)) {
+            return Err(format!("bounds must be finite and strictly increasing, got {bounds:?}"));
+        }
+        Ok(bounds)
+    }
+}
+
+/// Protobuf JSON accepts `"true"`/`"false"` strings for bools, and Istio's own test configs
+/// use them (`disable_host_header_fallback: "true"`).
+fn proto_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum B {
+        Bool(bool),
+        Str(String),
+    }
+    match B::deserialize(d)? {
+        B::Bool(b) => Ok(b),
+        B::Str(s) if s == "true" => Ok(true),
+        B::Str(s) if s == "false" => Ok(false),
+        B::Str(s) => Err(serde::de::Error::custom(format!("expected a boolean, got string {s:?}"))),
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -213,7 +299,8 @@ mod tests {
     fn wrong_types_and_values_name_the_field() {
         let e = PluginConfig::parse(r#"{"disable_host_header_fallback": "yes"}"#).unwrap_err();
         assert_eq!(e.path, "disable_host_header_fallback");
-        assert_eq!(e.reason, "invalid type: string \"yes\", expected a boolean");
+        assert_eq!(e.reason, "expected a boolean, got string \"yes\"");
+        assert!(PluginConfig::parse(r#"{"disable_host_header_fallback": "true"}"#).unwrap().disable_host_header_fallback);
         let e = PluginConfig::parse(r#"{"reporter": "CLIENT"}"#).unwrap_err();
         assert_eq!(e.path, "reporter");
         let e = PluginConfig::parse(r#"{"tcp_reporting_duration": "5m"}"#).unwrap_err();
@@ -222,6 +309,23 @@ mod tests {
         assert_eq!(e.to_string(), "invalid meshstats config: EOF while parsing an object");
         let e = PluginConfig::parse("{} x").unwrap_err();
         assert_eq!(e.to_string(), "invalid meshstats config: trailing characters");
+    }
+
+    #[test]
+    fn buckets_in_mixer_shapes() {
+        let c = PluginConfig::parse(
+            r#"{"metrics": [{"name": "request_bytes", "buckets": {"exponential_buckets": {"num_finite_buckets": 4, "growth_factor": 10, "scale": 1}}}],
+                "definitions": [{"name": "x", "value": "1", "type": "HISTOGRAM", "buckets": {"linearBuckets": {"numFiniteBuckets": 3, "width": 5, "offset": 10}}},
+                                {"name": "y", "value": "1", "type": "HISTOGRAM", "buckets": {"explicit_buckets": {"bounds": [0.5, 1, 2.5]}}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.metrics[0].buckets.as_ref().unwrap().bounds().unwrap(), vec![1.0, 10.0, 100.0, 1000.0]);
+        assert_eq!(c.definitions[0].buckets.as_ref().unwrap().bounds().unwrap(), vec![10.0, 15.0, 20.0]);
+        assert_eq!(c.definitions[1].buckets.as_ref().unwrap().bounds().unwrap(), vec![0.5, 1.0, 2.5]);
+        let bad = Buckets::Explicit { bounds: vec![1.0, 1.0] };
+        assert_eq!(bad.bounds().unwrap_err(), "bounds must be finite and strictly increasing, got [1.0, 1.0]");
+        let e = PluginConfig::parse(r#"{"metrics": [{"buckets": {"log_buckets": {}}}]}"#).unwrap_err();
+        assert_eq!(e.path, "metrics[0].buckets");
     }
 
     #[test]

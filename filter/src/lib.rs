@@ -14,6 +14,7 @@
 
 pub mod attributes;
 pub mod config;
+pub mod expr;
 pub mod host;
 pub mod labels;
 pub mod metrics;

@@ -6,7 +6,10 @@
 //! inbound), then at stream end `on_log` reads the attributes once, fills the standard
 //! labels and records the metrics.
 
+use crate::attributes::slots::{self, Inputs};
+use crate::attributes::vocabulary::{SlotDef, Vocabulary};
 use crate::attributes::{Direction, RequestAttributes};
+use crate::expr::Attr;
 use crate::config::{self, ConfigError, PluginConfig};
 use crate::host::{decode, Headers, Host, LogLevel};
 use crate::labels::{Context, Dimensions, NodeView, Reporter};
@@ -26,7 +29,10 @@ pub struct Root {
     root_direction: Option<Direction>,
     peers: PeerCache,
     dims: Dimensions,
-    config_error: Option<ConfigError>,
+    /// The attributes expressions read, and this request's values of them.
+    slot_defs: Vec<SlotDef>,
+    slots: Vec<Option<Attr>>,
+    problems: Vec<ConfigError>,
 }
 
 /// What one HTTP stream learned before it ended.
@@ -43,18 +49,28 @@ impl Root {
     /// Builds the state for a configuration. Never fails: a configuration that cannot be used
     /// is logged once, counted, and replaced by the defaults of `{}`, so traffic keeps flowing.
     pub fn configure(host: &impl Host, config_text: &str) -> Root {
-        let (config, metrics, config_error) = match compile(config_text) {
-            Ok((c, m)) => (c, m, None),
+        let compiled = match compile(config_text) {
+            Ok(c) => {
+                // Parts that did not compile are left out; the rest works.
+                for p in &c.problems {
+                    host.log(LogLevel::Error, &format!("meshstats: {p}; {}", consequence(p)));
+                }
+                c
+            }
             Err(e) => {
                 host.log(LogLevel::Error, &format!("meshstats: {e}; serving with the defaults of {{}}"));
-                if let Some(id) = host.define_metric(config::MetricKind::Counter, metrics::CONFIG_ERRORS_METRIC) {
-                    host.increment_metric(id, 1);
-                }
-                let defaults = PluginConfig::default();
-                let table = MetricTable::compile(&defaults).unwrap_or_default();
-                (defaults, table, Some(e))
+                let mut defaults = compile("{}").unwrap_or_default();
+                defaults.problems.push(e);
+                defaults
             }
         };
+        if !compiled.problems.is_empty() {
+            if let Some(id) = host.define_metric(config::MetricKind::Counter, metrics::CONFIG_ERRORS_METRIC) {
+                host.increment_metric(id, compiled.problems.len() as i64);
+            }
+        }
+        let Compiled { config, mut metrics, vocabulary, problems } = compiled;
+        metrics.define_counters(host);
         let local = read_local_node(host);
         let node_id = host.property(&["xds", "node", "id"]).map(decode::string).unwrap_or_default();
         let root_id = host.property(&["plugin_root_id"]).map(decode::string).unwrap_or_default();
@@ -75,13 +91,15 @@ impl Root {
             node_id,
             root_direction,
             dims: Dimensions::default(),
-            config_error,
+            slot_defs: vocabulary.slots().to_vec(),
+            slots: Vec::new(),
+            problems,
         }
     }
 
-    /// The error that made this root fall back to defaults, if any.
-    pub fn config_error(&self) -> Option<&ConfigError> {
-        self.config_error.as_ref()
+    /// What in the configuration could not be used (each was logged and counted).
+    pub fn problems(&self) -> &[ConfigError] {
+        &self.problems
     }
 
     pub fn metrics(&self) -> &MetricTable {
@@ -172,18 +190,49 @@ impl Root {
             (_, Direction::Outbound) => Reporter::Source,
             (_, Direction::Inbound) => Reporter::Destination,
         };
-        let cx = Context { reporter, direction, local: NodeView::with_labels(&self.local), peer, use_host_header };
+        let local = NodeView::with_labels(&self.local);
+        let cx = Context { reporter, direction, local, peer, use_host_header };
         self.dims.fill(&cx, &req);
-        self.metrics.record(host, &self.dims, &req);
+        if !self.slot_defs.is_empty() {
+            let inputs = Inputs { host, direction, local, peer, req: &req, dims: &self.dims };
+            slots::fill(&self.slot_defs, &mut self.slots, &inputs);
+        }
+        self.metrics.record(host, &self.dims, &self.slots, &req);
     }
 }
 
+/// A configuration compiled for the filter.
+#[derive(Debug, Default)]
+pub struct Compiled {
+    pub config: PluginConfig,
+    pub metrics: MetricTable,
+    pub vocabulary: Vocabulary,
+    /// Parts that could not be used; each disables only what it belongs to.
+    pub problems: Vec<ConfigError>,
+}
+
 /// Parses and compiles a configuration exactly as the filter does at load time; `meshstats
-/// validate` calls this too, so both report the same errors in the same words.
-pub fn compile(text: &str) -> Result<(PluginConfig, MetricTable), ConfigError> {
+/// validate` calls this too, so both report the same problems in the same words. `Err` is a
+/// configuration that cannot be used at all (the filter then serves with the defaults).
+pub fn compile(text: &str) -> Result<Compiled, ConfigError> {
     let config = PluginConfig::parse(text)?;
-    let table = MetricTable::compile(&config)?;
-    Ok((config, table))
+    let mut vocabulary = Vocabulary::default();
+    let (metrics, problems) = metrics::compile(&config, &mut vocabulary);
+    Ok(Compiled { config, metrics, vocabulary, problems })
+}
+
+/// What the filter does about a problem, for its log line.
+fn consequence(p: &ConfigError) -> &'static str {
+    let path = p.path.as_str();
+    if path.contains(".dimensions.") {
+        "the dimension is left out"
+    } else if path.ends_with(".match") {
+        "the metric is not recorded"
+    } else if path.starts_with("definitions[") {
+        "the metric is not defined"
+    } else {
+        "that part is ignored"
+    }
 }
 
 /// Istio's fallback when the upstream did not exchange metadata: the endpoint's

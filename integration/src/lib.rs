@@ -12,6 +12,7 @@
 mod backend;
 mod envoy;
 mod http;
+pub mod load;
 pub mod mesh;
 mod paths;
 mod scrape;

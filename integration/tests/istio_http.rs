@@ -220,7 +220,7 @@ fn unusable_config_is_logged_counted_and_traffic_still_flows() {
     send(mesh.entry, 5, 200);
     assert_eq!(only_series(&mesh.server, "istio_requests_total", 5.0), bookinfo_labels("destination", "none", "200"));
 
-    let expected = "invalid meshstats config at `metrics[0].nmae`: unknown field `nmae`, expected one of `name`, `dimensions`, `tagsToRemove`, `tags_to_remove`, `match`, `drop`";
+    let expected = "invalid meshstats config at `metrics[0].nmae`: unknown field `nmae`, expected one of `name`, `dimensions`, `tagsToRemove`, `tags_to_remove`, `match`, `drop`, `buckets`";
     let log = mesh.server.log();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("meshstats: invalid")).collect();
     assert!(!lines.is_empty(), "no error line in the server log");

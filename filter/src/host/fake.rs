@@ -11,6 +11,7 @@ pub struct FakeHost {
     pub properties: RefCell<BTreeMap<String, Vec<u8>>>,
     pub request_headers: RefCell<BTreeMap<String, String>>,
     pub response_headers: RefCell<BTreeMap<String, String>>,
+    pub response_trailers: RefCell<BTreeMap<String, String>>,
     /// Metric names by id, in definition order.
     pub metrics: RefCell<Vec<(MetricKind, String)>>,
     /// Counter totals and gauge values by metric name; histograms keep every sample.
@@ -31,6 +32,13 @@ impl FakeHost {
     pub fn set_bool(&self, path: &[&str], value: bool) {
         self.set(path, vec![u8::from(value)]);
     }
+    fn map(&self, map: Headers) -> &RefCell<BTreeMap<String, String>> {
+        match map {
+            Headers::Request => &self.request_headers,
+            Headers::Response => &self.response_headers,
+            Headers::ResponseTrailers => &self.response_trailers,
+        }
+    }
     pub fn value(&self, name: &str) -> Option<i64> {
         self.values.borrow().get(name).copied()
     }
@@ -43,17 +51,13 @@ impl Host for FakeHost {
         self.properties.borrow().get(&key).cloned()
     }
     fn header(&self, map: Headers, name: &str) -> Option<String> {
-        let headers = match map {
-            Headers::Request => &self.request_headers,
-            Headers::Response => &self.response_headers,
-        };
-        headers.borrow().get(name).cloned()
+        self.map(map).borrow().get(name).cloned()
+    }
+    fn header_map(&self, map: Headers) -> Vec<(String, String)> {
+        self.map(map).borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
     fn set_header(&self, map: Headers, name: &str, value: Option<&str>) {
-        let headers = match map {
-            Headers::Request => &self.request_headers,
-            Headers::Response => &self.response_headers,
-        };
+        let headers = self.map(map);
         match value {
             Some(v) => headers.borrow_mut().insert(name.to_string(), v.to_string()),
             None => headers.borrow_mut().remove(name),

@@ -14,6 +14,7 @@ use crate::config::MetricKind;
 pub enum Headers {
     Request,
     Response,
+    ResponseTrailers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,6 +32,8 @@ pub trait Host {
     /// its raw proxy-wasm encoding; `None` when absent or on a host error.
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
     fn header(&self, map: Headers, name: &str) -> Option<String>;
+    /// The whole map, for expressions over all headers (`size(request.headers)`).
+    fn header_map(&self, map: Headers) -> Vec<(String, String)>;
     /// Sets (`Some`) or removes (`None`) a header.
     fn set_header(&self, map: Headers, name: &str, value: Option<&str>);
     fn define_metric(&self, kind: MetricKind, name: &str) -> Option<u32>;

@@ -17,6 +17,7 @@ fn map_type(map: Headers) -> MapType {
     match map {
         Headers::Request => MapType::HttpRequestHeaders,
         Headers::Response => MapType::HttpResponseHeaders,
+        Headers::ResponseTrailers => MapType::HttpResponseTrailers,
     }
 }
 
@@ -26,6 +27,9 @@ impl Host for ProxyHost {
     }
     fn header(&self, map: Headers, name: &str) -> Option<String> {
         hostcalls::get_map_value(map_type(map), name).ok().flatten()
+    }
+    fn header_map(&self, map: Headers) -> Vec<(String, String)> {
+        hostcalls::get_map(map_type(map)).unwrap_or_default()
     }
     fn set_header(&self, map: Headers, name: &str, value: Option<&str>) {
         let _ = hostcalls::set_map_value(map_type(map), name, value);

@@ -111,7 +111,7 @@ fn server_without_exchange_falls_back_to_endpoint_metadata() {
 #[test]
 fn bad_config_is_logged_counted_and_replaced_by_defaults() {
     let (h, mut root) = sidecar(1, "ratings-v1", "ratings", r#"{"metrics": [{"nmae": "x"}]}"#);
-    let err = root.config_error().unwrap().to_string();
+    let err = root.problems()[0].to_string();
     assert!(err.starts_with("invalid meshstats config at `metrics[0].nmae`: unknown field `nmae`"), "{err}");
     let logs = h.logs.borrow().clone();
     assert_eq!(logs, vec![(LogLevel::Error, format!("meshstats: {err}; serving with the defaults of {{}}"))]);

@@ -1,6 +1,9 @@
 //! The request attributes the standard labels and values are computed from, read from the
 //! host once per request at stream end (each property at most once).
 
+pub mod slots;
+pub mod vocabulary;
+
 use crate::host::{decode, Headers, Host};
 
 /// Which side of a connection this proxy sits on for the current stream.

@@ -1,0 +1,152 @@
+//! Filling the attribute slots of one request, each at most once, before expressions run.
+//! Values the standard labels already needed come from [`RequestAttributes`] instead of a
+//! second host call. An empty value counts as absent, so Mixer's `x | "default"` works the
+//! way it did in Mixer.
+
+use super::vocabulary::{NodeField, Side, SlotDef, Source};
+use super::{Direction, RequestAttributes};
+use crate::expr::{Attr, Type};
+use crate::host::{decode, Headers, Host};
+use crate::labels::{idx, Dimensions, NodeView, LATEST, UNKNOWN};
+use crate::peer::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL};
+
+/// Everything a slot may be computed from.
+pub struct Inputs<'a, H: Host> {
+    pub host: &'a H,
+    pub direction: Direction,
+    pub local: NodeView<'a>,
+    pub peer: Option<NodeView<'a>>,
+    pub req: &'a RequestAttributes,
+    pub dims: &'a Dimensions,
+}
+
+/// Fills `values` (one per slot definition), reusing its allocation across requests.
+pub fn fill<H: Host>(defs: &[SlotDef], values: &mut Vec<Option<Attr>>, inputs: &Inputs<'_, H>) {
+    values.clear();
+    values.extend(defs.iter().map(|d| read(d, inputs)));
+}
+
+fn read<H: Host>(def: &SlotDef, cx: &Inputs<'_, H>) -> Option<Attr> {
+    let outbound = cx.direction == Direction::Outbound;
+    match &def.source {
+        Source::Property(path) => {
+            if let Some(v) = already_read(path, cx.req) {
+                return v;
+            }
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            decode_as(def.ty, cx.host.property(&path)?)
+        }
+        Source::RequestHeader(k) => string(cx.host.header(Headers::Request, k)),
+        Source::ResponseHeader(k) => string(cx.host.header(Headers::Response, k)),
+        Source::ResponseTrailer(k) => string(cx.host.header(Headers::ResponseTrailers, k)),
+        Source::RequestHeaders => Some(Attr::Map(cx.host.header_map(Headers::Request))),
+        Source::ResponseHeaders => Some(Attr::Map(cx.host.header_map(Headers::Response))),
+        Source::Node(side, NodeField::Principal) => {
+            let is_source = match side {
+                Side::Source => true,
+                Side::Destination => false,
+                Side::UpstreamPeer => outbound.then_some(false)?,
+                Side::DownstreamPeer => (!outbound).then_some(true)?,
+            };
+            let p = if is_source { &cx.req.source_principal } else { &cx.req.destination_principal };
+            string(Some(p.clone()))
+        }
+        Source::Node(side, field) => node_field(node(*side, cx)?, *field),
+        Source::NodeLabel(side, key) => string(node(*side, cx)?.node.label(key).map(str::to_string)),
+        Source::NodeLabels(side) => {
+            let n = node(*side, cx)?;
+            n.labels_known.then(|| Attr::Map(n.node.labels.clone()))
+        }
+        Source::ReporterKind => string(Some(if outbound { "outbound" } else { "inbound" }.to_string())),
+        Source::Protocol => string(Some(if cx.req.grpc { "grpc" } else { "http" }.to_string())),
+        Source::DestinationServiceHost => dim(cx.dims, idx::DESTINATION_SERVICE),
+        Source::DestinationServiceName => dim(cx.dims, idx::DESTINATION_SERVICE_NAME),
+        Source::DestinationServiceNamespace => dim(cx.dims, idx::DESTINATION_SERVICE_NAMESPACE),
+    }
+}
+
+/// The node a side names for this request's direction.
+fn node<'a, H: Host>(side: Side, cx: &Inputs<'a, H>) -> Option<NodeView<'a>> {
+    let outbound = cx.direction == Direction::Outbound;
+    match (side, outbound) {
+        (Side::Source, true) | (Side::Destination, false) => Some(cx.local),
+        (Side::Source, false) | (Side::Destination, true) => cx.peer,
+        (Side::UpstreamPeer, true) | (Side::DownstreamPeer, false) => cx.peer,
+        (Side::UpstreamPeer, false) | (Side::DownstreamPeer, true) => None,
+    }
+}
+
+fn node_field(view: NodeView<'_>, field: NodeField) -> Option<Attr> {
+    let n = view.node;
+    let s = match field {
+        NodeField::Name => n.name.clone(),
+        NodeField::Namespace => n.namespace.clone(),
+        NodeField::Owner => n.owner.clone(),
+        NodeField::WorkloadName => n.workload_name.clone(),
+        NodeField::IstioVersion => n.istio_version.clone(),
+        NodeField::MeshId => n.mesh_id.clone(),
+        NodeField::ClusterId => n.cluster_id.clone(),
+        NodeField::AppContainers => n.app_containers.clone(),
+        NodeField::InstanceIps => n.instance_ips.clone(),
+        NodeField::App => n.label("app").unwrap_or_default().to_string(),
+        NodeField::Version => n.label("version").unwrap_or_default().to_string(),
+        NodeField::CanonicalService => match n.label(CANONICAL_NAME_LABEL) {
+            Some(c) => c.to_string(),
+            None if view.labels_known => n.workload_name.clone(),
+            None => String::new(),
+        },
+        NodeField::CanonicalRevision => n.label(CANONICAL_REVISION_LABEL).unwrap_or(LATEST).to_string(),
+        NodeField::Uid if !n.name.is_empty() => format!("kubernetes://{}.{}", n.name, n.namespace),
+        NodeField::WorkloadUid if !n.workload_name.is_empty() => {
+            format!("istio://{}/workloads/{}", n.namespace, n.workload_name)
+        }
+        NodeField::Uid | NodeField::WorkloadUid | NodeField::Principal => String::new(),
+    };
+    string(Some(s))
+}
+
+fn dim(dims: &Dimensions, i: usize) -> Option<Attr> {
+    let v = dims.values.get(i)?;
+    string((v != UNKNOWN).then(|| v.clone()))
+}
+
+fn string(s: Option<String>) -> Option<Attr> {
+    s.filter(|s| !s.is_empty()).map(Attr::Str)
+}
+
+fn decode_as(ty: Type, bytes: Vec<u8>) -> Option<Attr> {
+    match ty {
+        Type::String => string(Some(decode::string(bytes))),
+        Type::Int => decode::int(&bytes).map(Attr::Int),
+        Type::Bool => decode::boolean(&bytes).map(Attr::Bool),
+        Type::Duration => decode::int(&bytes).map(Attr::Duration),
+        Type::Timestamp => decode::int(&bytes).map(Attr::Timestamp),
+        Type::Double => {
+            let arr: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+            Some(Attr::Double(f64::from_le_bytes(arr)))
+        }
+        Type::Map => Some(Attr::Map(decode::pairs(&bytes))),
+        Type::List => None,
+    }
+}
+
+/// Properties [`RequestAttributes`] has already read for the standard labels.
+fn already_read(path: &[String], req: &RequestAttributes) -> Option<Option<Attr>> {
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    Some(match p.as_slice() {
+        ["response", "code"] => (req.response_code != 0).then_some(Attr::Int(req.response_code)),
+        ["response", "flags"] => Some(Attr::Int(req.response_flags as i64)),
+        ["request", "duration"] => Some(Attr::Duration(req.duration_ns as i64)),
+        ["request", "total_size"] => Some(Attr::Int(req.request_bytes as i64)),
+        ["response", "total_size"] => Some(Attr::Int(req.response_bytes as i64)),
+        ["xds", "cluster_name"] => string(Some(req.cluster_name.clone())),
+        ["request", "host"] if !req.host.is_empty() => string(Some(req.host.clone())),
+        ["xds", "route_name"] => string(Some(req.route_name.clone())),
+        ["response", "grpc_status"] if req.grpc => req.grpc_status.map(Attr::Int),
+        ["connection", "mtls"] if req.mtls.is_some() => req.mtls.map(Attr::Bool),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

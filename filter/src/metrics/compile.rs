@@ -1,0 +1,288 @@
+//! From configuration to [`MetricTable`]: the standard metrics, `definitions[]` (user-defined
+//! metrics) and `metrics[]` overrides (dimensions, `tags_to_remove`, `drop`, `match`).
+//!
+//! Failure semantics follow Istio's: a broken part disables only what it belongs to and is
+//! reported as a problem (`ConfigError`), while everything else keeps working. A dimension
+//! whose expression does not compile is removed from its metrics; a definition whose value
+//! does not compile is skipped; a `match` that does not compile turns its metrics off (a
+//! predicate that cannot be decided is false, at load time as per request).
+
+use super::{LabelSource, MetricTable, Spec, ValueSource, BUILD_LABELS, HTTP_METRICS, PREFIX};
+use crate::attributes::vocabulary::Vocabulary;
+use crate::config::{ConfigError, MetricKind, PluginConfig};
+use crate::expr::{self, Program, Type};
+use crate::labels::STANDARD_LABELS;
+
+/// A spec under construction, with what only compilation needs.
+struct Draft {
+    spec: Spec,
+    /// The name `metrics[].name` refers to it by (`requests_total`, a definition's name).
+    short: String,
+    dropped: bool,
+}
+
+/// Compiles the metric parts of `config`, resolving attributes through `vocab`. Problems are
+/// returned, never fatal.
+pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, Vec<ConfigError>) {
+    let mut c = Compiler { vocab, table: MetricTable::default(), problems: Vec::new(), sources: Vec::new() };
+    let mut drafts: Vec<Draft> = HTTP_METRICS
+        .iter()
+        .map(|m| Draft {
+            spec: Spec {
+                name: format!("{PREFIX}{}", m.name),
+                kind: m.kind,
+                labels: STANDARD_LABELS.iter().take(m.label_count).enumerate().map(|(i, t)| (t.to_string(), LabelSource::Standard(i))).collect(),
+                value: ValueSource::Standard(m.value),
+                matchers: Vec::new(),
+            },
+            short: m.name.to_string(),
+            dropped: false,
+        })
+        .collect();
+    for (i, def) in config.definitions.iter().enumerate() {
+        if let Some(d) = c.definition(i, def) {
+            // A definition named like a standard metric replaces it, as in Istio.
+            drafts.retain(|x| x.short != d.short);
+            drafts.push(d);
+        }
+    }
+    for (i, over) in config.metrics.iter().enumerate() {
+        c.apply_override(i, over, &mut drafts);
+    }
+    c.table.specs = drafts.into_iter().filter(|d| !d.dropped).map(|d| d.spec).collect();
+    (c.table, c.problems)
+}
+
+struct Compiler<'v> {
+    vocab: &'v mut Vocabulary,
+    table: MetricTable,
+    problems: Vec<ConfigError>,
+    /// Source text of each custom dimension expression, so one expression is evaluated once.
+    sources: Vec<String>,
+}
+
+impl Compiler<'_> {
+    fn problem(&mut self, path: String, reason: String) {
+        self.problems.push(ConfigError { path, reason });
+    }
+
+    fn program(&mut self, path: &str, source: &str, ty: Type) -> Option<Program> {
+        match expr::compile(source, Some(ty), self.vocab) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.problem(path.to_string(), format!("{e} in `{source}`"));
+                None
+            }
+        }
+    }
+
+    /// A custom dimension's expression index, compiling it once per distinct text.
+    fn dimension(&mut self, path: &str, tag: &str, source: &str) -> Option<usize> {
+        if let Err(reason) = check_tag(tag) {
+            self.problem(path.to_string(), reason);
+            return None;
+        }
+        if let Some(i) = self.sources.iter().position(|s| s == source) {
+            return Some(i);
+        }
+        let program = self.program(path, source, Type::String)?;
+        self.table.dimensions.push(program);
+        self.sources.push(source.to_string());
+        Some(self.sources.len() - 1)
+    }
+
+    fn definition(&mut self, i: usize, def: &crate::config::MetricDefinition) -> Option<Draft> {
+        let at = |f: &str| format!("definitions[{i}].{f}");
+        if def.name.is_empty() {
+            self.problem(at("name"), "must not be empty".into());
+            return None;
+        }
+        let name = def.metric_name.clone().unwrap_or_else(|| format!("{PREFIX}{}", def.name));
+        if !is_metric_name(&name) {
+            let field = if def.metric_name.is_some() { "metric_name" } else { "name" };
+            self.problem(at(field), format!("{name:?} is not a valid Prometheus metric name"));
+            return None;
+        }
+        if def.value.is_empty() {
+            self.problem(at("value"), "must not be empty".into());
+            return None;
+        }
+        let value = self.program(&at("value"), &def.value, Type::Int)?;
+        self.table.values.push(value);
+        let value = ValueSource::Expr(self.table.values.len() - 1);
+        let labels = if def.dimensions.is_empty() {
+            STANDARD_LABELS.iter().enumerate().map(|(i, t)| (t.to_string(), LabelSource::Standard(i))).collect()
+        } else {
+            let mut labels = Vec::new();
+            for (tag, source) in &def.dimensions {
+                let path = format!("definitions[{i}].dimensions.{tag}");
+                if let Some(d) = self.dimension(&path, tag, source) {
+                    labels.push((tag.clone(), LabelSource::Custom(d)));
+                }
+            }
+            labels
+        };
+        if let Some(b) = &def.buckets {
+            self.check_buckets(&at("buckets"), b, def.kind);
+        }
+        Some(Draft {
+            spec: Spec { name, kind: def.kind, labels, value, matchers: Vec::new() },
+            short: def.name.clone(),
+            dropped: false,
+        })
+    }
+
+    fn check_buckets(&mut self, path: &str, buckets: &crate::config::Buckets, kind: MetricKind) {
+        if kind != MetricKind::Histogram {
+            self.problem(path.to_string(), "buckets apply to histograms only".into());
+        } else if let Err(reason) = buckets.bounds() {
+            self.problem(path.to_string(), reason);
+        }
+    }
+
+    fn apply_override(&mut self, i: usize, over: &crate::config::MetricConfig, drafts: &mut [Draft]) {
+        let at = |f: &str| format!("metrics[{i}].{f}");
+        let targets: Vec<usize> = (0..drafts.len())
+            .filter(|&d| drafts.get(d).is_some_and(|x| !x.dropped && (over.name.is_empty() || x.short == over.name)))
+            .collect();
+        if !over.name.is_empty() && targets.is_empty() {
+            let known: Vec<&str> = drafts.iter().map(|d| d.short.as_str()).collect();
+            self.problem(at("name"), format!("unknown metric {:?}; known metrics: {}", over.name, known.join(", ")));
+            return;
+        }
+        let each = |drafts: &mut [Draft], f: &mut dyn FnMut(&mut Draft)| {
+            for &t in &targets {
+                if let Some(d) = drafts.get_mut(t) {
+                    f(d);
+                }
+            }
+        };
+        if over.drop {
+            each(drafts, &mut |d| d.dropped = true);
+            return;
+        }
+        for (j, tag) in over.tags_to_remove.iter().enumerate() {
+            let known = targets.iter().any(|&t| drafts.get(t).is_some_and(|d| d.spec.labels.iter().any(|(l, _)| l == tag)));
+            if !known && !STANDARD_LABELS.contains(&tag.as_str()) {
+                self.problem(format!("metrics[{i}].tags_to_remove[{j}]"), format!("{tag:?} is not a label of this metric"));
+                continue;
+            }
+            each(drafts, &mut |d| d.spec.labels.retain(|(l, _)| l != tag));
+        }
+        for (tag, source) in &over.dimensions {
+            let path = format!("metrics[{i}].dimensions.{tag}");
+            let expr = self.dimension(&path, tag, source);
+            each(drafts, &mut |d| {
+                let slot = d.spec.labels.iter_mut().find(|(l, _)| l == tag);
+                match (expr, slot) {
+                    (Some(e), Some(slot)) => slot.1 = LabelSource::Custom(e),
+                    (Some(e), None) => d.spec.labels.push((tag.clone(), LabelSource::Custom(e))),
+                    // As Istio: a dimension that does not compile leaves its metric.
+                    (None, _) => d.spec.labels.retain(|(l, _)| l != tag),
+                }
+            });
+        }
+        if !over.match_.is_empty() {
+            let predicate = self.program(&at("match"), &over.match_, Type::Bool);
+            let index = predicate.map(|p| {
+                self.table.predicates.push(p);
+                self.table.predicates.len() - 1
+            });
+            // No compiled predicate: an index that resolves to nothing, which never matches.
+            each(drafts, &mut |d| d.spec.matchers.push(index.unwrap_or(usize::MAX)));
+        }
+        if let Some(b) = &over.buckets {
+            let kinds: Vec<MetricKind> = targets.iter().filter_map(|&t| drafts.get(t)).map(|d| d.spec.kind).collect();
+            let kind = if over.name.is_empty() || kinds.contains(&MetricKind::Histogram) { MetricKind::Histogram } else { MetricKind::Counter };
+            self.check_buckets(&at("buckets"), b, kind);
+        }
+    }
+}
+
+/// Custom tag names in extraction order: longest first. Values cannot contain `=.=` (see
+/// `stat_name`), so `tag=.=` occurs in a stat name only where a tag was written, except
+/// inside a longer tag that ends with the same name; extracting longer names first removes
+/// those before the shorter regex runs. (Emission order does not matter.)
+fn custom_order(config: &PluginConfig) -> Vec<String> {
+    let mut tags: Vec<String> = config
+        .metrics
+        .iter()
+        .flat_map(|m| m.dimensions.keys())
+        .chain(config.definitions.iter().flat_map(|d| d.dimensions.keys()))
+        .filter(|t| !STANDARD_LABELS.contains(&t.as_str()) && check_tag(t).is_ok())
+        .cloned()
+        .collect();
+    tags.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    tags.dedup();
+    tags
+}
+
+/// Every tag name the filter can write into a stat name, in the order Envoy must extract
+/// them: the standard labels, custom dimensions (longest first), then `istio_build`'s.
+pub fn all_tag_names(config: &PluginConfig) -> Vec<String> {
+    STANDARD_LABELS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(custom_order(config).into_iter().filter(|t| !BUILD_LABELS.contains(&t.as_str())))
+        .chain(BUILD_LABELS.iter().map(|s| s.to_string()))
+        .collect()
+}
+
+/// Histogram buckets a configuration asks for, per full metric name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketSetting {
+    pub metric: String,
+    pub bounds: Vec<f64>,
+}
+
+/// The bucket settings to render into Envoy's bootstrap (invalid ones are left out; `compile`
+/// reports them).
+pub fn bucket_settings(config: &PluginConfig) -> Vec<BucketSetting> {
+    let mut out: Vec<BucketSetting> = Vec::new();
+    let mut histograms: Vec<(String, String)> = HTTP_METRICS
+        .iter()
+        .filter(|m| m.kind == MetricKind::Histogram)
+        .map(|m| (m.name.to_string(), format!("{PREFIX}{}", m.name)))
+        .collect();
+    for d in config.definitions.iter().filter(|d| d.kind == MetricKind::Histogram) {
+        let full = d.metric_name.clone().unwrap_or_else(|| format!("{PREFIX}{}", d.name));
+        if let Some(b) = d.buckets.as_ref().and_then(|b| b.bounds().ok()) {
+            out.push(BucketSetting { metric: full.clone(), bounds: b });
+        }
+        histograms.push((d.name.clone(), full));
+    }
+    for m in &config.metrics {
+        let Some(bounds) = m.buckets.as_ref().and_then(|b| b.bounds().ok()) else { continue };
+        for (short, full) in &histograms {
+            if m.name.is_empty() || m.name == *short {
+                out.retain(|s| s.metric != *full);
+                out.push(BucketSetting { metric: full.clone(), bounds: bounds.clone() });
+            }
+        }
+    }
+    out
+}
+
+fn check_tag(tag: &str) -> Result<(), String> {
+    let mut chars = tag.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !tag.starts_with("__");
+    if !valid {
+        return Err(format!("{tag:?} is not a valid Prometheus label name"));
+    }
+    // Standard labels are extracted first, so a custom name ending with one would be cut
+    // in two by that label's regex.
+    match STANDARD_LABELS.iter().find(|std| tag.len() > std.len() && tag.ends_with(*std)) {
+        Some(std) => Err(format!(
+            "label {tag:?} ends with the standard label `{std}`, which Envoy's tag extraction cannot tell apart; choose another name"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}

@@ -1,0 +1,232 @@
+//! The metrics the filter emits and how a request becomes metric updates.
+//!
+//! Compiled once per configuration (`compile.rs`) into a [`MetricTable`]: which metrics
+//! exist, which labels each carries (standard labels in their fixed order, then custom
+//! dimensions), where each value comes from, and which predicates gate it. Per request, the
+//! label values are joined into a reusable key; a cache maps that key to the Envoy metric
+//! ids, so a label tuple seen before costs one hash lookup (fast path) and only a new tuple
+//! builds stat names and defines metrics (slow path).
+
+mod compile;
+
+use crate::attributes::RequestAttributes;
+use crate::config::MetricKind;
+use crate::expr::{Attr, Program};
+use crate::host::Host;
+use crate::labels::{Dimensions, UNKNOWN};
+use crate::stat_name;
+use hashbrown::HashMap;
+
+pub use compile::{all_tag_names, bucket_settings, compile, BucketSetting};
+
+/// Prefix of every standard and user-defined metric, as in Istio.
+pub const PREFIX: &str = "istio_";
+/// Counts configuration problems (a config that could not be used, or parts of one).
+pub const CONFIG_ERRORS_METRIC: &str = "meshstats_config_errors_total";
+/// Counts records skipped because a metric's value expression failed.
+pub const EVAL_ERRORS_METRIC: &str = "meshstats_evaluation_errors_total";
+/// Labels of `istio_build`.
+pub const BUILD_LABELS: [&str; 2] = ["component", "tag"];
+
+/// Where a standard metric's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value {
+    One,
+    DurationMs,
+    RequestBytes,
+    ResponseBytes,
+}
+
+impl Value {
+    fn of(self, req: &RequestAttributes) -> u64 {
+        match self {
+            Value::One => 1,
+            Value::DurationMs => req.duration_ns / 1_000_000,
+            Value::RequestBytes => req.request_bytes,
+            Value::ResponseBytes => req.response_bytes,
+        }
+    }
+}
+
+/// One of Istio's standard metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct StandardMetric {
+    /// Name without the `istio_` prefix, as `metrics[].name` refers to it.
+    pub name: &'static str,
+    pub kind: MetricKind,
+    /// How many of [`STANDARD_LABELS`] it carries (a prefix of the list).
+    pub label_count: usize,
+    pub value: Value,
+}
+
+/// The standard HTTP (and gRPC) metrics, recorded once per request at stream end.
+pub const HTTP_METRICS: [StandardMetric; 4] = [
+    StandardMetric { name: "requests_total", kind: MetricKind::Counter, label_count: 25, value: Value::One },
+    StandardMetric {
+        name: "request_duration_milliseconds",
+        kind: MetricKind::Histogram,
+        label_count: 25,
+        value: Value::DurationMs,
+    },
+    StandardMetric { name: "request_bytes", kind: MetricKind::Histogram, label_count: 25, value: Value::RequestBytes },
+    StandardMetric { name: "response_bytes", kind: MetricKind::Histogram, label_count: 25, value: Value::ResponseBytes },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LabelSource {
+    Standard(usize),
+    /// Index into the table's custom dimension expressions.
+    Custom(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueSource {
+    Standard(Value),
+    /// Index into the table's value expressions.
+    Expr(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Spec {
+    /// Full metric name, e.g. `istio_requests_total`.
+    name: String,
+    kind: MetricKind,
+    labels: Vec<(String, LabelSource)>,
+    value: ValueSource,
+    /// Indexes into the table's predicates; all must hold.
+    matchers: Vec<usize>,
+}
+
+/// Above this many distinct label tuples the cache starts over, so a flood of distinct
+/// values (say, Host headers) costs re-definitions, not unbounded memory.
+const MAX_CACHED_TUPLES: usize = 20_000;
+
+#[derive(Default)]
+pub struct MetricTable {
+    specs: Vec<Spec>,
+    dimensions: Vec<Program>,
+    values: Vec<Program>,
+    predicates: Vec<Program>,
+    eval_errors: Option<u32>,
+    cache: HashMap<Box<str>, Box<[Option<u32>]>>,
+    custom: Vec<String>,
+    key: String,
+    name: String,
+}
+
+impl std::fmt::Debug for MetricTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricTable").field("specs", &self.specs).finish_non_exhaustive()
+    }
+}
+
+impl MetricTable {
+    /// Names of the metrics this table emits, e.g. `istio_requests_total`.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.specs.iter().map(|s| s.name.as_str())
+    }
+
+    /// The labels a metric carries, in emission order.
+    pub fn labels_of(&self, metric: &str) -> Option<Vec<&str>> {
+        let spec = self.specs.iter().find(|s| s.name == metric)?;
+        Some(spec.labels.iter().map(|(t, _)| t.as_str()).collect())
+    }
+
+    /// Defines the table's own error counter; called once per configuration.
+    pub fn define_counters(&mut self, host: &impl Host) {
+        self.eval_errors = host.define_metric(MetricKind::Counter, EVAL_ERRORS_METRIC);
+    }
+
+    /// Records one finished request. `slots` are the attribute values expressions read.
+    pub fn record(&mut self, host: &impl Host, dims: &Dimensions, slots: &[Option<Attr>], req: &RequestAttributes) {
+        self.custom.resize_with(self.dimensions.len(), String::new);
+        for (out, program) in self.custom.iter_mut().zip(&self.dimensions) {
+            out.clear();
+            // A dimension that cannot be evaluated for this request is `unknown`, as in Istio.
+            match program.eval(slots) {
+                Ok(v) => v.write_to(out),
+                Err(_) => out.push_str(UNKNOWN),
+            }
+        }
+        self.key.clear();
+        for value in dims.values.iter().chain(&self.custom) {
+            stat_name::push_value(&mut self.key, value);
+            self.key.push_str(stat_name::FIELD_SEPARATOR);
+        }
+        // Fast path: a label tuple seen before.
+        if let Some(ids) = self.cache.get(self.key.as_str()) {
+            self.emit(host, ids, slots, req);
+            return;
+        }
+        // Slow path: first time for this tuple.
+        if self.cache.len() >= MAX_CACHED_TUPLES {
+            self.cache.clear();
+        }
+        let mut ids = Vec::with_capacity(self.specs.len());
+        for spec in &self.specs {
+            self.name.clear();
+            for (tag, source) in &spec.labels {
+                let value = match *source {
+                    LabelSource::Standard(i) => dims.values.get(i),
+                    LabelSource::Custom(i) => self.custom.get(i),
+                };
+                stat_name::push_label(&mut self.name, tag, value.map(String::as_str).unwrap_or_default());
+            }
+            self.name.push_str(&spec.name);
+            ids.push(host.define_metric(spec.kind, &self.name));
+        }
+        let ids: Box<[Option<u32>]> = ids.into();
+        self.emit(host, &ids, slots, req);
+        self.cache.insert(self.key.as_str().into(), ids);
+    }
+
+    fn emit(&self, host: &impl Host, ids: &[Option<u32>], slots: &[Option<Attr>], req: &RequestAttributes) {
+        for (spec, id) in self.specs.iter().zip(ids) {
+            let Some(id) = *id else { continue };
+            // A predicate that cannot be evaluated is false: when in doubt, do not record.
+            let matched = spec
+                .matchers
+                .iter()
+                .all(|&m| self.predicates.get(m).is_some_and(|p| p.eval_bool(slots).unwrap_or(false)));
+            if !matched {
+                continue;
+            }
+            let value = match spec.value {
+                ValueSource::Standard(v) => v.of(req) as i64,
+                ValueSource::Expr(i) => match self.values.get(i).map(|p| p.eval_i64(slots)) {
+                    Some(Ok(v)) => v,
+                    _ => {
+                        if let Some(e) = self.eval_errors {
+                            host.increment_metric(e, 1);
+                        }
+                        continue;
+                    }
+                },
+            };
+            match spec.kind {
+                MetricKind::Counter if value > 0 => host.increment_metric(id, value),
+                MetricKind::Counter => {}
+                MetricKind::Gauge | MetricKind::Histogram => host.record_metric(id, value.max(0) as u64),
+            }
+        }
+    }
+
+    /// Distinct label tuples currently cached.
+    pub fn cached_tuples(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+/// Defines and sets `istio_build{component="proxy",tag=<version>}` = 1, as Istio does.
+pub fn record_build(host: &impl Host, version: &str) {
+    let mut name = String::new();
+    stat_name::push_label(&mut name, "component", "proxy");
+    stat_name::push_label(&mut name, "tag", version);
+    name.push_str("istio_build");
+    if let Some(id) = host.define_metric(MetricKind::Gauge, &name) {
+        host.record_metric(id, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,122 @@
+//! User-defined metrics and dimensions in real Envoy sidecars: Mixer's double_request_count,
+//! Istio's customized-stats scenario, custom histogram buckets and a `match` that leaves out
+//! kube-probe requests. Configs come from `envoyfilter/examples/`, as users would take them.
+
+use meshstats_integration::mesh::Bookinfo;
+use meshstats_integration::{http_get, workspace_root, Backend, Envoy, Scrape};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn example(name: &str) -> String {
+    let path = workspace_root().join("envoyfilter/examples").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn send(entry: SocketAddr, n: usize, headers: &[(&str, &str)]) {
+    let mut all = vec![("host", "ratings:9080")];
+    all.extend_from_slice(headers);
+    for i in 0..n {
+        let r = http_get(entry, "/ratings/7", &all).unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+    }
+}
+
+fn wait(envoy: &Envoy, what: &str, check: impl Fn(&Scrape) -> bool) -> Scrape {
+    envoy
+        .wait_for(Duration::from_secs(10), |s| check(s).then(|| s.clone()))
+        .unwrap_or_else(|e| panic!("{e}: {what}; scrape:\n{}", envoy.prometheus().map(|s| s.text().to_string()).unwrap_or_default()))
+}
+
+#[test]
+fn mixer_double_request_count() {
+    let app = Backend::start();
+    let config = example("double-request-count.json");
+    let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
+    send(mesh.entry, 5, &[]);
+    for (envoy, reporter) in [(&mesh.client, "client"), (&mesh.server, "server")] {
+        let want = labels(&[("reporter", reporter), ("source", "productpage-v1"), ("destination", "ratings-v1"), ("message", "twice the fun!")]);
+        let s = wait(envoy, "istio_double_request_count == 10", |s| s.series("istio_double_request_count").iter().any(|x| x.value == 10.0));
+        let series = s.series("istio_double_request_count");
+        assert_eq!(series.len(), 1, "{reporter}: {series:?}");
+        assert_eq!(series[0].labels, want, "{reporter}");
+        assert_eq!(series[0].value, 10.0, "{reporter}: each request adds 2");
+        // The standard metrics are still there.
+        assert_eq!(s.sum("istio_requests_total", &[]), 5.0);
+    }
+}
+
+#[test]
+fn customized_stats_every_feature() {
+    let app = Backend::start();
+    let config = example("customized.json");
+    let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
+    send(mesh.entry, 3, &[("x-user", "alice")]);
+    send(mesh.entry, 2, &[("user-agent", "kube-probe/1.28")]);
+    send(mesh.entry, 1, &[]);
+
+    let s = wait(&mesh.server, "requests_total from 4 non-probe requests", |s| s.sum("istio_requests_total", &[]) == 4.0 && s.sum("istio_custom", &[]) == 6.0);
+    // Added tags from request.host and a header, a standard tag overridden, three removed;
+    // kube-probe requests not counted (match), everything else as standard.
+    let series = s.series("istio_requests_total");
+    assert_eq!(series.len(), 2, "{series:?}");
+    for (user, n) in [("alice", 3.0), ("anonymous", 1.0)] {
+        let x = series.iter().find(|x| x.label("user") == user).unwrap_or_else(|| panic!("no user={user}: {series:?}"));
+        assert_eq!(x.value, n);
+        assert_eq!(x.label("request_host"), "ratings:9080");
+        assert_eq!(x.label("destination_version"), "v1");
+        assert_eq!(x.label("reporter"), "destination");
+        assert_eq!(x.label("source_workload"), "productpage-v1");
+        for gone in ["grpc_response_status", "source_principal", "destination_principal"] {
+            assert!(!x.labels.contains_key(gone), "{gone} should be removed: {:?}", x.labels);
+        }
+        assert_eq!(x.labels.len(), 25 - 3 + 2, "{:?}", x.labels);
+    }
+    // Dropped metric.
+    assert!(s.series("istio_request_bytes").is_empty());
+    // A definitions[] counter with every standard label but the removed ones, reporter overridden.
+    let custom = s.series("istio_custom");
+    assert_eq!(custom.len(), 1, "{custom:?}");
+    assert_eq!(custom[0].value, 6.0, "not gated by the requests_total match");
+    assert_eq!(custom[0].label("reporter"), "proxy");
+    assert_eq!(custom[0].labels.len(), 25 - 2);
+    // Own-label counter with a conditional value: no request took 250 ms.
+    assert!(s.series("istio_slow_requests").is_empty() || s.sum("istio_slow_requests", &[]) == 0.0);
+    // A gauge under a name of our choosing.
+    let gauge = s.series("meshstats_last_response_code");
+    assert_eq!(gauge.len(), 1, "{gauge:?}");
+    assert_eq!(gauge[0].labels, labels(&[("destination", "ratings-v1")]));
+    assert_eq!(gauge[0].value, 200.0);
+    // Nothing was left out at load time.
+    assert!(s.series("meshstats_config_errors_total").is_empty());
+}
+
+#[test]
+fn histograms_use_the_configured_buckets() {
+    let app = Backend::start();
+    let config = example("customized.json");
+    let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
+    send(mesh.entry, 4, &[]);
+    let s = wait(&mesh.server, "histograms flushed", |s| {
+        s.series("istio_request_duration_milliseconds").first().and_then(|x| x.histogram.as_ref()).is_some_and(|h| h.count == 4.0)
+            && s.series("istio_response_kilobytes").first().and_then(|x| x.histogram.as_ref()).is_some_and(|h| h.count == 4.0)
+    });
+    let bounds = |metric: &str| -> Vec<f64> {
+        let series = s.series(metric);
+        let h = series[0].histogram.clone().unwrap();
+        h.buckets.iter().map(|(le, _)| *le).filter(|le| le.is_finite()).collect()
+    };
+    // exponential: 0.25 · 4^i for i < 8
+    assert_eq!(bounds("istio_request_duration_milliseconds"), vec![0.25, 1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]);
+    assert_eq!(bounds("istio_response_kilobytes"), vec![1.0, 4.0, 16.0, 64.0, 256.0]);
+    // The standard response_bytes keeps Envoy's default buckets (0.5 … 3 600 000).
+    let default = bounds("istio_response_bytes");
+    assert_eq!((default.len(), default[0], default[18]), (19, 0.5, 3_600_000.0));
+    // Small responses: all four in the first kilobyte bucket.
+    let kb = s.series("istio_response_kilobytes")[0].histogram.clone().unwrap();
+    assert_eq!(kb.buckets[0], (1.0, 4.0));
+}
