@@ -120,3 +120,32 @@ fn histograms_use_the_configured_buckets() {
     let kb = s.series("istio_response_kilobytes")[0].histogram.clone().unwrap();
     assert_eq!(kb.buckets[0], (1.0, 4.0));
 }
+
+/// Istio's spellings of node metadata, cluster metadata and peer attributes read the real
+/// values from Envoy (and from the exchanged peer).
+#[test]
+fn istio_spellings_read_real_attributes() {
+    let app = Backend::start();
+    let config = r#"{"metrics": [{"name": "requests_total", "dimensions": {
+        "local_app": "xds.node.metadata['LABELS'].app",
+        "local_version": "xds.node.metadata.LABELS.version",
+        "svc": "xds.cluster_metadata.filter_metadata.istio.services[0].name",
+        "peer_app": "filter_state.upstream_peer.labels['app'] | filter_state.downstream_peer.labels['app']",
+        "method": "request.method",
+        "path": "request.url_path",
+        "agent": "request.useragent | 'none'",
+        "mixer_source": "source.workload.name | 'unknown'",
+        "code_class": "string(response.code / 100) + 'xx'"}}]}"#;
+    let mesh = Bookinfo::start(app.addr(), config, config).unwrap();
+    send(mesh.entry, 2, &[("user-agent", "probe/1")]);
+    for (envoy, local, peer) in [(&mesh.client, "productpage", "ratings"), (&mesh.server, "ratings", "productpage")] {
+        let s = wait(envoy, "2 requests", |s| s.sum("istio_requests_total", &[]) == 2.0);
+        let series = s.series("istio_requests_total");
+        assert_eq!(series.len(), 1, "{series:?}");
+        let got: Vec<&str> = ["local_app", "local_version", "svc", "peer_app", "method", "path", "agent", "mixer_source", "code_class"]
+            .iter()
+            .map(|k| series[0].label(k))
+            .collect();
+        assert_eq!(got, [local, "v1", "ratings", peer, "GET", "/ratings/7", "probe/1", "productpage-v1", "2xx"], "{}", envoy.name());
+    }
+}

@@ -297,11 +297,21 @@ fn strip<'p, 'a>(parts: &'p [&'a str], dotted: &str) -> Option<&'p [&'a str]> {
 
 impl Resolver for Vocabulary {
     fn resolve(&mut self, chain: &[Seg<'_>]) -> Result<(usize, Type), String> {
-        // CEL treats `m.k` and `m['k']` alike on maps, and so do we.
+        // CEL treats `m.k` and `m['k']` alike on maps, and so do we; Envoy's property paths
+        // spell a list index as its number.
+        let indexes: Vec<String> = chain
+            .iter()
+            .filter_map(|s| match s {
+                Seg::Index(i) => Some(i.to_string()),
+                _ => None,
+            })
+            .collect();
+        let mut next_index = indexes.iter();
         let parts: Vec<&str> = chain
             .iter()
             .map(|s| match s {
                 Seg::Field(f) | Seg::Key(f) => *f,
+                Seg::Index(_) => next_index.next().map(String::as_str).unwrap_or_default(),
             })
             .collect();
         if let Some(r) = self.resolve_parts(&parts) {

@@ -31,7 +31,7 @@ fn type_errors_name_the_column_and_both_types() {
         ("\"a\" in request.host", "column 8: the right side of `in` must be a list literal or a map, found string"),
         ("[1, 2]", "column 1: a list literal is only allowed on the right of `in`"),
         ("(request.host | 'x')['k']", "column 2: an indexed value must be a map, found string"),
-        ("request.headers[1]", "column 17: a map key must be a string, found int"),
+        ("request.headers[1]", "column 1: unknown attribute `request.headers[1]`; did you mean `request.headers`?"),
         ("toLower(response.code)", "column 9: the argument of `toLower` must be a string, found int"),
         ("request.path.startsWith(1)", "column 25: the receiver and argument of `startsWith` must be a string, found int"),
         ("response.code.endsWith('x')", "column 1: the receiver and argument of `endsWith` must be a string, found int"),

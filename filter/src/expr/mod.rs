@@ -173,6 +173,8 @@ impl Value<'_> {
 pub enum Seg<'s> {
     Field(&'s str),
     Key(&'s str),
+    /// A list index with a literal integer: `services[0]`.
+    Index(i64),
 }
 
 /// Writes a chain the way users spell it, for resolver messages: `request.headers['x']`.
@@ -190,6 +192,11 @@ pub fn chain_to_string(chain: &[Seg<'_>]) -> String {
                 out.push_str("['");
                 out.push_str(key);
                 out.push_str("']");
+            }
+            Seg::Index(i) => {
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
             }
         }
     }

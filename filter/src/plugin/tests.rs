@@ -170,3 +170,40 @@ fn log_without_headers_still_reports_and_reads_direction_once() {
     unique.dedup();
     assert_eq!(unique.len(), reads.len(), "a property was read twice: {reads:?}");
 }
+
+/// Configs written the way Istio's own stats e2e tests write them (release-1.17 Wasm era and
+/// today's `testdata/stats/`) load with every spelling understood.
+#[test]
+fn istio_style_configs_load() {
+    for text in [
+        r#"{"disable_host_header_fallback": "true"}"#,
+        r#"{"tcp_reporting_duration": "1s", "metrics": [{"dimensions": {"configurable_metric_a": "xds.node.metadata.LABELS.version"}}]}"#,
+        r#"{"reporter": "SERVER_GATEWAY"}"#,
+        r#"{"metrics": [{"name": "requests_total", "dimensions": {"role": "filter_state.upstream_peer.labels['role']"}}]}"#,
+        r#"{"metrics": [{"name": "requests_total", "dimensions": {"response_code": "filter_state['wasm.istio_responseClass']"}}]}"#,
+        r#"{"definitions": [{"name": "custom", "value": "1", "type": "COUNTER"}],
+            "metrics": [{"name": "request_duration_milliseconds", "drop": true},
+                        {"name": "custom", "dimensions": {"reporter": "'proxy'"}},
+                        {"tags_to_remove": ["response_flags", "source_principal"]},
+                        {"name": "requests_total", "dimensions": {
+                            "source_workload": "'_' + xds.node.metadata['WORKLOAD_NAME']",
+                            "source_app": "'_' + xds.node.metadata['LABELS'].app",
+                            "destination_version": "'_' + xds.node.metadata.LABELS.version",
+                            "destination_service_namespace": "'_' + filter_state.upstream_peer.service",
+                            "request_protocol": "request.protocol",
+                            "route_name": "xds.route_name + ',' + xds.cluster_name + ',' + xds.cluster_metadata.filter_metadata.istio.services[0].name"},
+                         "tags_to_remove": ["grpc_response_status"]},
+                        {"dimensions": {"source_principal": "'malicious'"}}]}"#,
+        r#"{"metrics": [{"dimensions": {"peer_app": "upstream_peer.labels['app'].value", "peer": "downstream_peer.workload_name"}}]}"#,
+    ] {
+        let c = compile(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert!(c.problems.is_empty(), "{text}: {:?}", c.problems);
+    }
+    // Istio's e2e config also carries deliberately broken expressions: each is a problem that
+    // removes only its own dimension.
+    let c = compile(r#"{"metrics": [{"name": "requests_total", "dimensions": {"destination_app": "cannot _ parse | 3", "destination_workload": "cannot_evaluate", "ok": "'x'"}}]}"#).unwrap();
+    let paths: Vec<&str> = c.problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["metrics[0].dimensions.destination_app", "metrics[0].dimensions.destination_workload"]);
+    let labels = c.metrics.labels_of("istio_requests_total").unwrap();
+    assert!(labels.contains(&"ok") && !labels.contains(&"destination_app") && !labels.contains(&"destination_workload"));
+}

@@ -26,11 +26,12 @@ use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: meshstats-bench [--rounds N] [--duration-secs S] [--connections C] [--warmup-secs S] [--json]\n  \
+const USAGE: &str = "usage: meshstats-bench [--rounds N] [--duration-secs S] [--connections C] [--warmup-secs S] [--config FILE] [--json]\n  \
     --rounds N         measured rounds per setup, alternating bare/meshstats (default 3)\n  \
     --duration-secs S  length of each round (default 5)\n  \
     --connections C    concurrent keep-alive connections of the load generator (default 8)\n  \
     --warmup-secs S    unmeasured load on each setup before the rounds (default 1)\n  \
+    --config FILE      the filter configuration to measure (default {})\n  \
     --json             print one JSON object with every number on stdout (the table goes to stderr)";
 
 /// What the load generator sends to the client sidecar.
@@ -50,11 +51,13 @@ struct Args {
     connections: usize,
     warmup: Duration,
     json: bool,
+    /// The filter configuration under test.
+    config: String,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args =
-        Args { rounds: 3, duration: Duration::from_secs(5), connections: 8, warmup: Duration::from_secs(1), json: false };
+        Args { rounds: 3, duration: Duration::from_secs(5), connections: 8, warmup: Duration::from_secs(1), json: false, config: "{}".into() };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
@@ -64,6 +67,10 @@ fn parse_args() -> Result<Args, String> {
             "--duration-secs" => args.duration = seconds(&a, &value(&a)?, false)?,
             "--warmup-secs" => args.warmup = seconds(&a, &value(&a)?, true)?,
             "--json" => args.json = true,
+            "--config" => {
+                let path = value(&a)?;
+                args.config = std::fs::read_to_string(&path).map_err(|e| format!("--config {path}: {e}"))?;
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -126,10 +133,10 @@ struct Setup {
 }
 
 impl Setup {
-    fn start(name: &'static str, backend: &Backend, with_filter: bool) -> Result<Setup, String> {
+    fn start(name: &'static str, backend: &Backend, with_filter: bool, config: &str) -> Result<Setup, String> {
         // Envoy's default stats flush (5 s) rather than the harness's 100 ms: a flush costs
         // CPU, and only counters (which need no flush) are checked here.
-        let adjust = |s: Sidecar| Sidecar { with_filter, stats_flush_interval: None, ..s.config("{}") };
+        let adjust = |s: Sidecar| Sidecar { with_filter, stats_flush_interval: None, ..s.config(config) };
         let mesh = Bookinfo::start_with(backend.addr(), adjust, adjust)?;
         Ok(Setup {
             name,
@@ -274,7 +281,7 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
     let started = Instant::now();
     eprintln!("bench: envoy {}, filter {}", envoy_bin().display(), wasm_path().display());
     let backend = Backend::start();
-    let mut setups = [Setup::start("bare", &backend, false)?, Setup::start("meshstats", &backend, true)?];
+    let mut setups = [Setup::start("bare", &backend, false, &args.config)?, Setup::start("meshstats", &backend, true, &args.config)?];
     for s in &setups {
         for e in s.envoys() {
             let c = concurrency_of(e)?;
