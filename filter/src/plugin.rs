@@ -8,7 +8,7 @@
 
 use crate::attributes::slots::{self, Inputs};
 use crate::attributes::vocabulary::{SlotDef, Vocabulary};
-use crate::attributes::{Direction, RequestAttributes};
+use crate::attributes::{Direction, Needs, RequestAttributes, SeenHeaders, ServiceCache};
 use crate::expr::Attr;
 use crate::config::{self, ConfigError, PluginConfig};
 use crate::host::{decode, Headers, Host, LogLevel};
@@ -32,6 +32,8 @@ pub struct Root {
     /// The attributes expressions read, and this request's values of them.
     slot_defs: Vec<SlotDef>,
     slots: Vec<Option<Attr>>,
+    needs: Needs,
+    services: ServiceCache,
     problems: Vec<ConfigError>,
 }
 
@@ -43,6 +45,7 @@ pub struct Stream {
     upstream_peer: Option<Rc<PeerNode>>,
     /// The downstream sent exchange headers, so it expects ours on the response.
     exchange_received: bool,
+    seen: SeenHeaders,
 }
 
 impl Root {
@@ -71,6 +74,7 @@ impl Root {
         }
         let Compiled { config, mut metrics, vocabulary, problems } = compiled;
         metrics.define_counters(host);
+        let needs = metrics.needs();
         let local = read_local_node(host);
         let node_id = host.property(&["xds", "node", "id"]).map(decode::string).unwrap_or_default();
         let root_id = host.property(&["plugin_root_id"]).map(decode::string).unwrap_or_default();
@@ -93,8 +97,15 @@ impl Root {
             dims: Dimensions::default(),
             slot_defs: vocabulary.slots().to_vec(),
             slots: Vec::new(),
+            needs,
+            services: ServiceCache::default(),
             problems,
         }
+    }
+
+    /// Periodic: forget cached cluster metadata, so configuration changes show.
+    pub fn on_tick(&mut self) {
+        self.services.clear();
     }
 
     /// What in the configuration could not be used (each was logged and counted).
@@ -124,8 +135,10 @@ impl Root {
 
     pub fn on_request_headers(&mut self, host: &impl Host, stream: &mut Stream) {
         let direction = self.direction(host, stream);
+        let headers = host.header_map(Headers::Request);
+        stream.seen.note_request(&headers);
         // Exchange headers are hop-by-hop between proxies: strip them whatever the direction.
-        if let Some(peer) = self.take_peer(host, Headers::Request) {
+        if let Some(peer) = self.take_peer(host, Headers::Request, &headers) {
             stream.exchange_received = true;
             if direction == Direction::Inbound {
                 stream.downstream_peer = Some(peer);
@@ -141,7 +154,9 @@ impl Root {
 
     pub fn on_response_headers(&mut self, host: &impl Host, stream: &mut Stream) {
         let direction = self.direction(host, stream);
-        if let Some(peer) = self.take_peer(host, Headers::Response) {
+        let headers = host.header_map(Headers::Response);
+        stream.seen.note_response(&headers);
+        if let Some(peer) = self.take_peer(host, Headers::Response, &headers) {
             if direction == Direction::Outbound {
                 stream.upstream_peer = Some(peer);
             }
@@ -156,24 +171,23 @@ impl Root {
 
     /// Reads and removes a peer's exchange headers; a peer whose metadata does not decode is
     /// treated as unknown.
-    fn take_peer(&mut self, host: &impl Host, map: Headers) -> Option<Rc<PeerNode>> {
-        let value = host.header(map, METADATA_HEADER).filter(|v| !v.is_empty());
-        let id = host.header(map, METADATA_ID_HEADER).filter(|v| !v.is_empty());
+    fn take_peer(&mut self, host: &impl Host, map: Headers, headers: &[(String, String)]) -> Option<Rc<PeerNode>> {
+        let find = |name: &str| headers.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str());
+        let (value, id) = (find(METADATA_HEADER), find(METADATA_ID_HEADER));
         if value.is_some() {
             host.set_header(map, METADATA_HEADER, None);
         }
         if id.is_some() {
             host.set_header(map, METADATA_ID_HEADER, None);
         }
-        let value = value?;
-        self.peers.get_or_decode(id.as_deref().unwrap_or_default(), &value).ok()
+        self.peers.get_or_decode(id.unwrap_or_default(), value?).ok()
     }
 
     /// Stream end: compute the labels and record every metric once.
     pub fn on_log(&mut self, host: &impl Host, stream: &mut Stream) {
         let direction = self.direction(host, stream);
         let use_host_header = !self.config.disable_host_header_fallback;
-        let req = RequestAttributes::read(host, direction, use_host_header);
+        let req = RequestAttributes::read(host, direction, use_host_header, &stream.seen, &self.needs, &mut self.services);
         let fallback;
         let peer = match direction {
             Direction::Inbound => stream.downstream_peer.as_deref().map(NodeView::peer),

@@ -133,16 +133,17 @@ fn decode_as(ty: Type, bytes: Vec<u8>) -> Option<Attr> {
 /// Properties [`RequestAttributes`] has already read for the standard labels.
 fn already_read(path: &[String], req: &RequestAttributes) -> Option<Option<Attr>> {
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    let n = &req.needs;
     Some(match p.as_slice() {
         ["response", "code"] => (req.response_code != 0).then_some(Attr::Int(req.response_code)),
-        ["response", "flags"] => Some(Attr::Int(req.response_flags as i64)),
-        ["request", "duration"] => Some(Attr::Duration(req.duration_ns as i64)),
-        ["request", "total_size"] => Some(Attr::Int(req.request_bytes as i64)),
-        ["response", "total_size"] => Some(Attr::Int(req.response_bytes as i64)),
-        ["xds", "cluster_name"] => string(Some(req.cluster_name.clone())),
+        ["response", "flags"] if n.response_flags => Some(Attr::Int(req.response_flags as i64)),
+        ["request", "duration"] if n.duration => Some(Attr::Duration(req.duration_ns as i64)),
+        ["request", "total_size"] if n.request_bytes => Some(Attr::Int(req.request_bytes as i64)),
+        ["response", "total_size"] if n.response_bytes => Some(Attr::Int(req.response_bytes as i64)),
+        ["xds", "cluster_name"] if n.service => string(Some(req.cluster_name.clone())),
+        ["xds", "route_name"] if n.service && req.cluster_name.is_empty() => string(Some(req.route_name.clone())),
         ["request", "host"] if !req.host.is_empty() => string(Some(req.host.clone())),
-        ["xds", "route_name"] => string(Some(req.route_name.clone())),
-        ["response", "grpc_status"] if req.grpc => req.grpc_status.map(Attr::Int),
+        ["response", "grpc_status"] if req.grpc && n.grpc_status => req.grpc_status.map(Attr::Int),
         ["connection", "mtls"] if req.mtls.is_some() => req.mtls.map(Attr::Bool),
         _ => return None,
     })

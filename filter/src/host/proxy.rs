@@ -65,6 +65,9 @@ proxy_wasm::main! {{
     });
 }}
 
+/// How long cached cluster metadata may be stale.
+const CACHE_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
+
 struct MeshstatsRoot {
     /// Shared with the streams; `None` until Envoy delivers the configuration.
     root: Rc<RefCell<Option<Root>>>,
@@ -80,8 +83,17 @@ impl RootContext for MeshstatsRoot {
             .unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
         *self.root.borrow_mut() = Some(Root::configure(&ProxyHost, &text));
+        let _ = hostcalls::set_tick_period(CACHE_PERIOD);
         // Returning false would stop Envoy from serving with this filter: never do that.
         true
+    }
+
+    fn on_tick(&mut self) {
+        if let Ok(mut guard) = self.root.try_borrow_mut() {
+            if let Some(root) = guard.as_mut() {
+                root.on_tick();
+            }
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -9,7 +9,7 @@
 
 mod compile;
 
-use crate::attributes::RequestAttributes;
+use crate::attributes::{Needs, RequestAttributes};
 use crate::config::MetricKind;
 use crate::expr::{Attr, Program};
 use crate::host::Host;
@@ -130,6 +130,34 @@ impl MetricTable {
     pub fn labels_of(&self, metric: &str) -> Option<Vec<&str>> {
         let spec = self.specs.iter().find(|s| s.name == metric)?;
         Some(spec.labels.iter().map(|(t, _)| t.as_str()).collect())
+    }
+
+    /// The request attributes the standard labels and values of these metrics need.
+    pub fn needs(&self) -> Needs {
+        use crate::labels::idx;
+        let mut n = Needs::NONE;
+        for spec in &self.specs {
+            for (_, source) in &spec.labels {
+                if let LabelSource::Standard(i) = *source {
+                    match i {
+                        idx::SOURCE_PRINCIPAL => n.principals[0] = true,
+                        idx::DESTINATION_PRINCIPAL => n.principals[1] = true,
+                        idx::CONNECTION_SECURITY_POLICY => n.security_policy = true,
+                        idx::RESPONSE_FLAGS => n.response_flags = true,
+                        idx::DESTINATION_SERVICE..=idx::DESTINATION_SERVICE_NAMESPACE => n.service = true,
+                        idx::GRPC_RESPONSE_STATUS => n.grpc_status = true,
+                        _ => {}
+                    }
+                }
+            }
+            match spec.value {
+                ValueSource::Standard(Value::DurationMs) => n.duration = true,
+                ValueSource::Standard(Value::RequestBytes) => n.request_bytes = true,
+                ValueSource::Standard(Value::ResponseBytes) => n.response_bytes = true,
+                _ => {}
+            }
+        }
+        n
     }
 
     /// Defines the table's own error counter; called once per configuration.

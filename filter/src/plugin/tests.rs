@@ -207,3 +207,91 @@ fn istio_style_configs_load() {
     let labels = c.metrics.labels_of("istio_requests_total").unwrap();
     assert!(labels.contains(&"ok") && !labels.contains(&"destination_app") && !labels.contains(&"destination_workload"));
 }
+
+/// The steady-state host calls of one server-side request with metadata exchange: each call
+/// crosses the Wasm boundary (about 1.5 µs in V8), so this list is the filter's cost model.
+#[test]
+fn host_calls_of_one_inbound_request() {
+    let (client_h, mut client) = sidecar(2, "productpage-v1", "productpage", "{}");
+    let (h, mut server) = sidecar(1, "ratings-v1", "ratings", "{}");
+    h.set(&["xds", "cluster_name"], "inbound|9080||");
+    h.set_bool(&["connection", "mtls"], false);
+    for round in 0..2 {
+        let (mut cs, mut ss) = (Stream::default(), Stream::default());
+        client_h.request_headers.borrow_mut().clear();
+        client.on_request_headers(&client_h, &mut cs);
+        *h.request_headers.borrow_mut() = client_h.request_headers.borrow().clone();
+        h.request_headers.borrow_mut().insert(":authority".into(), "ratings:9080".into());
+        h.response_headers.borrow_mut().clear();
+        h.response_headers.borrow_mut().insert(":status".into(), "200".into());
+        h.calls.borrow_mut().clear();
+        server.on_request_headers(&h, &mut ss);
+        server.on_response_headers(&h, &mut ss);
+        server.on_log(&h, &mut ss);
+        if round == 0 {
+            continue; // the first request also defines the metrics
+        }
+        let calls = h.calls.borrow().clone();
+        assert_eq!(
+            calls,
+            [
+                "property xds.listener_direction",
+                "header_map Request",
+                "set_header Request x-envoy-peer-metadata",
+                "set_header Request x-envoy-peer-metadata-id",
+                "header_map Response",
+                "set_header Response x-envoy-peer-metadata",
+                "set_header Response x-envoy-peer-metadata-id",
+                "property connection.mtls",
+                "property connection.uri_san_local_certificate",
+                "property xds.cluster_name",
+                // cluster metadata: cached per cluster since the first request
+                "property response.flags",
+                "property request.duration",
+                "property request.total_size",
+                "property response.total_size",
+                "increment_metric 2",
+                "record_metric 3",
+                "record_metric 4",
+                "record_metric 5",
+            ]
+        );
+    }
+}
+
+/// Removing labels and dropping metrics removes the reads that fed only them.
+#[test]
+fn unused_labels_and_values_cost_no_reads() {
+    let config = r#"{"disable_metadata_exchange": true,
+        "metrics": [{"tags_to_remove": ["source_principal", "destination_principal", "connection_security_policy", "response_flags"]},
+                    {"name": "request_duration_milliseconds", "drop": true},
+                    {"name": "request_bytes", "drop": true},
+                    {"name": "response_bytes", "drop": true}]}"#;
+    let (h, mut root) = sidecar(1, "ratings-v1", "ratings", config);
+    h.set(&["xds", "cluster_name"], "inbound|9080||");
+    let mut s = Stream::default();
+    h.calls.borrow_mut().clear();
+    root.on_request_headers(&h, &mut s);
+    root.on_response_headers(&h, &mut s);
+    root.on_log(&h, &mut s);
+    let calls = h.calls.borrow().clone();
+    let reads: Vec<&str> = calls.iter().filter(|c| c.starts_with("property")).map(String::as_str).collect();
+    assert_eq!(
+        reads,
+        ["property xds.listener_direction", "property xds.cluster_name", "property xds.cluster_metadata.filter_metadata.istio.services.0", "property response.code"]
+    );
+}
+
+#[test]
+fn tick_forgets_cached_cluster_metadata() {
+    let (h, mut root) = sidecar(1, "ratings-v1", "ratings", "{}");
+    h.set(&["xds", "cluster_name"], "inbound|9080||");
+    let reads = |h: &FakeHost| h.calls.borrow().iter().filter(|c| c.contains("cluster_metadata")).count();
+    for _ in 0..3 {
+        root.on_log(&h, &mut Stream::default());
+    }
+    assert_eq!(reads(&h), 1);
+    root.on_tick();
+    root.on_log(&h, &mut Stream::default());
+    assert_eq!(reads(&h), 2);
+}
