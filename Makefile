@@ -6,6 +6,8 @@
 #                config, then the tests against real Envoy processes
 #   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep)
 #   make bench   bare Envoy vs Envoy + meshstats side by side, as ratios (ARGS=--json, ...)
+#   make bench-expr  per-request cost of evaluating a typical set of dimension expressions
+#   make compat  the real-Envoy scenarios against every Envoy in ENVOY_COMPAT_VERSIONS
 #   make clean   remove build outputs (distclean also removes .venv)
 
 ENVOY_VERSION ?= 1.40.0
@@ -21,7 +23,7 @@ MESHSTATS_WASM := $(CURDIR)/dist/meshstats.wasm
 MESHSTATS_BIN := $(CURDIR)/dist/meshstats
 ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN)
 
-.PHONY: setup build test unit lint validate-configs integration run bench clean distclean
+.PHONY: setup build test unit lint validate-configs integration run bench bench-expr compat clean distclean
 
 setup:
 	@ENVOY_VERSION=$(ENVOY_VERSION) bash scripts/setup.sh
@@ -60,6 +62,14 @@ run: build
 # ARGS: --rounds N --duration-secs S --connections C --warmup-secs S --json
 bench: build
 	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-bench -- $(ARGS)
+
+bench-expr:
+	$(CARGO) run --release -p meshstats-filter --example expr_bench
+
+# The real-Envoy scenarios against each Envoy release in ENVOY_COMPAT_VERSIONS (docs/compatibility.md).
+ENVOY_COMPAT_VERSIONS ?= 1.36.4 1.37.0 1.38.3 1.39.3 1.40.0
+compat: build
+	ENVOY_COMPAT_VERSIONS="$(ENVOY_COMPAT_VERSIONS)" ENVOY_TEST_THREADS=$(ENVOY_TEST_THREADS) bash scripts/compat.sh
 
 clean:
 	$(CARGO) clean

@@ -149,3 +149,36 @@ fn istio_spellings_read_real_attributes() {
         assert_eq!(got, [local, "v1", "ratings", peer, "GET", "/ratings/7", "probe/1", "productpage-v1", "2xx"], "{}", envoy.name());
     }
 }
+
+/// A broken expression: the filter logs the same text `meshstats validate` prints, leaves out
+/// only that dimension and keeps counting.
+#[test]
+fn broken_expression_same_words_in_filter_log_and_validate() {
+    let app = Backend::start();
+    let config = r#"{"metrics": [{"name": "requests_total", "dimensions": {"user": "request.header['x-user'] | 'anonymous'", "host": "request.host"}}]}"#;
+    let mesh = Bookinfo::start(app.addr(), "{}", config).unwrap();
+    send(mesh.entry, 3, &[]);
+    let s = wait(&mesh.server, "3 requests", |s| s.sum("istio_requests_total", &[]) == 3.0);
+    let series = s.series("istio_requests_total");
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].label("host"), "ratings:9080");
+    assert!(!series[0].labels.contains_key("user"));
+
+    let dir = std::env::temp_dir().join(format!("meshstats-broken-expr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("broken.json");
+    std::fs::write(&file, config).unwrap();
+    let out = std::process::Command::new(meshstats_integration::meshstats_bin()).arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let printed = stderr.trim().strip_prefix(&format!("{}: ", file.display())).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(printed.starts_with("invalid meshstats config at `metrics[0].dimensions.user`: column 1: unknown attribute"), "{printed}");
+    let log = mesh.server.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("meshstats: invalid")).collect();
+    assert!(!lines.is_empty(), "nothing logged");
+    for line in lines {
+        assert!(line.ends_with(&format!("meshstats: {printed}; the dimension is left out")), "{line}");
+    }
+    let errors = s.series("meshstats_config_errors_total");
+    assert!(errors.len() == 1 && errors[0].value >= 1.0, "{errors:?}");
+}
