@@ -5,6 +5,9 @@
 use serde::Deserialize;
 use std::fmt;
 
+mod logs;
+pub use logs::{LogConfig, LogDelivery, LogPreset};
+
 /// `stats.PluginConfig` as it arrives from Envoy (`configuration`) or a file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +32,11 @@ pub struct PluginConfig {
     /// Capacity of the decoded-peer cache (older Istio metadata-exchange option).
     #[serde(alias = "maxPeerCacheSize")]
     pub max_peer_cache_size: Option<u32>,
+    /// meshstats: JSON access logs, defined like Mixer `logentry` instances.
+    pub logs: Vec<LogConfig>,
+    /// meshstats: how log entries leave the filter.
+    #[serde(alias = "logDelivery")]
+    pub log_delivery: LogDelivery,
 }
 
 /// `stats.MetricConfig`: an override applied to one metric (or all, when `name` is empty).

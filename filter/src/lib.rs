@@ -12,6 +12,7 @@
     )
 )]
 
+pub mod access_log;
 pub mod attributes;
 pub mod config;
 pub mod expr;

@@ -4,10 +4,11 @@
 //! Per stream: request headers (exchange: read and strip the downstream peer, add ours when
 //! outbound), response headers (read and strip the upstream peer, answer with ours when
 //! inbound), then at stream end `on_log` reads the attributes once, fills the standard
-//! labels and records the metrics.
+//! labels, records the metrics and writes the access log entries the request selects.
 
+use crate::access_log::{self, LogTable};
 use crate::attributes::slots::{self, Inputs};
-use crate::attributes::vocabulary::{SlotDef, Vocabulary};
+use crate::attributes::vocabulary::{SlotDef, Source, Vocabulary};
 use crate::attributes::{Direction, Needs, RequestAttributes, SeenHeaders, ServiceCache};
 use crate::expr::Attr;
 use crate::config::{self, ConfigError, PluginConfig};
@@ -21,6 +22,7 @@ use std::rc::Rc;
 pub struct Root {
     config: PluginConfig,
     metrics: MetricTable,
+    logs: LogTable,
     local: PeerNode,
     /// Our `x-envoy-peer-metadata` value, encoded once.
     local_header: String,
@@ -72,9 +74,14 @@ impl Root {
                 host.increment_metric(id, compiled.problems.len() as i64);
             }
         }
-        let Compiled { config, mut metrics, vocabulary, problems } = compiled;
+        let Compiled { config, mut metrics, logs, vocabulary, problems } = compiled;
         metrics.define_counters(host);
-        let needs = metrics.needs();
+        let mut needs = metrics.needs();
+        // `response.flags_short` then shares the standard labels' read of the flags, so no
+        // request reads them twice.
+        if vocabulary.slots().iter().any(|d| d.source == Source::ResponseFlagsShort) {
+            needs.response_flags = true;
+        }
         let local = read_local_node(host);
         let node_id = host.property(&["xds", "node", "id"]).map(decode::string).unwrap_or_default();
         let root_id = host.property(&["plugin_root_id"]).map(decode::string).unwrap_or_default();
@@ -91,6 +98,7 @@ impl Root {
             peers: PeerCache::new(cache_size),
             config,
             metrics,
+            logs,
             local,
             node_id,
             root_direction,
@@ -183,7 +191,7 @@ impl Root {
         self.peers.get_or_decode(id.unwrap_or_default(), value?).ok()
     }
 
-    /// Stream end: compute the labels and record every metric once.
+    /// Stream end: compute the labels, record every metric once, then write the log entries.
     pub fn on_log(&mut self, host: &impl Host, stream: &mut Stream) {
         let direction = self.direction(host, stream);
         let use_host_header = !self.config.disable_host_header_fallback;
@@ -207,11 +215,14 @@ impl Root {
         let local = NodeView::with_labels(&self.local);
         let cx = Context { reporter, direction, local, peer, use_host_header };
         self.dims.fill(&cx, &req);
-        if !self.slot_defs.is_empty() {
-            let inputs = Inputs { host, direction, local, peer, req: &req, dims: &self.dims };
-            slots::fill(&self.slot_defs, &mut self.slots, &inputs);
-        }
+        let inputs = Inputs { host, direction, local, peer, req: &req, dims: &self.dims };
+        // What the metrics and the logs' `match`es read; the logs read the rest on demand.
+        slots::reset(&self.slot_defs, &mut self.slots);
+        slots::fill_some(&self.slot_defs, &mut self.slots, self.logs.eager_slots(), &inputs);
         self.metrics.record(host, &self.dims, &self.slots, &req);
+        if !self.logs.is_empty() {
+            self.logs.record(&inputs, &self.slot_defs, &mut self.slots);
+        }
     }
 }
 
@@ -220,6 +231,7 @@ impl Root {
 pub struct Compiled {
     pub config: PluginConfig,
     pub metrics: MetricTable,
+    pub logs: LogTable,
     pub vocabulary: Vocabulary,
     /// Parts that could not be used; each disables only what it belongs to.
     pub problems: Vec<ConfigError>,
@@ -231,13 +243,19 @@ pub struct Compiled {
 pub fn compile(text: &str) -> Result<Compiled, ConfigError> {
     let config = PluginConfig::parse(text)?;
     let mut vocabulary = Vocabulary::default();
-    let (metrics, problems) = metrics::compile(&config, &mut vocabulary);
-    Ok(Compiled { config, metrics, vocabulary, problems })
+    let (metrics, mut problems) = metrics::compile(&config, &mut vocabulary);
+    // After the metrics: the slots they resolved are the ones every request fills.
+    let (logs, log_problems) = access_log::compile(&config, &mut vocabulary);
+    problems.extend(log_problems);
+    Ok(Compiled { config, metrics, logs, vocabulary, problems })
 }
 
 /// What the filter does about a problem, for its log line.
 fn consequence(p: &ConfigError) -> &'static str {
     let path = p.path.as_str();
+    if path.starts_with("logs[") {
+        return log_consequence(path);
+    }
     if path.contains(".dimensions.") {
         "the dimension is left out"
     } else if path.ends_with(".match") {
@@ -246,6 +264,18 @@ fn consequence(p: &ConfigError) -> &'static str {
         "the metric is not defined"
     } else {
         "that part is ignored"
+    }
+}
+
+fn log_consequence(path: &str) -> &'static str {
+    if path.contains(".variables.") || path.contains(".preset.") {
+        "the variable is left out of the log's entries"
+    } else if path.ends_with(".severity") {
+        "the log's level is info"
+    } else if path.ends_with(".timestamp") {
+        "the log's time is the request's start"
+    } else {
+        "the log is disabled"
     }
 }
 

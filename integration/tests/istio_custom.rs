@@ -169,6 +169,7 @@ fn broken_expression_same_words_in_filter_log_and_validate() {
     let file = dir.join("broken.json");
     std::fs::write(&file, config).unwrap();
     let out = std::process::Command::new(meshstats_integration::meshstats_bin()).arg("validate").arg(&file).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let printed = stderr.trim().strip_prefix(&format!("{}: ", file.display())).unwrap_or_else(|| panic!("{stderr}"));
@@ -181,4 +182,31 @@ fn broken_expression_same_words_in_filter_log_and_validate() {
     }
     let errors = s.series("meshstats_config_errors_total");
     assert!(errors.len() == 1 && errors[0].value >= 1.0, "{errors:?}");
+}
+
+/// Header values with bytes that are not UTF-8 (Envoy lets 0x80-0xFF through) must neither
+/// fail the request nor the filter: they are read lossily, and the label shows U+FFFD.
+#[test]
+fn non_utf8_header_values_do_not_break_anything() {
+    use std::io::{BufRead, BufReader, Write};
+    let app = Backend::start();
+    let config = r#"{"metrics": [{"name": "requests_total", "dimensions": {"evil": "request.headers['x-evil'] | 'none'"}}]}"#;
+    let mesh = Bookinfo::start(app.addr(), config, config).unwrap();
+    for _ in 0..3 {
+        let mut conn = std::net::TcpStream::connect(mesh.entry).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut req = b"GET /ratings/7 HTTP/1.1\r\nhost: ratings:9080\r\nx-evil: latin1 ".to_vec();
+        req.extend_from_slice(&[0xe4, 0xf6, b' ', 0xff]);
+        req.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
+        conn.write_all(&req).unwrap();
+        let mut status = String::new();
+        BufReader::new(conn).read_line(&mut status).unwrap();
+        assert_eq!(status.trim_end(), "HTTP/1.1 200 OK");
+    }
+    for envoy in [&mesh.client, &mesh.server] {
+        let s = wait(envoy, "3 requests", |s| s.sum("istio_requests_total", &[]) == 3.0);
+        let series = s.series("istio_requests_total");
+        assert_eq!(series.len(), 1, "{series:?}");
+        assert_eq!(series[0].label("evil"), "latin1 \u{fffd}\u{fffd} \u{fffd}");
+    }
 }

@@ -239,6 +239,7 @@ fn unusable_config_is_logged_counted_and_traffic_still_flows() {
     let file = dir.join("bad.json");
     std::fs::write(&file, bad).unwrap();
     let out = std::process::Command::new(meshstats_bin()).arg("validate").arg(&file).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), format!("{}: {expected}", file.display()));
 }

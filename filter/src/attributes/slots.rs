@@ -26,6 +26,22 @@ pub fn fill<H: Host>(defs: &[SlotDef], values: &mut Vec<Option<Attr>>, inputs: &
     values.extend(defs.iter().map(|d| read(d, inputs)));
 }
 
+/// Empties `values` to one absent value per slot, for [`fill_some`].
+pub fn reset(defs: &[SlotDef], values: &mut Vec<Option<Attr>>) {
+    values.clear();
+    values.resize(defs.len(), None);
+}
+
+/// Fills only the listed slots: attributes that only some requests need (say, those of a
+/// log entry whose `match` held) cost nothing on the others.
+pub fn fill_some<H: Host>(defs: &[SlotDef], values: &mut [Option<Attr>], which: &[usize], inputs: &Inputs<'_, H>) {
+    for &i in which {
+        if let (Some(def), Some(value)) = (defs.get(i), values.get_mut(i)) {
+            *value = read(def, inputs);
+        }
+    }
+}
+
 fn read<H: Host>(def: &SlotDef, cx: &Inputs<'_, H>) -> Option<Attr> {
     let outbound = cx.direction == Direction::Outbound;
     match &def.source {
@@ -62,6 +78,18 @@ fn read<H: Host>(def: &SlotDef, cx: &Inputs<'_, H>) -> Option<Attr> {
         Source::DestinationServiceHost => dim(cx.dims, idx::DESTINATION_SERVICE),
         Source::DestinationServiceName => dim(cx.dims, idx::DESTINATION_SERVICE_NAME),
         Source::DestinationServiceNamespace => dim(cx.dims, idx::DESTINATION_SERVICE_NAMESPACE),
+        // The plugin makes `RequestAttributes` read the flags whenever this slot exists, so
+        // `response.flags` and this share one read.
+        Source::ResponseFlagsShort => {
+            let flags = if cx.req.needs.response_flags {
+                cx.req.response_flags
+            } else {
+                decode::uint(&cx.host.property(&["response", "flags"])?)?
+            };
+            let mut s = String::new();
+            crate::attributes::response_flags_short(flags, &mut s);
+            Some(Attr::Str(s))
+        }
     }
 }
 

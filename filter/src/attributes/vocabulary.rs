@@ -65,6 +65,8 @@ pub enum Source {
     DestinationServiceHost,
     DestinationServiceName,
     DestinationServiceNamespace,
+    /// Envoy's `%RESPONSE_FLAGS%` string (`UF,URX`, `-` for none), from `response.flags`.
+    ResponseFlagsShort,
 }
 
 /// A resolved attribute: its value source and type.
@@ -109,6 +111,7 @@ const PROPERTIES: &[(&[&str], Type, &[&str])] = &[
     (&["destination.port"], Type::Int, &["destination", "port"]),
     (&["upstream.address"], Type::String, &["upstream", "address"]),
     (&["upstream.port"], Type::Int, &["upstream", "port"]),
+    (&["upstream.local_address"], Type::String, &["upstream", "local_address"]),
     (&["upstream.uri_san_peer_certificate"], Type::String, &["upstream", "uri_san_peer_certificate"]),
     (&["upstream.uri_san_local_certificate"], Type::String, &["upstream", "uri_san_local_certificate"]),
     (&["upstream.transport_failure_reason"], Type::String, &["upstream", "transport_failure_reason"]),
@@ -127,6 +130,7 @@ const DERIVED: &[(&[&str], Type, Derived)] = &[
     (&["destination.service.host", "destination.service"], Type::String, Derived::Plain(Source::DestinationServiceHost)),
     (&["destination.service.name"], Type::String, Derived::Plain(Source::DestinationServiceName)),
     (&["destination.service.namespace"], Type::String, Derived::Plain(Source::DestinationServiceNamespace)),
+    (&["response.flags_short"], Type::String, Derived::Plain(Source::ResponseFlagsShort)),
 ];
 
 #[derive(Debug, Clone)]

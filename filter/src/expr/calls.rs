@@ -74,6 +74,9 @@ pub(crate) fn eval_call(func: Func, v: Value<'_>) -> Result<Value<'_>, EvalError
         (Func::Int, Value::Str(s)) => Value::Int(parse_int(&s)?),
         // As CEL: seconds since the epoch.
         (Func::Int, Value::Timestamp(ns)) => Value::Int(ns.div_euclid(1_000_000_000)),
+        // Nanoseconds, as metric values read a duration: `int(request.duration) / 1000000`
+        // is Envoy's `%DURATION%` in milliseconds.
+        (Func::Int, Value::Duration(ns)) => Value::Int(ns),
         (Func::Double, Value::Double(d)) => Value::Double(d),
         (Func::Double, Value::Int(n)) => Value::Double(n as f64),
         (Func::Double, Value::Str(s)) => Value::Double(

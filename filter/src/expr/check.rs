@@ -2,7 +2,7 @@
 
 use super::ast::{Ast, BinOp, Kind, UnOp};
 use super::eval::{Arith, Cmp, Node};
-use super::{funcs, ExprError, Resolver, Seg, Type};
+use super::{funcs, time, ExprError, Resolver, Seg, Type};
 
 pub(crate) fn compile(
     ast: &Ast,
@@ -250,6 +250,17 @@ impl Checker<'_> {
             return Ok((Node::Cmp(cmp, ln, rn), Type::Bool));
         }
         if op == BinOp::Default {
+            // Mixer wrote duration and timestamp defaults as strings (`response.duration |
+            // "0ms"` in Istio 1.0's own configs): a string literal there is parsed now.
+            if let (Type::Duration | Type::Timestamp, Kind::Str(text)) = (lt, &r.kind) {
+                let literal = if lt == Type::Duration {
+                    time::parse_duration(text).map(Node::Duration)
+                } else {
+                    time::parse_timestamp(text).map(Node::Timestamp)
+                };
+                let literal = literal.map_err(|m| ExprError::new(r.col, m))?;
+                return Ok((Node::Default(ln, Box::new(literal)), lt));
+            }
             if lt != rt {
                 return err(format!(
                     "the two sides of `|` must have the same type, found {lt} and {rt}"

@@ -178,3 +178,35 @@ fn display_types() {
     assert_eq!(did_you_mean("sise", ["size", "string"]), Some("size"));
     assert_eq!(did_you_mean("x", ["size", "string"]), None);
 }
+
+/// Istio 1.0's own configs default durations with strings: `response.duration | "0ms"`.
+#[test]
+fn string_literal_defaults_of_durations_and_timestamps() {
+    use super::tests::{ev_with, run};
+    assert_eq!(compile_as("response.duration | \"0ms\"", Type::Duration), Ok(Type::Duration));
+    assert_eq!(ev_with("response.duration | \"0ms\"", &[]), "0s");
+    let d = [("response.duration", Attr::Duration(9_486_802))];
+    assert_eq!(ev_with("response.duration | \"1.5s\"", &d), "9.486802ms");
+    assert_eq!(ev_with("response.duration | \"1.5s\"", &[]), "1.5s");
+    assert_eq!(ev_with("request.time | \"2017-01-01T00:00:00Z\"", &[]), "2017-01-01T00:00:00Z");
+    assert_eq!(run("request.time | '2017-01-01T00:00:00Z'", &[]).unwrap().0, Type::Timestamp);
+    assert_eq!(compile_err("response.duration | \"soon\""), "column 21: invalid duration \"soon\": expected a number");
+    assert!(compile_err("request.time | \"today\"").starts_with("column 16: invalid timestamp \"today\""));
+    // Only a literal, only for these two types.
+    assert_eq!(
+        compile_err("response.duration | request.host"),
+        "column 19: the two sides of `|` must have the same type, found duration and string"
+    );
+    assert_eq!(
+        compile_err("request.size | \"0\""),
+        "column 14: the two sides of `|` must have the same type, found int and string"
+    );
+}
+
+#[test]
+fn int_of_a_duration_is_nanoseconds() {
+    use super::tests::ev_with;
+    let d = [("response.duration", Attr::Duration(9_486_802))];
+    assert_eq!(ev_with("int(response.duration)", &d), "9486802");
+    assert_eq!(ev_with("int(response.duration) / 1000000", &d), "9");
+}

@@ -129,6 +129,7 @@ pub(crate) fn check_call(
                     Type::String,
                     Type::Bool,
                     Type::Timestamp,
+                    Type::Duration,
                 ],
             )?
         }

@@ -5,6 +5,8 @@
 #[cfg(test)]
 pub mod fake;
 #[cfg(target_arch = "wasm32")]
+mod abi;
+#[cfg(target_arch = "wasm32")]
 pub mod proxy;
 
 use crate::config::MetricKind;
@@ -40,6 +42,9 @@ pub trait Host {
     fn increment_metric(&self, id: u32, delta: i64);
     fn record_metric(&self, id: u32, value: u64);
     fn log(&self, level: LogLevel, message: &str);
+    /// Stores `value` as this stream's filter state `wasm.<path>` (Envoy's `set_property`),
+    /// where Envoy's access loggers can read it.
+    fn set_property(&self, path: &[&str], value: &[u8]);
 }
 
 /// Decoders for proxy-wasm property encodings (integers and durations are 8 bytes little

@@ -2,60 +2,67 @@
 //! contexts to [`Root`]/[`Stream`] and its host calls to [`Host`]; every host error becomes
 //! "absent" or a no-op, never a panic.
 
-use super::{Headers, Host, LogLevel};
+use super::{abi, decode, Headers, Host, LogLevel};
 use crate::config::MetricKind;
 use crate::plugin::{Root, Stream};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
+use proxy_wasm::types::{Action, ContextType};
 use std::cell::RefCell;
 use std::rc::Rc;
 
+/// Host calls through `abi`, never the SDK's panicking wrappers.
 struct ProxyHost;
 
-fn map_type(map: Headers) -> MapType {
+fn map_type(map: Headers) -> u32 {
     match map {
-        Headers::Request => MapType::HttpRequestHeaders,
-        Headers::Response => MapType::HttpResponseHeaders,
-        Headers::ResponseTrailers => MapType::HttpResponseTrailers,
+        Headers::Request => abi::MAP_REQUEST_HEADERS,
+        Headers::Response => abi::MAP_RESPONSE_HEADERS,
+        Headers::ResponseTrailers => abi::MAP_RESPONSE_TRAILERS,
     }
 }
 
 impl Host for ProxyHost {
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        hostcalls::get_property(path.to_vec()).ok().flatten()
+        abi::get_property(path).ok().flatten()
     }
+    // Header values may carry bytes 0x80-0xFF (Envoy lets them through): decoded lossily.
     fn header(&self, map: Headers, name: &str) -> Option<String> {
-        hostcalls::get_map_value(map_type(map), name).ok().flatten()
+        abi::get_header_map_value(map_type(map), name).ok().flatten().map(decode::string)
     }
     fn header_map(&self, map: Headers) -> Vec<(String, String)> {
-        hostcalls::get_map(map_type(map)).unwrap_or_default()
+        abi::get_header_map_pairs(map_type(map)).ok().flatten().map(|b| decode::pairs(&b)).unwrap_or_default()
     }
     fn set_header(&self, map: Headers, name: &str, value: Option<&str>) {
-        let _ = hostcalls::set_map_value(map_type(map), name, value);
+        let _ = match value {
+            Some(v) => abi::replace_header_map_value(map_type(map), name, v),
+            None => abi::remove_header_map_value(map_type(map), name),
+        };
     }
     fn define_metric(&self, kind: MetricKind, name: &str) -> Option<u32> {
         let kind = match kind {
-            MetricKind::Counter => MetricType::Counter,
-            MetricKind::Gauge => MetricType::Gauge,
-            MetricKind::Histogram => MetricType::Histogram,
+            MetricKind::Counter => 0,
+            MetricKind::Gauge => 1,
+            MetricKind::Histogram => 2,
         };
-        hostcalls::define_metric(kind, name).ok()
+        abi::define_metric(kind, name).ok()
     }
     fn increment_metric(&self, id: u32, delta: i64) {
-        let _ = hostcalls::increment_metric(id, delta);
+        let _ = abi::increment_metric(id, delta);
     }
     fn record_metric(&self, id: u32, value: u64) {
-        let _ = hostcalls::record_metric(id, value);
+        let _ = abi::record_metric(id, value);
     }
     fn log(&self, level: LogLevel, message: &str) {
         let level = match level {
-            LogLevel::Debug => proxy_wasm::types::LogLevel::Debug,
-            LogLevel::Info => proxy_wasm::types::LogLevel::Info,
-            LogLevel::Warn => proxy_wasm::types::LogLevel::Warn,
-            LogLevel::Error => proxy_wasm::types::LogLevel::Error,
+            LogLevel::Debug => 1,
+            LogLevel::Info => 2,
+            LogLevel::Warn => 3,
+            LogLevel::Error => 4,
         };
-        let _ = hostcalls::log(level, message);
+        let _ = abi::log(level, message);
+    }
+    fn set_property(&self, path: &[&str], value: &[u8]) {
+        let _ = abi::set_property(path, value);
     }
 }
 
@@ -65,8 +72,8 @@ proxy_wasm::main! {{
     });
 }}
 
-/// How long cached cluster metadata may be stale.
-const CACHE_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long cached cluster metadata may be stale, in milliseconds.
+const CACHE_PERIOD_MS: u32 = 30_000;
 
 struct MeshstatsRoot {
     /// Shared with the streams; `None` until Envoy delivers the configuration.
@@ -77,13 +84,10 @@ impl Context for MeshstatsRoot {}
 
 impl RootContext for MeshstatsRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let bytes = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION).ok().flatten().unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
         *self.root.borrow_mut() = Some(Root::configure(&ProxyHost, &text));
-        let _ = hostcalls::set_tick_period(CACHE_PERIOD);
+        let _ = abi::set_tick_period(CACHE_PERIOD_MS);
         // Returning false would stop Envoy from serving with this filter: never do that.
         true
     }

@@ -64,3 +64,36 @@ fn properties_are_read_once_and_standard_ones_not_again() {
     assert_eq!(got, vec![s("kube-probe/1.28"), Some(Attr::Int(77)), s("alice"), Some(Attr::Int(503)), Some(Attr::Duration(1_500_000)), s("c"), None, None]);
     assert_eq!(*h.reads.borrow(), ["request.useragent", "request.size", "request.referer"], "standard attributes come from RequestAttributes");
 }
+
+#[test]
+fn response_flags_short_reuses_the_standard_read_or_reads_once() {
+    let h = FakeHost::default();
+    h.set_int(&["response", "flags"], (1 << 5) | (1 << 15));
+    // The standard labels read the flags already: no second read.
+    let req = RequestAttributes { response_flags: 1 << 1, ..Default::default() };
+    assert_eq!(fill_for(Direction::Inbound, &["response.flags_short"], &h, &req), vec![s("UH")]);
+    assert!(h.reads.borrow().is_empty());
+    let req = RequestAttributes { needs: crate::attributes::Needs::NONE, ..Default::default() };
+    assert_eq!(fill_for(Direction::Inbound, &["response.flags_short", "upstream.local_address"], &h, &req), vec![s("UF,URX"), None]);
+    assert_eq!(*h.reads.borrow(), ["response.flags", "upstream.local_address"]);
+}
+
+#[test]
+fn fill_some_reads_only_the_listed_slots() {
+    let h = FakeHost::default();
+    h.set(&["request", "method"], "GET");
+    h.set(&["request", "path"], "/x");
+    let mut vocab = Vocabulary::default();
+    for n in ["request.method", "request.path"] {
+        let chain: Vec<Seg<'_>> = n.split('.').map(Seg::Field).collect();
+        vocab.resolve(&chain).unwrap();
+    }
+    let (req, dims, local) = (RequestAttributes::default(), Dimensions::default(), node("a", "a"));
+    let inputs = Inputs { host: &h, direction: Direction::Inbound, local: NodeView::with_labels(&local), peer: None, req: &req, dims: &dims };
+    let mut values = vec![s("stale")];
+    reset(vocab.slots(), &mut values);
+    assert_eq!(values, vec![None, None]);
+    fill_some(vocab.slots(), &mut values, &[1], &inputs);
+    assert_eq!(values, vec![None, s("/x")]);
+    assert_eq!(*h.reads.borrow(), ["request.path"]);
+}
