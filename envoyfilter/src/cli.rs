@@ -1,6 +1,7 @@
 //! The command line, kept in the library so tests drive exactly what users run.
 
 use crate::input::{read_config, read_json_object, InputError};
+use crate::render::access_log::{access_log, access_loggers};
 use crate::render::envoy::{default_node_id, envoy_bootstrap, Direction, SidecarOptions};
 use crate::render::stats_config::stats_config;
 use clap::{Args, Parser, Subcommand};
@@ -37,6 +38,13 @@ pub enum Render {
         /// Filter configuration (its custom dimensions add tags); defaults to `{}`.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+    /// The connection manager `access_log` list that prints the filter's JSON log entries
+    /// (`logs[]`) on stdout, one line each; `[]` when there are none to print this way.
+    AccessLog {
+        /// Filter configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
     /// A complete standalone sidecar bootstrap: one listener, one upstream cluster.
     Envoy(Box<EnvoyArgs>),
@@ -85,7 +93,8 @@ pub struct EnvoyArgs {
     /// Render a bare Envoy (same listener, cluster and stats_config) as a baseline.
     #[arg(long)]
     pub no_filter: bool,
-    /// Log every request to stdout in Envoy's default format.
+    /// Also log every request in Envoy's default format, to stderr (stdout carries only the
+    /// filter's JSON log entries).
     #[arg(long)]
     pub access_log: bool,
 }
@@ -109,6 +118,9 @@ pub fn run(cli: &Cli) -> Result<Output, InputError> {
                 None => PluginConfig::default(),
             };
             Ok(json_output(&stats_config(&config)))
+        }
+        Command::Render(Render::AccessLog { config }) => {
+            Ok(json_output(&access_log(&read_config(config)?.1)))
         }
         Command::Render(Render::Envoy(args)) => {
             Ok(json_output(&envoy_bootstrap(&sidecar_options(args)?)))
@@ -170,7 +182,8 @@ pub fn sidecar_options(args: &EnvoyArgs) -> Result<SidecarOptions, InputError> {
         cluster_metadata: optional(&args.cluster_metadata)?,
         endpoint_metadata: optional(&args.endpoint_metadata)?,
         with_filter: !args.no_filter,
-        access_log: args.access_log,
+        access_log: access_loggers(&config),
+        debug_access_log: args.access_log,
         stats_config: stats_config(&config),
     })
 }

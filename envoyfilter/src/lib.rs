@@ -6,6 +6,7 @@ pub mod input;
 pub mod render;
 
 pub use input::InputError;
+pub use render::access_log::access_log;
 pub use render::envoy::{
     default_cluster_name, default_node_id, envoy_bootstrap, Direction, SidecarOptions,
 };

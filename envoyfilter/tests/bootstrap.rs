@@ -173,7 +173,7 @@ fn bare_envoy_differs_only_by_the_filter() {
 fn explicit_cluster_name_and_access_log() {
     let mut opts = options(Direction::Outbound);
     opts.cluster_name = Some("outbound|9080||ratings.default.svc.cluster.local".into());
-    opts.access_log = true;
+    opts.debug_access_log = true;
     let b = envoy_bootstrap(&opts);
     assert_eq!(
         cluster(&b)["name"],
@@ -188,8 +188,12 @@ fn explicit_cluster_name_and_access_log() {
         "outbound|9080||ratings.default.svc.cluster.local"
     );
     assert_eq!(
-        hcm(&b)["access_log"][0]["name"],
-        "envoy.access_loggers.stdout"
+        hcm(&b)["access_log"],
+        json!([{
+            "name": "envoy.access_loggers.stderr",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog" },
+        }]),
+        "the debugging log goes to stderr: stdout is for the filter's log entries"
     );
 }
 

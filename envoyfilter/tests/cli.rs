@@ -4,7 +4,7 @@ mod common;
 
 use common::{example, scratch_dir, write};
 use meshstats_cli::cli::{sidecar_options, EnvoyArgs};
-use meshstats_cli::{envoy_bootstrap, stats_config, Direction};
+use meshstats_cli::{access_log, envoy_bootstrap, stats_config, Direction};
 use meshstats_filter::config::PluginConfig;
 use serde_json::Value;
 use std::path::Path;
@@ -77,7 +77,11 @@ fn render_stats_config_prints_the_json_object() {
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     let tags = printed["stats_tags"].as_array().unwrap();
     assert!(tags.iter().any(|t| t["tag_name"] == "route"));
-    assert_eq!(printed.get("histogram_bucket_settings"), None, "no buckets asked for");
+    assert_eq!(
+        printed.get("histogram_bucket_settings"),
+        None,
+        "no buckets asked for"
+    );
 
     let cfg = write(
         &dir,
@@ -92,7 +96,11 @@ fn render_stats_config_prints_the_json_object() {
     );
 
     // A config with a broken expression is refused, with the filter's own words.
-    let cfg = write(&dir, "bad.json", r#"{"metrics": [{"dimensions": {"route": "request.url_pth"}}]}"#);
+    let cfg = write(
+        &dir,
+        "bad.json",
+        r#"{"metrics": [{"dimensions": {"route": "request.url_pth"}}]}"#,
+    );
     let out = meshstats(&["render", "stats-config", "--config", s(&cfg)]);
     assert!(!out.status.success());
     assert_eq!(
@@ -102,6 +110,79 @@ fn render_stats_config_prints_the_json_object() {
             cfg.display()
         )
     );
+}
+
+#[test]
+fn render_access_log_prints_the_list() {
+    let config = example("new-log.json");
+    let out = meshstats(&["render", "access-log", "--config", s(&config)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let parsed = PluginConfig::parse(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(printed, access_log(&parsed));
+    assert_eq!(printed.as_array().map(Vec::len), Some(1));
+    assert_eq!(printed[0]["name"], "envoy.access_loggers.stdout");
+    assert!(
+        text(&out.stdout).ends_with("]\n"),
+        "pretty JSON and a newline"
+    );
+
+    // Nothing to print on stdout: an empty list, still a success.
+    let dir = scratch_dir("render-access-log");
+    let proxy_log = write(
+        &dir,
+        "p.json",
+        r#"{"logs": [{"name": "a"}], "log_delivery": "proxy_log"}"#,
+    );
+    for cfg in [example("default.json"), proxy_log] {
+        let out = meshstats(&["render", "access-log", "--config", s(&cfg)]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "[]\n", "{}", cfg.display());
+    }
+
+    // The config is required, and must be valid.
+    let out = meshstats(&["render", "access-log"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--config"),
+        "{}",
+        text(&out.stderr)
+    );
+    let bad = write(&dir, "bad.json", r#"{"logs": [{"nme": "a"}]}"#);
+    let out = meshstats(&["render", "access-log", "--config", s(&bad)]);
+    assert_eq!(out.status.code(), Some(1));
+    let config_error = PluginConfig::parse(r#"{"logs": [{"nme": "a"}]}"#)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!("meshstats: {}: {config_error}", bad.display())
+    );
+}
+
+#[test]
+fn render_envoy_includes_the_access_log() {
+    let config = example("new-log.json");
+    let node = example("sidecar-node-metadata.json");
+    let out = meshstats(
+        &[
+            envoy_args(s(&config), s(&node)),
+            vec!["--no-filter", "--access-log"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hcm = &printed["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
+    let parsed = PluginConfig::parse(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(hcm["access_log"][0], access_log(&parsed)[0]);
+    assert_eq!(
+        hcm["access_log"][1]["name"], "envoy.access_loggers.stderr",
+        "--access-log: Envoy's format on stderr"
+    );
+    assert_eq!(hcm["access_log"].as_array().map(Vec::len), Some(2));
 }
 
 fn envoy_args<'a>(config: &'a str, node: &'a str) -> Vec<&'a str> {

@@ -6,8 +6,10 @@
 
 mod common;
 
-use common::{cluster_metadata, endpoint_metadata, options, scratch_dir, write};
+use common::{cluster_metadata, endpoint_metadata, example, options, scratch_dir, write};
+use meshstats_cli::render::access_log::access_loggers;
 use meshstats_cli::{envoy_bootstrap, Direction, SidecarOptions};
+use meshstats_filter::config::PluginConfig;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,7 +77,12 @@ fn full_options(dir: &Path, direction: Direction) -> SidecarOptions {
     opts.wasm_path = Some(stand_in_filter(dir));
     opts.cluster_metadata = Some(cluster_metadata());
     opts.endpoint_metadata = Some(endpoint_metadata());
-    opts.access_log = true;
+    // The access log `render envoy` adds for a configuration with `logs`, and the debugging
+    // one after it.
+    let config = std::fs::read_to_string(example("new-log.json")).unwrap();
+    opts.access_log = access_loggers(&PluginConfig::parse(&config).unwrap());
+    opts.config_json = config;
+    opts.debug_access_log = true;
     opts
 }
 
@@ -116,4 +123,16 @@ fn envoy_really_checks_the_filter() {
     bootstrap["static_resources"]["clusters"][0]["conect_timeout"] = "1s".into();
     let err = validate_json(&dir, "typo", &bootstrap).unwrap_err();
     assert!(err.contains("conect_timeout"), "{err}");
+
+    // The access log's CEL expression is compiled, so the one we render really is valid CEL.
+    let mut bootstrap = envoy_bootstrap(&full_options(&dir, Direction::Inbound));
+    let hcm = "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config";
+    let expression = bootstrap
+        .pointer_mut(&format!(
+            "{hcm}/access_log/0/filter/extension_filter/typed_config/expression"
+        ))
+        .unwrap();
+    *expression = "'wasm.meshstats_log' in filter_state &&".into();
+    let err = validate_json(&dir, "cel", &bootstrap).unwrap_err();
+    assert!(err.contains("Not able to parse filter expression"), "{err}");
 }

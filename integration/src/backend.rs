@@ -202,10 +202,13 @@ fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<RecordedReq
     let (method, path) = (method.to_string(), path.to_string());
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 {
+        // Header values may hold any byte from 0x80 up (Envoy passes them through): kept
+        // lossily, not an error that would leave the proxy waiting for an answer.
+        let mut raw = Vec::new();
+        if reader.read_until(b'\n', &mut raw)? == 0 {
             return Err(invalid("connection closed in headers".into()));
         }
+        let h = String::from_utf8_lossy(&raw);
         let h = h.trim_end_matches(['\r', '\n']);
         if h.is_empty() {
             break;

@@ -21,13 +21,15 @@ pub struct Envoy {
     admin: SocketAddr,
     dir: PathBuf,
     log_path: PathBuf,
+    stdout_path: PathBuf,
     child: Child,
 }
 
 impl Envoy {
     /// Writes `bootstrap` to a scratch directory and runs
     /// `$ENVOY_BIN -c bootstrap.json --log-level info --concurrency 1 --disable-hot-restart`
-    /// with stdout and stderr going to `envoy.log` there, then waits (up to 30 s) for
+    /// with stderr (Envoy's log) going to `envoy.log` there and stdout (access logs) to
+    /// `stdout.log`, then waits (up to 30 s) for
     /// `GET http://<admin>/ready` to answer `200 LIVE`. `admin` must be the bootstrap's admin
     /// address. `Err` carries the reason and the tail of Envoy's log.
     ///
@@ -53,7 +55,8 @@ impl Envoy {
         std::fs::write(&config_path, text).map_err(|e| format!("envoy {name}: writing {}: {e}", config_path.display()))?;
         let log_path = dir.join("envoy.log");
         let log = File::create(&log_path).map_err(|e| format!("envoy {name}: {}: {e}", log_path.display()))?;
-        let log_err = log.try_clone().map_err(|e| format!("envoy {name}: {e}"))?;
+        let stdout_path = dir.join("stdout.log");
+        let stdout = File::create(&stdout_path).map_err(|e| format!("envoy {name}: {}: {e}", stdout_path.display()))?;
         let level = std::env::var("ENVOY_LOG_LEVEL").unwrap_or_else(|_| "info".into());
         let bin = envoy_bin();
         let child = Command::new(&bin)
@@ -63,12 +66,12 @@ impl Envoy {
             .args(extra_args)
             .current_dir(&dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(log))
             .spawn()
             .map_err(|e| format!("envoy {name}: cannot run {}: {e}", bin.display()))?;
         // From here on, Drop kills the process whatever happens.
-        let mut envoy = Envoy { name: name.to_string(), admin, dir, log_path, child };
+        let mut envoy = Envoy { name: name.to_string(), admin, dir, log_path, stdout_path, child };
         envoy.wait_ready()?;
         Ok(envoy)
     }
@@ -114,14 +117,20 @@ impl Envoy {
         self.child.id()
     }
 
-    /// The scratch directory holding `bootstrap.json` and `envoy.log`.
+    /// The scratch directory holding `bootstrap.json`, `envoy.log` and `stdout.log`.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Everything Envoy wrote to stdout and stderr so far.
+    /// Everything Envoy logged (its stderr) so far.
     pub fn log(&self) -> String {
         std::fs::read(&self.log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+
+    /// Everything Envoy wrote to stdout so far, byte for byte: only access loggers write
+    /// there (`envoy.access_loggers.stdout`), and Envoy flushes them about once a second.
+    pub fn stdout(&self) -> Vec<u8> {
+        std::fs::read(&self.stdout_path).unwrap_or_default()
     }
 
     /// `GET http://<admin><path>`, any status.
@@ -187,12 +196,16 @@ impl Drop for Envoy {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
+            // stdout may hold thousands of access log lines: only its tail, shortened.
+            let stdout = String::from_utf8_lossy(&self.stdout()).into_owned();
+            let stdout: String = tail(&stdout, 20).lines().map(|l| shorten(l, 400) + "\n").collect();
             eprintln!(
-                "===== envoy {} (admin {}, files in {}) log =====\n{}\n===== end of envoy {} log =====",
+                "===== envoy {} (admin {}, files in {}) log =====\n{}\n===== stdout (last lines) =====\n{}===== end of envoy {} log =====",
                 self.name,
                 self.admin,
                 self.dir.display(),
                 self.log(),
+                stdout,
                 self.name
             );
         } else {
@@ -218,6 +231,13 @@ fn scratch_dir(name: &str, admin: SocketAddr) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::create_dir_all(&dir);
     dir
+}
+
+fn shorten(line: &str, max: usize) -> String {
+    match line.char_indices().nth(max) {
+        Some((i, _)) => format!("{}… ({} bytes)", &line[..i], line.len()),
+        None => line.to_string(),
+    }
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -8,6 +8,7 @@
 
 use crate::envoy::Envoy;
 use crate::paths::{free_port, wasm_path};
+use meshstats_cli::render::access_log::access_loggers;
 use meshstats_cli::{default_node_id, envoy_bootstrap, stats_config, Direction, SidecarOptions};
 use meshstats_filter::config::PluginConfig;
 use serde_json::{json, Value};
@@ -62,15 +63,27 @@ pub struct Sidecar {
     pub endpoint_metadata: Option<Value>,
     /// False: the same bootstrap without the filter.
     pub with_filter: bool,
-    pub access_log: bool,
+    /// Envoy's default access log on stderr (into [`Envoy::log`]), for debugging.
+    pub debug_access_log: bool,
+    /// More connection manager `access_log` entries, after the ones the configuration
+    /// renders (its log entries on stdout), e.g. Envoy's own JSON log into a file to
+    /// compare with.
+    pub extra_access_logs: Vec<Value>,
+    /// The connection manager's `max_request_headers_kb` (Envoy's default: 60), for tests
+    /// that send very large headers. Set on every sidecar a request passes.
+    pub max_request_headers_kb: Option<u32>,
     /// Extra Envoy command-line arguments, e.g. `--component-log-level wasm:debug`.
     pub envoy_args: Vec<String>,
-    /// The bootstrap's `stats_flush_interval`, the one setting [`Sidecar::bootstrap`] adds to
+    /// The bootstrap's `stats_flush_interval`, a setting [`Sidecar::bootstrap`] adds to
     /// what `envoy_bootstrap` renders. Histograms reach `/stats/prometheus` only at a stats
     /// flush (Envoy's default: every 5 s), counters at once; the default here, 100 ms, keeps
     /// waiting for histograms short. Tests must still wait for histogram values (e.g.
     /// [`Envoy::wait_for`]) rather than scrape once. `None` keeps Envoy's default.
     pub stats_flush_interval: Option<Duration>,
+    /// Envoy's `--file-flush-interval-msec`: how often access log files, stdout included,
+    /// are written out (Envoy's default: every 10 s, or once 64 KiB are buffered). The
+    /// default here, 100 ms, lets tests wait for log lines briefly. `None` keeps Envoy's.
+    pub file_flush_interval: Option<Duration>,
 }
 
 impl Sidecar {
@@ -87,9 +100,12 @@ impl Sidecar {
             cluster_metadata: None,
             endpoint_metadata: None,
             with_filter: true,
-            access_log: false,
+            debug_access_log: false,
+            extra_access_logs: Vec::new(),
+            max_request_headers_kb: None,
             envoy_args: Vec::new(),
             stats_flush_interval: Some(Duration::from_millis(100)),
+            file_flush_interval: Some(Duration::from_millis(100)),
         }
     }
 
@@ -115,17 +131,32 @@ impl Sidecar {
             cluster_metadata: self.cluster_metadata.clone(),
             endpoint_metadata: self.endpoint_metadata.clone(),
             with_filter: self.with_filter,
-            access_log: self.access_log,
+            access_log: access_loggers(&parsed),
+            debug_access_log: self.debug_access_log,
             stats_config: stats_config(&parsed),
         }
     }
 
     /// The bootstrap for this sidecar on `listen` / `admin`: `envoy_bootstrap`'s, plus
-    /// `stats_flush_interval` when set.
+    /// `stats_flush_interval`, `extra_access_logs` and `max_request_headers_kb` when set.
     pub fn bootstrap(&self, listen: SocketAddr, admin: SocketAddr) -> Value {
         let mut bootstrap = envoy_bootstrap(&self.options(listen, admin));
         if let (Some(interval), Some(obj)) = (self.stats_flush_interval, bootstrap.as_object_mut()) {
             obj.insert("stats_flush_interval".into(), json!(format!("{:.3}s", interval.as_secs_f64())));
+        }
+        if let Some(hcm) = bootstrap
+            .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config")
+            .and_then(Value::as_object_mut)
+        {
+            if !self.extra_access_logs.is_empty() {
+                let logs = hcm.entry("access_log").or_insert_with(|| json!([]));
+                if let Some(logs) = logs.as_array_mut() {
+                    logs.extend(self.extra_access_logs.iter().cloned());
+                }
+            }
+            if let Some(kb) = self.max_request_headers_kb {
+                hcm.insert("max_request_headers_kb".into(), json!(kb));
+            }
         }
         bootstrap
     }
@@ -133,7 +164,12 @@ impl Sidecar {
     /// Starts it on free ports; returns the Envoy and its listener address. A port taken
     /// between picking and binding (another process) is retried with new ports.
     pub fn start(&self) -> Result<(Envoy, SocketAddr), String> {
-        let args: Vec<&str> = self.envoy_args.iter().map(String::as_str).collect();
+        let mut args: Vec<String> = Vec::new();
+        if let Some(interval) = self.file_flush_interval {
+            args.extend(["--file-flush-interval-msec".to_string(), interval.as_millis().max(1).to_string()]);
+        }
+        args.extend(self.envoy_args.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut attempt = 1;
         loop {
             let listen = local(free_port());

@@ -66,8 +66,13 @@ pub struct SidecarOptions {
     pub endpoint_metadata: Option<Value>,
     /// False renders a bare Envoy, identical otherwise, as a benchmark baseline.
     pub with_filter: bool,
-    /// Logs each request to stdout in Envoy's default format (debugging aid).
-    pub access_log: bool,
+    /// The connection manager's `access_log` list: from [`crate::access_log`], which prints
+    /// the filter's JSON log entries on stdout (empty when the configuration has none). Kept
+    /// even without the filter, so the two setups differ only by the filter.
+    pub access_log: Vec<Value>,
+    /// Also logs each request to stderr in Envoy's default format (debugging aid); stderr,
+    /// so that stdout carries only the filter's log entries.
+    pub debug_access_log: bool,
     /// From [`crate::stats_config`]; kept even without the filter so the two setups differ
     /// only by the filter.
     pub stats_config: Value,
@@ -154,11 +159,15 @@ fn listener(opts: &SidecarOptions, cluster_name: &str) -> Value {
         },
         "http_filters": http_filters,
     });
-    if let (true, Some(obj)) = (opts.access_log, hcm.as_object_mut()) {
-        obj.insert("access_log".into(), json!([{
-            "name": "envoy.access_loggers.stdout",
-            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog" },
-        }]));
+    let mut access_log = opts.access_log.clone();
+    if opts.debug_access_log {
+        access_log.push(json!({
+            "name": "envoy.access_loggers.stderr",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog" },
+        }));
+    }
+    if let (false, Some(obj)) = (access_log.is_empty(), hcm.as_object_mut()) {
+        obj.insert("access_log".into(), Value::Array(access_log));
     }
     json!({
         "name": format!("{dir}_{}", opts.listen.port()),

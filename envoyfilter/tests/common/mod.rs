@@ -45,7 +45,8 @@ pub fn options(direction: Direction) -> SidecarOptions {
         cluster_metadata: None,
         endpoint_metadata: None,
         with_filter: true,
-        access_log: false,
+        access_log: Vec::new(),
+        debug_access_log: false,
         stats_config: stats_config(&config),
     }
 }
