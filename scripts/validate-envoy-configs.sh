@@ -2,6 +2,7 @@
 # `envoy --mode validate` on every Envoy configuration the project has:
 #   - the standard sidecar bootstraps, rendered by `meshstats render envoy` with the built
 #     filter: inbound (ratings-v1) and outbound (productpage-v1), with the filter and bare;
+#   - a server sidecar for every example configuration in envoyfilter/examples/;
 #   - every checked-in *.envoy.json / *.envoy.yaml / *.envoy.yml file.
 # Validate mode parses the whole config and loads the Wasm module, without binding ports.
 # Uses ENVOY_BIN, MESHSTATS_BIN and MESHSTATS_WASM, defaulting to what `make build` makes.
@@ -50,11 +51,11 @@ cat >"$WORK/cluster-metadata.json" <<'EOF'
 {"istio": {"services": [{"host": "ratings.default.svc.cluster.local", "name": "ratings", "namespace": "default"}]}}
 EOF
 
-render() { # NAME DIRECTION NODE_METADATA [ARGS...]
+render() { # NAME DIRECTION NODE_METADATA [ARGS...]  (CONFIG overrides the filter config)
   local name="$1" direction="$2" node="$3"
   shift 3
   local file="$WORK/$name.json"
-  if "$MESHSTATS_BIN" render envoy --config "$WORK/filter-config.json" --direction "$direction" \
+  if "$MESHSTATS_BIN" render envoy --config "${CONFIG:-$WORK/filter-config.json}" --direction "$direction" \
       --listen 127.0.0.1:15006 --upstream 127.0.0.1:9080 --admin 127.0.0.1:15000 \
       --node-metadata "$node" --cluster-metadata "$WORK/cluster-metadata.json" \
       "$@" >"$file" 2>"$WORK/$name.err"; then
@@ -71,6 +72,21 @@ render inbound-ratings inbound "$WORK/ratings-node.json" --wasm "$MESHSTATS_WASM
 render outbound-productpage outbound "$WORK/productpage-node.json" --wasm "$MESHSTATS_WASM" --root-id stats_outbound
 render inbound-ratings-bare inbound "$WORK/ratings-node.json" --no-filter
 render outbound-productpage-bare outbound "$WORK/productpage-node.json" --no-filter
+# Every example configuration (custom tags, buckets, access loggers): `meshstats validate`
+# finds no problem in it, and it renders into a server sidecar Envoy accepts.
+for example in "$ROOT"/envoyfilter/examples/*.json; do
+  case "$example" in *node-metadata*) continue ;; esac
+  checked=$((checked + 1))
+  if out="$("$MESHSTATS_BIN" validate "$example" 2>&1)"; then
+    echo "validate: meshstats validate $(basename "$example"): ok"
+  else
+    failed=$((failed + 1))
+    echo "validate: meshstats validate $(basename "$example"): FAILED"
+    printf '%s\n' "$out" | sed 's/^/    /'
+  fi
+  CONFIG="$example" render "example-$(basename "$example" .json)" inbound "$WORK/ratings-node.json" \
+    --wasm "$MESHSTATS_WASM"
+done
 
 # Checked-in Envoy configurations.
 while IFS= read -r -d '' file; do

@@ -9,7 +9,7 @@
 //! (admin URLs printed) until Ctrl-C. Uses `ENVOY_BIN` and `MESHSTATS_WASM` like the tests.
 
 use meshstats_integration::mesh::Bookinfo;
-use meshstats_integration::{envoy_bin, http_get, wasm_path, Backend, Envoy, Kind, Scrape};
+use meshstats_integration::{envoy_bin, http_get, wasm_path, workspace_root, Backend, Envoy, Kind, Scrape};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -61,7 +61,10 @@ fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
     eprintln!("demo: envoy {}, filter {}", envoy_bin().display(), wasm_path().display());
     let backend = Backend::start();
-    let mesh = Bookinfo::start(backend.addr(), "{}", "{}")?;
+    // The server sidecar also writes the Istio 1.0 task's `newlog` entry for each request.
+    let log_config = std::fs::read_to_string(workspace_root().join("envoyfilter/examples/new-log.json"))
+        .map_err(|e| format!("envoyfilter/examples/new-log.json: {e}"))?;
+    let mesh = Bookinfo::start(backend.addr(), "{}", &log_config)?;
     let (client, server, entry) = (&mesh.client, &mesh.server, mesh.entry);
     eprintln!("demo: ratings-v1 sidecar (inbound) on {}, admin {}", mesh.server_listen, server.admin());
     eprintln!("demo: productpage-v1 sidecar (outbound) on {entry}, admin {}", client.admin());
@@ -109,6 +112,7 @@ fn run(args: Args) -> Result<(), String> {
         rows.extend(istio_rows(name, &scrape));
     }
     print_table(&rows);
+    print_log_lines(server);
     println!(
         "{} requests, {} failed; backend answered {}; {:.1}s",
         args.requests,
@@ -176,6 +180,17 @@ fn istio_rows(sidecar: &str, scrape: &Scrape) -> Vec<[String; 8]> {
         }
     }
     rows
+}
+
+/// A few of the JSON lines the server sidecar wrote on its stdout (flushed every 100 ms).
+fn print_log_lines(server: &Envoy) {
+    std::thread::sleep(Duration::from_millis(300));
+    let stdout = String::from_utf8_lossy(&server.stdout()).into_owned();
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
+    println!("\nratings-v1 sidecar stdout: {} JSON log lines (newlog entry), the last 3:", lines.len());
+    for line in lines.iter().rev().take(3).rev() {
+        println!("  {line}");
+    }
 }
 
 fn print_table(rows: &[[String; 8]]) {
