@@ -1,16 +1,21 @@
-//! The proxy-wasm ABI: the only module that calls into Envoy. It adapts proxy-wasm's
-//! contexts to [`Root`]/[`Stream`] and its host calls to [`Host`]; every host error becomes
-//! "absent" or a no-op, never a panic.
+//! The proxy-wasm ABI (0.2.1): the only module that talks to Envoy. It exports the callbacks
+//! Envoy calls, dispatches them to [`Root`]/[`Stream`], and implements [`Host`] over the raw
+//! host functions in `abi`.
+//!
+//! The callbacks are exported here rather than through the proxy-wasm SDK's dispatcher: the
+//! SDK panics on unexpected input (an unknown context id, a context of the "wrong" kind), a
+//! panic traps the VM and fails the request, and its dispatcher fixes a root's stream kind
+//! (HTTP or TCP) up front. Only the callbacks the filter uses are exported, so Envoy does not
+//! call into the VM for request bodies, trailers or metadata at all.
+#![allow(unsafe_code)] // `#[no_mangle]` exports
 
 use super::{abi, decode, Headers, Host, LogLevel};
 use crate::config::MetricKind;
 use crate::plugin::{Root, Stream};
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use hashbrown::HashMap;
 use std::cell::RefCell;
-use std::rc::Rc;
 
-/// Host calls through `abi`, never the SDK's panicking wrappers.
+/// Host calls through `abi`, never a panicking wrapper.
 struct ProxyHost;
 
 fn map_type(map: Headers) -> u32 {
@@ -66,79 +71,118 @@ impl Host for ProxyHost {
     }
 }
 
-proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(MeshstatsRoot { root: Rc::new(RefCell::new(None)) })
-    });
-}}
-
 /// How long cached cluster metadata may be stale, in milliseconds.
 const CACHE_PERIOD_MS: u32 = 30_000;
 
-struct MeshstatsRoot {
-    /// Shared with the streams; `None` until Envoy delivers the configuration.
-    root: Rc<RefCell<Option<Root>>>,
+/// Per root context id: its configuration's state (`None` until `on_configure`).
+/// Per stream context id: its root's id and what the stream learned.
+#[derive(Default)]
+struct Contexts {
+    roots: HashMap<u32, Option<Root>>,
+    streams: HashMap<u32, (u32, Stream)>,
 }
 
-impl Context for MeshstatsRoot {}
+thread_local! {
+    static CONTEXTS: RefCell<Contexts> = RefCell::new(Contexts::default());
+}
 
-impl RootContext for MeshstatsRoot {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION).ok().flatten().unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes);
-        *self.root.borrow_mut() = Some(Root::configure(&ProxyHost, &text));
-        let _ = abi::set_tick_period(CACHE_PERIOD_MS);
-        // Returning false would stop Envoy from serving with this filter: never do that.
-        true
-    }
-
-    fn on_tick(&mut self) {
-        if let Ok(mut guard) = self.root.try_borrow_mut() {
-            if let Some(root) = guard.as_mut() {
-                root.on_tick();
-            }
+/// Runs `f` with the contexts; a re-entrant call (impossible in practice: the host does not
+/// call back into the VM from inside a host call the filter makes) is skipped, never a panic.
+fn with_contexts(f: impl FnOnce(&mut Contexts)) {
+    let _ = CONTEXTS.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            f(&mut c);
         }
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(MeshstatsStream { root: Rc::clone(&self.root), stream: Stream::default() }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
+    });
 }
 
-struct MeshstatsStream {
-    root: Rc<RefCell<Option<Root>>>,
-    stream: Stream,
-}
-
-impl MeshstatsStream {
-    fn with_root(&mut self, f: impl FnOnce(&mut Root, &mut Stream)) {
-        // try_borrow_mut: a re-entrant call must skip telemetry, not panic.
-        if let Ok(mut guard) = self.root.try_borrow_mut() {
-            if let Some(root) = guard.as_mut() {
-                f(root, &mut self.stream);
-            }
+/// Runs `f` on stream `context_id` and its configured root; unknown ids are ignored.
+fn with_stream(context_id: u32, f: impl FnOnce(&mut Root, &mut Stream)) {
+    with_contexts(|c| {
+        let Some((root_id, stream)) = c.streams.get_mut(&context_id) else { return };
+        if let Some(Some(root)) = c.roots.get_mut(root_id) {
+            f(root, stream);
         }
-    }
+    });
 }
 
-impl Context for MeshstatsStream {}
+const CONTINUE: u32 = 0;
+const TRUE: u32 = 1;
 
-impl HttpContext for MeshstatsStream {
-    fn on_http_request_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
-        self.with_root(|root, stream| root.on_request_headers(&ProxyHost, stream));
-        Action::Continue
-    }
+#[no_mangle]
+pub extern "C" fn proxy_abi_version_0_2_1() {}
 
-    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
-        self.with_root(|root, stream| root.on_response_headers(&ProxyHost, stream));
-        Action::Continue
-    }
+/// Buffers the host hands to the filter (property values, header maps): `abi::owned` takes
+/// them back as a `Vec` of exactly this size.
+#[no_mangle]
+pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    Box::into_raw(vec![0u8; size].into_boxed_slice()).cast::<u8>()
+}
 
-    fn on_log(&mut self) {
-        self.with_root(|root, stream| root.on_log(&ProxyHost, stream));
-    }
+#[no_mangle]
+pub extern "C" fn proxy_on_context_create(context_id: u32, root_context_id: u32) {
+    with_contexts(|c| {
+        if root_context_id == 0 {
+            c.roots.insert(context_id, None);
+        } else {
+            c.streams.insert(context_id, (root_context_id, Stream::default()));
+        }
+    });
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_vm_start(_root_context_id: u32, _vm_configuration_size: usize) -> u32 {
+    TRUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_configure(root_context_id: u32, _configuration_size: usize) -> u32 {
+    let bytes = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION).ok().flatten().unwrap_or_default();
+    let root = Root::configure(&ProxyHost, &String::from_utf8_lossy(&bytes));
+    with_contexts(|c| {
+        c.roots.insert(root_context_id, Some(root));
+    });
+    let _ = abi::set_tick_period(CACHE_PERIOD_MS);
+    // Returning false would stop Envoy from serving with this filter: never do that.
+    TRUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_tick(root_context_id: u32) {
+    with_contexts(|c| {
+        if let Some(Some(root)) = c.roots.get_mut(&root_context_id) {
+            root.on_tick();
+        }
+    });
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_headers(context_id: u32, _headers: u32, _end_of_stream: u32) -> u32 {
+    with_stream(context_id, |root, stream| root.on_request_headers(&ProxyHost, stream));
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_headers(context_id: u32, _headers: u32, _end_of_stream: u32) -> u32 {
+    with_stream(context_id, |root, stream| root.on_response_headers(&ProxyHost, stream));
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_log(context_id: u32) {
+    with_stream(context_id, |root, stream| root.on_log(&ProxyHost, stream));
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_done(_context_id: u32) -> u32 {
+    TRUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_delete(context_id: u32) {
+    with_contexts(|c| {
+        if c.streams.remove(&context_id).is_none() {
+            c.roots.remove(&context_id);
+        }
+    });
 }
