@@ -39,6 +39,7 @@ extern "C" {
     fn proxy_record_metric(metric_id: u32, value: u64) -> Status;
     fn proxy_get_buffer_bytes(buffer_type: u32, start: usize, max_size: usize, data: *mut *mut u8, size: *mut usize) -> Status;
     fn proxy_set_tick_period_milliseconds(period: u32) -> Status;
+    fn proxy_set_effective_context(context_id: u32) -> Status;
 }
 
 fn status(s: Status) -> Result<(), Status> {
@@ -141,4 +142,11 @@ pub fn get_buffer(buffer_type: u32) -> Result<Option<Vec<u8>>, Status> {
 pub fn set_tick_period(ms: u32) -> Result<(), Status> {
     // SAFETY: plain value.
     status(unsafe { proxy_set_tick_period_milliseconds(ms) })
+}
+
+/// Makes later host calls act on stream `context_id` (from a root callback such as a tick).
+#[allow(dead_code)] // used by periodic reporting of open streams
+pub fn set_effective_context(context_id: u32) -> Result<(), Status> {
+    // SAFETY: plain value.
+    status(unsafe { proxy_set_effective_context(context_id) })
 }
