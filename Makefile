@@ -8,6 +8,8 @@
 #   make bench   bare Envoy vs Envoy + meshstats side by side, as ratios (ARGS=--json, ...)
 #   make bench-expr  per-request cost of evaluating a typical set of dimension expressions
 #   make compat  the real-Envoy scenarios against every Envoy in ENVOY_COMPAT_VERSIONS
+#   make manifests  re-render the Istio examples in envoyfilter/examples/istio/ (checked in;
+#                `make test` fails when they differ from what the CLI renders)
 #   make clean   remove build outputs (distclean also removes .venv)
 
 ENVOY_VERSION ?= 1.40.0
@@ -23,7 +25,7 @@ MESHSTATS_WASM := $(CURDIR)/dist/meshstats.wasm
 MESHSTATS_BIN := $(CURDIR)/dist/meshstats
 ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN)
 
-.PHONY: setup build test unit lint validate-configs integration run bench bench-expr compat clean distclean
+.PHONY: setup build test unit lint validate-configs check-manifests manifests integration run bench bench-expr compat clean distclean
 
 setup:
 	@ENVOY_VERSION=$(ENVOY_VERSION) bash scripts/setup.sh
@@ -37,7 +39,7 @@ build: setup
 
 # Each step needs the previous ones only for ordering: `make -k test` runs them all.
 test: build
-	@$(MAKE) --no-print-directory unit lint validate-configs integration
+	@$(MAKE) --no-print-directory unit lint validate-configs check-manifests integration
 
 # Host tests of every crate but the one that drives real Envoys (the CLI's own tests still
 # use Envoy for `--mode validate`, hence the variables).
@@ -50,6 +52,27 @@ lint:
 
 validate-configs:
 	$(ARTIFACTS) bash scripts/validate-envoy-configs.sh
+
+# The checked-in Istio examples must be what the CLI renders now: re-render them and fail
+# on any difference (a new, untracked file included). Outside a git checkout: render only.
+manifests:
+	$(CARGO) build --release -p meshstats-cli
+	@mkdir -p dist
+	cp target/release/meshstats $(MESHSTATS_BIN)
+	MESHSTATS_BIN=$(MESHSTATS_BIN) bash scripts/render-istio-examples.sh
+
+check-manifests: manifests
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  untracked="$$(git ls-files --others --exclude-standard -- envoyfilter/examples/istio)"; \
+	  if ! git diff --exit-code --stat -- envoyfilter/examples/istio || [ -n "$$untracked" ]; then \
+	    [ -z "$$untracked" ] || printf 'untracked: %s\n' $$untracked; \
+	    echo "check-manifests: envoyfilter/examples/istio differs from what meshstats renders: run \`make manifests\` and commit the result" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "check-manifests: envoyfilter/examples/istio is up to date"; \
+	else \
+	  echo "check-manifests: not a git checkout, rendered only"; \
+	fi
 
 # `--tests`: the crate has no doc tests, and this keeps cargo's last summary line a real one.
 integration:

@@ -48,3 +48,17 @@ else
   [ "$have" = "$ENVOY_VERSION" ] || die "$ENVOY --version reports '${have:-nothing}', expected $ENVOY_VERSION"
   step "envoy $ENVOY_VERSION: installed ($ENVOY)"
 fi
+
+# 4. skopeo, which the package tests use to read `meshstats package`'s OCI archives (and
+#    docs/deploying.md to push them). From the system's packages: only as root, else say how.
+if command -v skopeo >/dev/null; then
+  step "skopeo: already installed ($(command -v skopeo))"
+elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  step "skopeo: installing (apt-get install skopeo)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo >/dev/null
+  command -v skopeo >/dev/null || die "apt-get install skopeo did not provide skopeo"
+  step "skopeo: installed ($(command -v skopeo))"
+else
+  die "skopeo not found; install it as root (Debian/Ubuntu: apt-get update && apt-get install -y skopeo; Fedora: dnf install skopeo; macOS: brew install skopeo)"
+fi

@@ -2,7 +2,8 @@
 
 use crate::input::{read_config, read_json_object, InputError};
 use crate::render::access_log::{access_log, access_loggers};
-use crate::render::envoy::{default_node_id, envoy_bootstrap, Direction, SidecarOptions};
+use crate::render::envoy::{default_node_id, envoy_bootstrap, Direction, Protocol, SidecarOptions, TlsFiles};
+use crate::render::istio_cli;
 use crate::render::stats_config::stats_config;
 use clap::{Args, Parser, Subcommand};
 use meshstats_filter::config::PluginConfig;
@@ -26,9 +27,24 @@ pub enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    /// Print Envoy configuration (JSON) on stdout.
+    /// Print Envoy configuration (JSON) or Istio manifests (YAML) on stdout.
     #[command(subcommand)]
     Render(Render),
+    /// Write the filter as a Wasm OCI image (an OCI image layout tarball, `oci-archive:`).
+    Package(crate::render::istio_cli::PackageArgs),
+    /// Istio Mixer configuration.
+    #[command(subcommand)]
+    Mixer(Mixer),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Mixer {
+    /// Translate Mixer metric/logentry/prometheus/stdio/rule (and instance/handler) YAML into
+    /// one meshstats configuration on stdout; what cannot be carried over is listed on stderr.
+    Import {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +64,18 @@ pub enum Render {
     },
     /// A complete standalone sidecar bootstrap: one listener, one upstream cluster.
     Envoy(Box<EnvoyArgs>),
+    /// Istio `WasmPlugin`s (HTTP and TCP) that load the filter from an image or url (YAML).
+    Wasmplugin(Box<crate::render::istio_cli::WasmPluginArgs>),
+    /// An Istio `EnvoyFilter` inserting the filter in sidecars and gateways (YAML).
+    Envoyfilter(Box<crate::render::istio_cli::EnvoyFilterArgs>),
+    /// An Istio `Telemetry` resource printing the filter's access log entries (YAML).
+    Telemetry(Box<crate::render::istio_cli::TelemetryArgs>),
+    /// Istio `meshConfig` values: the access log provider and every proxy's stats settings (YAML).
+    MeshConfig(crate::render::istio_cli::MeshConfigArgs),
+    /// Pod annotations carrying the filter's labels and buckets into Istio's bootstrap (YAML).
+    ProxyConfig(crate::render::istio_cli::ProxyConfigArgs),
+    /// The ConfigMap `proxy-config` names when buckets differ per metric (YAML).
+    BootstrapOverride(crate::render::istio_cli::BootstrapOverrideArgs),
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +125,25 @@ pub struct EnvoyArgs {
     /// filter's JSON log entries).
     #[arg(long)]
     pub access_log: bool,
+    /// `tcp`: a `tcp_proxy` listener with the network Wasm filter (Istio's TCP metrics).
+    #[arg(long, value_enum, default_value = "http")]
+    pub protocol: Protocol,
+    /// The listener's TLS certificate (PEM); with --tls-key and --tls-ca the listener
+    /// requires client certificates signed by that CA (mTLS).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_ca: Option<PathBuf>,
+    /// The client certificate (PEM) the upstream cluster presents; with
+    /// --upstream-tls-key and --upstream-tls-ca (which must have signed the server's).
+    #[arg(long, value_name = "FILE", requires_all = ["upstream_tls_key", "upstream_tls_ca"])]
+    pub upstream_tls_cert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "upstream_tls_cert")]
+    pub upstream_tls_key: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "upstream_tls_cert")]
+    pub upstream_tls_ca: Option<PathBuf>,
 }
 
 /// What a command printed and whether it succeeded; the binary only writes it out.
@@ -125,6 +172,16 @@ pub fn run(cli: &Cli) -> Result<Output, InputError> {
         Command::Render(Render::Envoy(args)) => {
             Ok(json_output(&envoy_bootstrap(&sidecar_options(args)?)))
         }
+        Command::Render(Render::Wasmplugin(args)) => istio_cli::render_wasmplugin(args),
+        Command::Render(Render::Envoyfilter(args)) => istio_cli::render_envoyfilter(args),
+        Command::Render(Render::Telemetry(args)) => istio_cli::render_telemetry(args),
+        Command::Render(Render::MeshConfig(args)) => istio_cli::render_mesh_config(args),
+        Command::Render(Render::ProxyConfig(args)) => istio_cli::render_proxy_config(args),
+        Command::Render(Render::BootstrapOverride(args)) => {
+            istio_cli::render_bootstrap_override(args)
+        }
+        Command::Package(args) => istio_cli::package(args),
+        Command::Mixer(Mixer::Import { files }) => crate::mixer::run(files),
     }
 }
 
@@ -185,7 +242,18 @@ pub fn sidecar_options(args: &EnvoyArgs) -> Result<SidecarOptions, InputError> {
         access_log: access_loggers(&config),
         debug_access_log: args.access_log,
         stats_config: stats_config(&config),
+        protocol: args.protocol,
+        downstream_tls: tls_files(&args.tls_cert, &args.tls_key, &args.tls_ca),
+        upstream_tls: tls_files(&args.upstream_tls_cert, &args.upstream_tls_key, &args.upstream_tls_ca),
     })
+}
+
+/// All three files (clap makes them come together), made absolute like the .wasm.
+fn tls_files(cert: &Option<PathBuf>, key: &Option<PathBuf>, ca: &Option<PathBuf>) -> Option<TlsFiles> {
+    match (cert, key, ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert: absolute(cert), key: absolute(key), ca: absolute(ca) }),
+        _ => None,
+    }
 }
 
 // Envoy resolves a relative filename against its own working directory, not ours.

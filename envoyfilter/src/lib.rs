@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod input;
+pub mod mixer;
 pub mod render;
 
 pub use input::InputError;

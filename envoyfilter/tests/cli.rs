@@ -246,10 +246,54 @@ fn render_envoy_prints_the_library_bootstrap_with_an_absolute_wasm_path() {
             endpoint_metadata: None,
             no_filter: false,
             access_log: false,
+            protocol: meshstats_cli::render::envoy::Protocol::Http,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            upstream_tls_cert: None,
+            upstream_tls_key: None,
+            upstream_tls_ca: None,
         })
         .unwrap(),
     );
     assert_eq!(printed, expected);
+}
+
+#[test]
+fn render_envoy_tcp_with_mtls() {
+    let tls = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
+    let file = |name: &str| tls.join(name).to_string_lossy().into_owned();
+    let (config, node) = (example("default.json"), example("sidecar-node-metadata.json"));
+    let mut args: Vec<String> = ["render", "envoy", "--direction", "inbound", "--protocol", "tcp"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for (flag, value) in [
+        ("--config", config.to_string_lossy().into_owned()),
+        ("--node-metadata", node.to_string_lossy().into_owned()),
+        ("--listen", "127.0.0.1:15006".into()),
+        ("--upstream", "127.0.0.1:9080".into()),
+        ("--admin", "127.0.0.1:15000".into()),
+        ("--wasm", "/opt/meshstats.wasm".into()),
+        ("--tls-cert", file("cert.pem")),
+        ("--tls-key", file("key.pem")),
+        ("--tls-ca", file("ca.pem")),
+    ] {
+        args.extend([flag.to_string(), value]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = meshstats(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let chain = &printed["static_resources"]["listeners"][0]["filter_chains"][0];
+    assert_eq!(chain["filters"][0]["name"], "envoy.filters.network.wasm");
+    assert_eq!(chain["filters"][1]["typed_config"]["stat_prefix"], "inbound_tcp");
+    let tls_context = &chain["transport_socket"]["typed_config"];
+    assert_eq!(tls_context["require_client_certificate"], true);
+    assert_eq!(tls_context["common_tls_context"]["validation_context"]["trusted_ca"]["filename"], file("ca.pem"));
+    // A certificate without its key is refused by the command line.
+    let out = meshstats(&["render", "envoy", "--tls-cert", "x.pem"]);
+    assert!(!out.status.success());
 }
 
 #[test]

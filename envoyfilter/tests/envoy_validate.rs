@@ -110,6 +110,29 @@ fn bare_sidecars_validate() {
     }
 }
 
+/// TCP sidecars (network Wasm filter before `tcp_proxy`) with mTLS on both ends: the
+/// server's listener requires client certificates, the client's cluster presents one. The PEM
+/// files in `tests/tls` (a CA and a `spiffe://cluster.local/ns/default/sa/ratings`
+/// certificate) exist only for Envoy to load; the real mTLS runs make their own.
+#[test]
+fn tcp_mtls_sidecars_validate() {
+    use meshstats_cli::render::envoy::{Protocol, TlsFiles};
+    let dir = scratch_dir("validate-tcp-mtls");
+    let tls_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
+    let tls = TlsFiles { cert: tls_dir.join("cert.pem"), key: tls_dir.join("key.pem"), ca: tls_dir.join("ca.pem") };
+    for direction in [Direction::Inbound, Direction::Outbound] {
+        let mut opts = full_options(&dir, direction);
+        opts.protocol = Protocol::Tcp;
+        opts.downstream_tls = (direction == Direction::Inbound).then(|| tls.clone());
+        opts.upstream_tls = (direction == Direction::Outbound).then(|| tls.clone());
+        let bootstrap = envoy_bootstrap(&opts);
+        let filters = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"];
+        assert_eq!(filters[0]["name"], "envoy.filters.network.wasm");
+        assert_eq!(filters[1]["name"], "envoy.filters.network.tcp_proxy");
+        assert_eq!(validate_json(&dir, &format!("tcp-{direction}"), &bootstrap), Ok(()), "{direction} TCP bootstrap rejected");
+    }
+}
+
 /// Guards the two tests above against passing vacuously (an Envoy that accepts anything).
 #[test]
 fn envoy_really_checks_the_filter() {

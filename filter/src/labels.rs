@@ -39,8 +39,10 @@ pub const STANDARD_LABELS: [&str; 25] = [
 pub mod idx {
     pub const REPORTER: usize = 0;
     pub const SOURCE_WORKLOAD: usize = 1;
+    pub const SOURCE_WORKLOAD_NAMESPACE: usize = 2;
     pub const SOURCE_PRINCIPAL: usize = 3;
     pub const DESTINATION_WORKLOAD: usize = 9;
+    pub const DESTINATION_WORKLOAD_NAMESPACE: usize = 10;
     pub const DESTINATION_PRINCIPAL: usize = 11;
     pub const DESTINATION_SERVICE: usize = 14;
     pub const DESTINATION_SERVICE_NAME: usize = 15;
@@ -135,6 +137,17 @@ impl Dimensions {
 
         self.set(idx::SOURCE_PRINCIPAL, &req.source_principal);
         self.set(idx::DESTINATION_PRINCIPAL, &req.destination_principal);
+        // The peer's namespace: its SPIFFE id's first, its metadata's otherwise (Istio's rule).
+        // The id is known when the metrics carry the peer's principal (the default); a config
+        // that removes that label saves its read and takes the namespace from metadata.
+        let (peer_namespace, peer_principal) = if outbound {
+            (idx::DESTINATION_WORKLOAD_NAMESPACE, &req.destination_principal)
+        } else {
+            (idx::SOURCE_WORKLOAD_NAMESPACE, &req.source_principal)
+        };
+        if let Some(ns) = crate::identity::spiffe_namespace(peer_principal) {
+            self.set(peer_namespace, ns);
+        }
         self.map_service(cx, req);
         self.set(idx::REQUEST_PROTOCOL, if req.grpc { "grpc" } else { "http" });
         if let Some(slot) = self.values.get_mut(idx::RESPONSE_FLAGS) {
@@ -164,6 +177,12 @@ impl Dimensions {
                 push_int(slot, req.grpc_status.unwrap_or(2));
             }
         }
+    }
+
+    /// For a TCP report: `request_protocol` is `tcp`. The labels after
+    /// `connection_security_policy` are not part of Istio's TCP metrics.
+    pub fn set_tcp(&mut self) {
+        self.set(idx::REQUEST_PROTOCOL, "tcp");
     }
 
     fn map_node(&mut self, is_source: bool, view: Option<NodeView<'_>>) {

@@ -17,6 +17,7 @@ pub mod attributes;
 pub mod config;
 pub mod expr;
 pub mod host;
+pub mod identity;
 pub mod labels;
 pub mod metrics;
 pub mod peer;

@@ -37,6 +37,9 @@ pub struct Root {
     needs: Needs,
     services: ServiceCache,
     problems: Vec<ConfigError>,
+    /// What TCP reports read (`tcp.rs`): the TCP metrics' labels only.
+    tcp_needs: Needs,
+    ticks: tcp::Ticks,
 }
 
 /// What one HTTP stream learned before it ended.
@@ -48,6 +51,8 @@ pub struct Stream {
     /// The downstream sent exchange headers, so it expects ours on the response.
     exchange_received: bool,
     seen: SeenHeaders,
+    /// Set when the stream is a TCP connection (network filter), see `tcp.rs`.
+    tcp: Option<tcp::TcpStream>,
 }
 
 impl Root {
@@ -77,10 +82,12 @@ impl Root {
         let Compiled { config, mut metrics, logs, vocabulary, problems } = compiled;
         metrics.define_counters(host);
         let mut needs = metrics.needs();
+        let mut tcp_needs = metrics.needs_for(metrics::Protocol::Tcp);
         // `response.flags_short` then shares the standard labels' read of the flags, so no
         // request reads them twice.
         if vocabulary.slots().iter().any(|d| d.source == Source::ResponseFlagsShort) {
             needs.response_flags = true;
+            tcp_needs.response_flags = true;
         }
         let local = read_local_node(host);
         let node_id = host.property(&["xds", "node", "id"]).map(decode::string).unwrap_or_default();
@@ -94,6 +101,8 @@ impl Root {
         metrics::record_build(host, version);
         let cache_size = config.max_peer_cache_size.map_or(DEFAULT_PEER_CACHE_SIZE, |n| n as usize);
         Root {
+            ticks: tcp::Ticks::new(&config),
+            tcp_needs,
             local_header: local.to_header_value(),
             peers: PeerCache::new(cache_size),
             config,
@@ -304,6 +313,10 @@ fn read_local_node(host: &impl Host) -> PeerNode {
     }
     node
 }
+
+// A child of this module, so it can extend `Root`/`Stream` without widening their fields.
+#[path = "tcp.rs"]
+mod tcp;
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 //! - [`Backend`]: a tiny HTTP/1.1 app server that records what it was sent.
 //! - [`Scrape`]: a parsed `/stats/prometheus` page.
 //! - [`http_get`] / [`http_request`]: one plain-HTTP request.
+//! - [`tcp_echo::TcpEcho`]: a TCP echo server, for the TCP metrics tests.
 //! - [`mesh`]: Istio-shaped sidecars (rendered by `meshstats_cli`) and the two-sidecar
 //!   [`mesh::Bookinfo`] setup.
 //! - [`envoy_bin`], [`wasm_path`], [`meshstats_bin`]: the artifacts under test, from
@@ -16,6 +17,7 @@ pub mod load;
 pub mod mesh;
 mod paths;
 mod scrape;
+pub mod tcp_echo;
 
 pub use backend::{Backend, BackendConfig, RecordedRequest};
 pub use envoy::Envoy;

@@ -9,6 +9,7 @@
 use crate::envoy::Envoy;
 use crate::paths::{free_port, wasm_path};
 use meshstats_cli::render::access_log::access_loggers;
+use meshstats_cli::render::envoy::{Protocol, TlsFiles};
 use meshstats_cli::{default_node_id, envoy_bootstrap, stats_config, Direction, SidecarOptions};
 use meshstats_filter::config::PluginConfig;
 use serde_json::{json, Value};
@@ -84,6 +85,11 @@ pub struct Sidecar {
     /// are written out (Envoy's default: every 10 s, or once 64 KiB are buffered). The
     /// default here, 100 ms, lets tests wait for log lines briefly. `None` keeps Envoy's.
     pub file_flush_interval: Option<Duration>,
+    /// HTTP (default) or TCP (`tcp_proxy` with the network Wasm filter).
+    pub protocol: Protocol,
+    /// mTLS on the listener (client certificates required) / from the cluster.
+    pub downstream_tls: Option<TlsFiles>,
+    pub upstream_tls: Option<TlsFiles>,
 }
 
 impl Sidecar {
@@ -106,6 +112,9 @@ impl Sidecar {
             envoy_args: Vec::new(),
             stats_flush_interval: Some(Duration::from_millis(100)),
             file_flush_interval: Some(Duration::from_millis(100)),
+            protocol: Protocol::Http,
+            downstream_tls: None,
+            upstream_tls: None,
         }
     }
 
@@ -134,6 +143,9 @@ impl Sidecar {
             access_log: access_loggers(&parsed),
             debug_access_log: self.debug_access_log,
             stats_config: stats_config(&parsed),
+            protocol: self.protocol,
+            downstream_tls: self.downstream_tls.clone(),
+            upstream_tls: self.upstream_tls.clone(),
         }
     }
 

@@ -39,6 +39,25 @@ impl fmt::Display for Direction {
     }
 }
 
+/// What the listener carries: HTTP through a connection manager (the HTTP Wasm filter before
+/// the router), or TCP through `tcp_proxy` (the network Wasm filter before it, for Istio's
+/// `istio_tcp_*` metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    #[default]
+    Http,
+    Tcp,
+}
+
+/// PEM files for one side of a TLS connection: this proxy's certificate chain and key, and
+/// the CA that must have signed the other side's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
 /// Everything that varies between the sidecars `envoy_bootstrap` renders.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SidecarOptions {
@@ -76,6 +95,14 @@ pub struct SidecarOptions {
     /// From [`crate::stats_config`]; kept even without the filter so the two setups differ
     /// only by the filter.
     pub stats_config: Value,
+    /// HTTP (the default) or TCP.
+    pub protocol: Protocol,
+    /// The listener terminates TLS and requires a client certificate signed by `ca` (mTLS,
+    /// as Istio's inbound listeners in STRICT mode). `None`: plaintext.
+    pub downstream_tls: Option<TlsFiles>,
+    /// The cluster originates TLS, presenting `cert` and checking the server against `ca`
+    /// (as Istio's outbound clusters with ISTIO_MUTUAL). `None`: plaintext.
+    pub upstream_tls: Option<TlsFiles>,
 }
 
 /// The node id istiod's sidecars use, built from the node metadata's `NAME` (pod name) and
@@ -135,6 +162,81 @@ pub fn envoy_bootstrap(opts: &SidecarOptions) -> Value {
 
 fn listener(opts: &SidecarOptions, cluster_name: &str) -> Value {
     let dir = opts.direction.as_str();
+    let filters = match opts.protocol {
+        Protocol::Http => vec![json!({ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm(opts, cluster_name) })],
+        Protocol::Tcp => tcp_filters(opts, cluster_name),
+    };
+    let mut chain = json!({ "filters": filters });
+    if let (Some(tls), Some(obj)) = (&opts.downstream_tls, chain.as_object_mut()) {
+        obj.insert("transport_socket".into(), downstream_tls(tls));
+    }
+    json!({
+        "name": format!("{dir}_{}", opts.listen.port()),
+        "address": socket_address(opts.listen),
+        "traffic_direction": opts.direction.traffic_direction(),
+        "filter_chains": [chain],
+    })
+}
+
+/// The network Wasm filter (same module, same configuration) before `tcp_proxy`.
+fn tcp_filters(opts: &SidecarOptions, cluster_name: &str) -> Vec<Value> {
+    let mut filters = Vec::new();
+    if opts.with_filter {
+        let mut wasm = wasm_filter(opts);
+        wasm["name"] = json!("envoy.filters.network.wasm");
+        wasm["typed_config"]["@type"] = json!("type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm");
+        filters.push(wasm);
+    }
+    let mut proxy = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        "stat_prefix": format!("{}_tcp", opts.direction.as_str()),
+        "cluster": cluster_name,
+    });
+    if let (true, Some(obj)) = (opts.debug_access_log, proxy.as_object_mut()) {
+        obj.insert("access_log".into(), json!([stderr_access_log()]));
+    }
+    filters.push(json!({ "name": "envoy.filters.network.tcp_proxy", "typed_config": proxy }));
+    filters
+}
+
+fn stderr_access_log() -> Value {
+    json!({
+        "name": "envoy.access_loggers.stderr",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog" },
+    })
+}
+
+fn common_tls_context(tls: &TlsFiles) -> Value {
+    let file = |p: &PathBuf| json!({ "filename": p.to_string_lossy() });
+    json!({
+        "tls_certificates": [{ "certificate_chain": file(&tls.cert), "private_key": file(&tls.key) }],
+        "validation_context": { "trusted_ca": file(&tls.ca) },
+    })
+}
+
+fn downstream_tls(tls: &TlsFiles) -> Value {
+    json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "require_client_certificate": true,
+            "common_tls_context": common_tls_context(tls),
+        },
+    })
+}
+
+fn upstream_tls(tls: &TlsFiles) -> Value {
+    json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": common_tls_context(tls),
+        },
+    })
+}
+
+fn hcm(opts: &SidecarOptions, cluster_name: &str) -> Value {
+    let dir = opts.direction.as_str();
     let mut http_filters = Vec::new();
     if opts.with_filter {
         http_filters.push(wasm_filter(opts));
@@ -161,22 +263,12 @@ fn listener(opts: &SidecarOptions, cluster_name: &str) -> Value {
     });
     let mut access_log = opts.access_log.clone();
     if opts.debug_access_log {
-        access_log.push(json!({
-            "name": "envoy.access_loggers.stderr",
-            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog" },
-        }));
+        access_log.push(stderr_access_log());
     }
     if let (false, Some(obj)) = (access_log.is_empty(), hcm.as_object_mut()) {
         obj.insert("access_log".into(), Value::Array(access_log));
     }
-    json!({
-        "name": format!("{dir}_{}", opts.listen.port()),
-        "address": socket_address(opts.listen),
-        "traffic_direction": opts.direction.traffic_direction(),
-        "filter_chains": [{
-            "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm }],
-        }],
-    })
+    hcm
 }
 
 fn wasm_filter(opts: &SidecarOptions) -> Value {
@@ -218,17 +310,25 @@ fn cluster(opts: &SidecarOptions, cluster_name: &str) -> Value {
         "name": cluster_name,
         "type": "STATIC",
         "connect_timeout": "1s",
-        "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": { "http_protocol_options": {} },
-            },
-        },
         "load_assignment": {
             "cluster_name": cluster_name,
             "endpoints": [{ "lb_endpoints": [endpoint] }],
         },
     });
+    if let (Protocol::Http, Some(obj)) = (opts.protocol, cluster.as_object_mut()) {
+        obj.insert(
+            "typed_extension_protocol_options".into(),
+            json!({
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": { "http_protocol_options": {} },
+                },
+            }),
+        );
+    }
+    if let (Some(tls), Some(obj)) = (&opts.upstream_tls, cluster.as_object_mut()) {
+        obj.insert("transport_socket".into(), upstream_tls(tls));
+    }
     if let (Some(md), Some(obj)) = (&opts.cluster_metadata, cluster.as_object_mut()) {
         obj.insert("metadata".into(), json!({ "filter_metadata": md }));
     }

@@ -48,6 +48,9 @@ pub fn options(direction: Direction) -> SidecarOptions {
         access_log: Vec::new(),
         debug_access_log: false,
         stats_config: stats_config(&config),
+        protocol: Default::default(),
+        downstream_tls: None,
+        upstream_tls: None,
     }
 }
 

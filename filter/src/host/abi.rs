@@ -145,7 +145,6 @@ pub fn set_tick_period(ms: u32) -> Result<(), Status> {
 }
 
 /// Makes later host calls act on stream `context_id` (from a root callback such as a tick).
-#[allow(dead_code)] // used by periodic reporting of open streams
 pub fn set_effective_context(context_id: u32) -> Result<(), Status> {
     // SAFETY: plain value.
     status(unsafe { proxy_set_effective_context(context_id) })

@@ -71,9 +71,6 @@ impl Host for ProxyHost {
     }
 }
 
-/// How long cached cluster metadata may be stale, in milliseconds.
-const CACHE_PERIOD_MS: u32 = 30_000;
-
 /// Per root context id: its configuration's state (`None` until `on_configure`).
 /// Per stream context id: its root's id and what the stream learned.
 #[derive(Default)]
@@ -139,10 +136,12 @@ pub extern "C" fn proxy_on_vm_start(_root_context_id: u32, _vm_configuration_siz
 pub extern "C" fn proxy_on_configure(root_context_id: u32, _configuration_size: usize) -> u32 {
     let bytes = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION).ok().flatten().unwrap_or_default();
     let root = Root::configure(&ProxyHost, &String::from_utf8_lossy(&bytes));
+    // One timer for cache expiry and TCP reports (`Root::tick`).
+    let period = root.tick_period_ms();
     with_contexts(|c| {
         c.roots.insert(root_context_id, Some(root));
     });
-    let _ = abi::set_tick_period(CACHE_PERIOD_MS);
+    let _ = abi::set_tick_period(period);
     // Returning false would stop Envoy from serving with this filter: never do that.
     TRUE
 }
@@ -150,11 +149,56 @@ pub extern "C" fn proxy_on_configure(root_context_id: u32, _configuration_size: 
 #[no_mangle]
 pub extern "C" fn proxy_on_tick(root_context_id: u32) {
     with_contexts(|c| {
-        if let Some(Some(root)) = c.roots.get_mut(&root_context_id) {
-            root.on_tick();
+        let Contexts { roots, streams } = c;
+        let Some(Some(root)) = roots.get_mut(&root_context_id) else { return };
+        if !root.tick() {
+            return;
+        }
+        let mut switched = false;
+        for (id, (owner, stream)) in streams.iter_mut() {
+            if *owner != root_context_id || !stream.tcp_open() {
+                continue;
+            }
+            // Property reads then see this connection, not the root; if the host refuses,
+            // the report waits for the next tick rather than read the wrong context.
+            if abi::set_effective_context(*id).is_ok() {
+                switched = true;
+                root.report_tcp(&ProxyHost, stream, false);
+            }
+        }
+        if switched {
+            let _ = abi::set_effective_context(root_context_id);
         }
     });
 }
+
+/// A network filter's connection: from here on the stream is TCP (`plugin::tcp`).
+#[no_mangle]
+pub extern "C" fn proxy_on_new_connection(context_id: u32) -> u32 {
+    with_stream(context_id, |root, stream| root.on_new_connection(stream));
+    CONTINUE
+}
+
+/// Per data chunk: counted only, no host call.
+#[no_mangle]
+pub extern "C" fn proxy_on_downstream_data(context_id: u32, data_size: usize, _end_of_stream: u32) -> u32 {
+    with_stream(context_id, |root, stream| root.on_downstream_data(stream, data_size));
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_upstream_data(context_id: u32, data_size: usize, _end_of_stream: u32) -> u32 {
+    with_stream(context_id, |root, stream| root.on_upstream_data(stream, data_size));
+    CONTINUE
+}
+
+/// Nothing to do: Envoy calls `proxy_on_log` once the connection is closed, where the last
+/// report happens. Exported so that Envoy's calls find a function.
+#[no_mangle]
+pub extern "C" fn proxy_on_downstream_connection_close(_context_id: u32, _peer_type: u32) {}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_upstream_connection_close(_context_id: u32, _peer_type: u32) {}
 
 #[no_mangle]
 pub extern "C" fn proxy_on_request_headers(context_id: u32, _headers: u32, _end_of_stream: u32) -> u32 {
@@ -170,7 +214,14 @@ pub extern "C" fn proxy_on_response_headers(context_id: u32, _headers: u32, _end
 
 #[no_mangle]
 pub extern "C" fn proxy_on_log(context_id: u32) {
-    with_stream(context_id, |root, stream| root.on_log(&ProxyHost, stream));
+    with_stream(context_id, |root, stream| {
+        // For a network filter: the connection's end, its last TCP report.
+        if stream.is_tcp() {
+            root.report_tcp(&ProxyHost, stream, true);
+        } else {
+            root.on_log(&ProxyHost, stream);
+        }
+    });
 }
 
 #[no_mangle]

@@ -7,7 +7,7 @@
 //! does not compile is skipped; a `match` that does not compile turns its metrics off (a
 //! predicate that cannot be decided is false, at load time as per request).
 
-use super::{LabelSource, MetricTable, Spec, ValueSource, BUILD_LABELS, HTTP_METRICS, PREFIX};
+use super::{LabelSource, MetricTable, Protocol, Spec, ValueSource, BUILD_LABELS, HTTP_METRICS, PREFIX, TCP_METRICS};
 use crate::attributes::vocabulary::Vocabulary;
 use crate::config::{ConfigError, MetricKind, PluginConfig};
 use crate::expr::{self, Program, Type};
@@ -25,15 +25,16 @@ struct Draft {
 /// returned, never fatal.
 pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, Vec<ConfigError>) {
     let mut c = Compiler { vocab, table: MetricTable::default(), problems: Vec::new(), sources: Vec::new() };
-    let mut drafts: Vec<Draft> = HTTP_METRICS
-        .iter()
-        .map(|m| Draft {
+    let standard = HTTP_METRICS.iter().map(|m| (m, Protocol::Http)).chain(TCP_METRICS.iter().map(|m| (m, Protocol::Tcp)));
+    let mut drafts: Vec<Draft> = standard
+        .map(|(m, protocol)| Draft {
             spec: Spec {
                 name: format!("{PREFIX}{}", m.name),
                 kind: m.kind,
                 labels: STANDARD_LABELS.iter().take(m.label_count).enumerate().map(|(i, t)| (t.to_string(), LabelSource::Standard(i))).collect(),
                 value: ValueSource::Standard(m.value),
                 matchers: Vec::new(),
+                protocol,
             },
             short: m.name.to_string(),
             dropped: false,
@@ -126,7 +127,8 @@ impl Compiler<'_> {
             self.check_buckets(&at("buckets"), b, def.kind);
         }
         Some(Draft {
-            spec: Spec { name, kind: def.kind, labels, value, matchers: Vec::new() },
+            // Definitions are HTTP-only, as in Istio's plugin: recorded per request.
+            spec: Spec { name, kind: def.kind, labels, value, matchers: Vec::new(), protocol: Protocol::Http },
             short: def.name.clone(),
             dropped: false,
         })

@@ -35,15 +35,62 @@ pub enum Value {
     DurationMs,
     RequestBytes,
     ResponseBytes,
+    /// TCP: 1 in the connection's first report.
+    TcpOpened,
+    /// TCP: 1 in the connection's last report.
+    TcpClosed,
+    /// TCP: bytes from the upstream since the last report.
+    TcpSentBytes,
+    /// TCP: bytes from the downstream since the last report.
+    TcpReceivedBytes,
+}
+
+/// Which traffic a metric describes: HTTP metrics are recorded per request, TCP metrics per
+/// connection report (`tcp.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Tcp,
+}
+
+/// What one TCP report adds (deltas since the previous report of the connection).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpDelta {
+    pub opened: bool,
+    pub closed: bool,
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// What is being recorded: a finished request or a TCP connection report.
+#[derive(Debug, Clone, Copy)]
+enum Event<'a> {
+    Request(&'a RequestAttributes),
+    Tcp(&'a TcpDelta),
+}
+
+impl Event<'_> {
+    fn protocol(self) -> Protocol {
+        match self {
+            Event::Request(_) => Protocol::Http,
+            Event::Tcp(_) => Protocol::Tcp,
+        }
+    }
 }
 
 impl Value {
-    fn of(self, req: &RequestAttributes) -> u64 {
-        match self {
-            Value::One => 1,
-            Value::DurationMs => req.duration_ns / 1_000_000,
-            Value::RequestBytes => req.request_bytes,
-            Value::ResponseBytes => req.response_bytes,
+    /// 0 for a value of the other protocol: a counter then records nothing.
+    fn of(self, event: Event<'_>) -> u64 {
+        match (self, event) {
+            (Value::One, _) => 1,
+            (Value::DurationMs, Event::Request(req)) => req.duration_ns / 1_000_000,
+            (Value::RequestBytes, Event::Request(req)) => req.request_bytes,
+            (Value::ResponseBytes, Event::Request(req)) => req.response_bytes,
+            (Value::TcpOpened, Event::Tcp(d)) => u64::from(d.opened),
+            (Value::TcpClosed, Event::Tcp(d)) => u64::from(d.closed),
+            (Value::TcpSentBytes, Event::Tcp(d)) => d.sent,
+            (Value::TcpReceivedBytes, Event::Tcp(d)) => d.received,
+            _ => 0,
         }
     }
 }
@@ -72,6 +119,15 @@ pub const HTTP_METRICS: [StandardMetric; 4] = [
     StandardMetric { name: "response_bytes", kind: MetricKind::Histogram, label_count: 25, value: Value::ResponseBytes },
 ];
 
+/// Istio's TCP metrics: the first 23 standard labels (no `response_code`,
+/// `grpc_response_status`), reported per connection every `tcp_reporting_duration` and at close.
+pub const TCP_METRICS: [StandardMetric; 4] = [
+    StandardMetric { name: "tcp_connections_opened_total", kind: MetricKind::Counter, label_count: 23, value: Value::TcpOpened },
+    StandardMetric { name: "tcp_connections_closed_total", kind: MetricKind::Counter, label_count: 23, value: Value::TcpClosed },
+    StandardMetric { name: "tcp_sent_bytes_total", kind: MetricKind::Counter, label_count: 23, value: Value::TcpSentBytes },
+    StandardMetric { name: "tcp_received_bytes_total", kind: MetricKind::Counter, label_count: 23, value: Value::TcpReceivedBytes },
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LabelSource {
     Standard(usize),
@@ -95,6 +151,8 @@ struct Spec {
     value: ValueSource,
     /// Indexes into the table's predicates; all must hold.
     matchers: Vec<usize>,
+    /// Recorded for requests (HTTP) or for TCP connection reports, never both.
+    protocol: Protocol,
 }
 
 /// Above this many distinct label tuples the cache starts over, so a flood of distinct
@@ -132,11 +190,16 @@ impl MetricTable {
         Some(spec.labels.iter().map(|(t, _)| t.as_str()).collect())
     }
 
-    /// The request attributes the standard labels and values of these metrics need.
+    /// The request attributes the standard labels and values of the HTTP metrics need.
     pub fn needs(&self) -> Needs {
+        self.needs_for(Protocol::Http)
+    }
+
+    /// The attributes the standard labels and values of one protocol's metrics need.
+    pub fn needs_for(&self, protocol: Protocol) -> Needs {
         use crate::labels::idx;
         let mut n = Needs::NONE;
-        for spec in &self.specs {
+        for spec in self.specs.iter().filter(|s| s.protocol == protocol) {
             for (_, source) in &spec.labels {
                 if let LabelSource::Standard(i) = *source {
                     match i {
@@ -167,6 +230,16 @@ impl MetricTable {
 
     /// Records one finished request. `slots` are the attribute values expressions read.
     pub fn record(&mut self, host: &impl Host, dims: &Dimensions, slots: &[Option<Attr>], req: &RequestAttributes) {
+        self.record_event(host, dims, slots, Event::Request(req));
+    }
+
+    /// Records one TCP connection report (the TCP metrics only).
+    pub fn record_tcp(&mut self, host: &impl Host, dims: &Dimensions, slots: &[Option<Attr>], delta: &TcpDelta) {
+        self.record_event(host, dims, slots, Event::Tcp(delta));
+    }
+
+    fn record_event(&mut self, host: &impl Host, dims: &Dimensions, slots: &[Option<Attr>], event: Event<'_>) {
+        let protocol = event.protocol();
         self.custom.resize_with(self.dimensions.len(), String::new);
         for (out, program) in self.custom.iter_mut().zip(&self.dimensions) {
             out.clear();
@@ -177,13 +250,15 @@ impl MetricTable {
             }
         }
         self.key.clear();
+        // One protocol's tuple must not reuse the other's ids (those metrics are not defined).
+        self.key.push(if protocol == Protocol::Tcp { 't' } else { 'h' });
         for value in dims.values.iter().chain(&self.custom) {
             stat_name::push_value(&mut self.key, value);
             self.key.push_str(stat_name::FIELD_SEPARATOR);
         }
         // Fast path: a label tuple seen before.
         if let Some(ids) = self.cache.get(self.key.as_str()) {
-            self.emit(host, ids, slots, req);
+            self.emit(host, ids, slots, event);
             return;
         }
         // Slow path: first time for this tuple.
@@ -192,6 +267,10 @@ impl MetricTable {
         }
         let mut ids = Vec::with_capacity(self.specs.len());
         for spec in &self.specs {
+            if spec.protocol != protocol {
+                ids.push(None);
+                continue;
+            }
             self.name.clear();
             for (tag, source) in &spec.labels {
                 let value = match *source {
@@ -204,11 +283,11 @@ impl MetricTable {
             ids.push(host.define_metric(spec.kind, &self.name));
         }
         let ids: Box<[Option<u32>]> = ids.into();
-        self.emit(host, &ids, slots, req);
+        self.emit(host, &ids, slots, event);
         self.cache.insert(self.key.as_str().into(), ids);
     }
 
-    fn emit(&self, host: &impl Host, ids: &[Option<u32>], slots: &[Option<Attr>], req: &RequestAttributes) {
+    fn emit(&self, host: &impl Host, ids: &[Option<u32>], slots: &[Option<Attr>], event: Event<'_>) {
         for (spec, id) in self.specs.iter().zip(ids) {
             let Some(id) = *id else { continue };
             // A predicate that cannot be evaluated is false: when in doubt, do not record.
@@ -220,7 +299,7 @@ impl MetricTable {
                 continue;
             }
             let value = match spec.value {
-                ValueSource::Standard(v) => v.of(req) as i64,
+                ValueSource::Standard(v) => v.of(event) as i64,
                 ValueSource::Expr(i) => match self.values.get(i).map(|p| p.eval_i64(slots)) {
                     Some(Ok(v)) => v,
                     _ => {

@@ -1,0 +1,148 @@
+//! `meshstats mixer import FILE...`: Istio Mixer telemetry configuration (v1alpha2 `metric`,
+//! `logentry`, `prometheus`, `stdio`, `rule`, and the 1.1+ `instance` / `handler` forms) as one
+//! meshstats configuration. What cannot be carried over is reported, one line per resource
+//! field, never dropped silently. docs/migrating-from-mixer.md describes the mapping.
+
+pub mod expr;
+mod resources;
+mod translate;
+
+use crate::cli::Output;
+use crate::input::{read_text, InputError};
+use serde_json::Value;
+use std::fmt;
+use std::path::PathBuf;
+
+pub use translate::safe_name;
+
+/// One part of the input that was not carried over (or not as it was), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// `kind/namespace/name`.
+    pub resource: String,
+    /// The field within the resource's spec; empty for the whole resource.
+    pub field: String,
+    pub reason: String,
+}
+
+impl Warning {
+    pub fn new(resource: impl Into<String>, field: impl Into<String>, reason: impl Into<String>) -> Warning {
+        Warning { resource: resource.into(), field: field.into(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.resource, self.reason)
+        } else {
+            write!(f, "{}: {}: {}", self.resource, self.field, self.reason)
+        }
+    }
+}
+
+/// The result of an import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Import {
+    /// The meshstats configuration; `None` when nothing in the input could be used.
+    pub config: Option<Value>,
+    /// In the order of the resources they are about.
+    pub warnings: Vec<Warning>,
+}
+
+/// Imports YAML texts, each with the name it is reported under. `Err` names the input whose
+/// YAML does not parse.
+pub fn import(inputs: &[(String, String)]) -> Result<Import, (String, String)> {
+    let mut resources = Vec::new();
+    let mut warnings = Vec::new();
+    for (origin, text) in inputs {
+        resources::read(origin, text, &mut resources, &mut warnings).map_err(|e| (origin.clone(), e))?;
+    }
+    let (config, more) = translate::Translator::new(&resources).run();
+    warnings.extend(more);
+    let config = config.map(|c| validated(c, &mut warnings));
+    // Grouped by resource, in input order; the same line once.
+    warnings.sort_by_key(|(at, _)| *at);
+    let mut out: Vec<Warning> = Vec::new();
+    for (_, w) in warnings {
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    let config = config.filter(|c| c.get("definitions").is_some() || c.get("logs").is_some());
+    Ok(Import { config, warnings: out })
+}
+
+/// Compiles the configuration as the filter (and `meshstats validate`) will, and removes each
+/// part the filter would leave out, reporting it in the filter's words. Every expression was
+/// already compiled on its own; what remains are names (labels, metrics) and buckets.
+fn validated(mut config: Value, warnings: &mut Vec<(usize, Warning)>) -> Value {
+    for _ in 0..32 {
+        let text = config.to_string();
+        let problems = match meshstats_filter::compile(&text) {
+            Ok(c) => c.problems,
+            Err(e) => vec![e],
+        };
+        let Some(problem) = problems.into_iter().next() else { return config };
+        warnings.push((usize::MAX, Warning::new("meshstats", problem.path.clone(), format!("{}; left out", problem.reason))));
+        if !remove(&mut config, &problem.path) {
+            return Value::Object(Default::default());
+        }
+    }
+    config
+}
+
+/// Removes what a problem at `path` belongs to: a dimension or variable, else the whole
+/// definition, override or log (and a definition's overrides with it).
+fn remove(config: &mut Value, path: &str) -> bool {
+    let mut parts = path.splitn(2, '.');
+    let head = parts.next().unwrap_or_default();
+    let rest = parts.next().unwrap_or_default();
+    let Some((list, index)) = head.strip_suffix(']').and_then(|h| h.split_once('[')) else { return false };
+    let Ok(index) = index.parse::<usize>() else { return false };
+    let Some(items) = config.get_mut(list).and_then(Value::as_array_mut) else { return false };
+    if index >= items.len() {
+        return false;
+    }
+    for container in ["dimensions.", "variables."] {
+        if let Some(key) = rest.strip_prefix(container) {
+            let field = container.trim_end_matches('.');
+            if let Some(map) = items.get_mut(index).and_then(|i| i.get_mut(field)).and_then(Value::as_object_mut) {
+                return map.remove(key).is_some();
+            }
+        }
+    }
+    let removed = items.remove(index);
+    if list == "definitions" {
+        let name = removed.get("name").cloned();
+        if let Some(overrides) = config.get_mut("metrics").and_then(Value::as_array_mut) {
+            overrides.retain(|o| o.get("name") != name.as_ref());
+        }
+    }
+    true
+}
+
+/// `meshstats mixer import FILE...`: the configuration on stdout, the report on stderr.
+pub fn run(files: &[PathBuf]) -> Result<Output, InputError> {
+    let mut inputs = Vec::new();
+    for path in files {
+        inputs.push((path.display().to_string(), read_text(path)?));
+    }
+    let imported = import(&inputs).map_err(|(origin, reason)| InputError { path: PathBuf::from(origin), reason })?;
+    let mut stderr = String::new();
+    for w in &imported.warnings {
+        stderr.push_str(&w.to_string());
+        stderr.push('\n');
+    }
+    match imported.config {
+        Some(config) => {
+            let mut stdout = serde_json::to_string_pretty(&config).unwrap_or_default();
+            stdout.push('\n');
+            Ok(Output { stdout, stderr, success: true })
+        }
+        None => {
+            stderr.push_str("meshstats: nothing to import: no metric or logentry instance reaches a prometheus or stdio handler through a rule\n");
+            Ok(Output { stdout: String::new(), stderr, success: false })
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! TCP metrics (Istio's `istio_tcp_*`), when the same module runs as a network filter
+//! (`envoy.filters.network.wasm`) in front of a `tcp_proxy`.
+//!
+//! Per data chunk the filter only adds to the connection's byte counts: a host call costs
+//! microseconds in Envoy's V8, a chunk may be a few bytes. Reports happen on the root's tick
+//! (every `tcp_reporting_duration`, for each open connection, with the connection made the
+//! effective context) and once at the end (`proxy_on_log`, which Envoy calls when the
+//! connection closes). A report computes the labels as for a request and adds the deltas
+//! since the previous report; `opened` counts in a connection's first report, `closed` in its
+//! last, so both count each connection once. docs/tcp.md has the rules.
+//!
+//! Compiled as a child of `plugin` (`#[path]` there): it extends `Root`/`Stream`, whose
+//! fields stay private to that module.
+
+use super::{upstream_host_fallback, Root, Stream};
+use crate::attributes::slots::{self, Inputs};
+use crate::attributes::{Direction, RequestAttributes, SeenHeaders};
+use crate::config::{self, PluginConfig};
+use crate::host::Host;
+use crate::labels::{Context, NodeView, Reporter};
+use crate::metrics::TcpDelta;
+use std::rc::Rc;
+
+/// How long cached cluster metadata may be stale, in milliseconds.
+pub const CACHE_PERIOD_MS: u64 = 30_000;
+/// The shortest tick: a smaller `tcp_reporting_duration` would keep the VM busy for nothing.
+pub const MIN_TICK_MS: u64 = 100;
+
+/// What one TCP connection saw: totals so far and what was already reported.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TcpStream {
+    /// Bytes from the downstream (Istio's `received`).
+    received: u64,
+    /// Bytes from the upstream (Istio's `sent`).
+    sent: u64,
+    reported_received: u64,
+    reported_sent: u64,
+    opened: bool,
+    closed: bool,
+}
+
+/// The root's timer: one tick period serves both the cache expiry and TCP reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ticks {
+    period_ms: u64,
+    /// 0: no periodic TCP reports, only at close.
+    tcp_ms: u64,
+    since_cache_ms: u64,
+    since_tcp_ms: u64,
+}
+
+impl Ticks {
+    pub fn new(config: &PluginConfig) -> Ticks {
+        let tcp_ms = config.tcp_reporting_ms();
+        let period_ms = if tcp_ms == 0 { CACHE_PERIOD_MS } else { tcp_ms.clamp(MIN_TICK_MS, CACHE_PERIOD_MS) };
+        Ticks { period_ms, tcp_ms, since_cache_ms: 0, since_tcp_ms: 0 }
+    }
+}
+
+impl Stream {
+    /// A TCP connection whose last report is still to come.
+    pub fn tcp_open(&self) -> bool {
+        self.tcp.as_ref().is_some_and(|t| !t.closed)
+    }
+
+    pub fn is_tcp(&self) -> bool {
+        self.tcp.is_some()
+    }
+}
+
+impl Root {
+    /// The tick period to arm, in milliseconds.
+    pub fn tick_period_ms(&self) -> u32 {
+        u32::try_from(self.ticks.period_ms).unwrap_or(u32::MAX)
+    }
+
+    /// One tick: expires cached cluster metadata when due; true when open TCP connections
+    /// are due a report (the caller makes each the effective context and calls
+    /// [`Root::report_tcp`]).
+    pub fn tick(&mut self) -> bool {
+        let t = &mut self.ticks;
+        t.since_cache_ms = t.since_cache_ms.saturating_add(t.period_ms);
+        if t.since_cache_ms >= CACHE_PERIOD_MS {
+            t.since_cache_ms = 0;
+            self.on_tick();
+        }
+        let t = &mut self.ticks;
+        if t.tcp_ms == 0 {
+            return false;
+        }
+        t.since_tcp_ms = t.since_tcp_ms.saturating_add(t.period_ms);
+        if t.since_tcp_ms < t.tcp_ms {
+            return false;
+        }
+        t.since_tcp_ms = 0;
+        true
+    }
+
+    /// A new downstream connection: the stream is TCP from now on. No host call.
+    pub fn on_new_connection(&mut self, stream: &mut Stream) {
+        stream.tcp = Some(TcpStream::default());
+    }
+
+    /// Bytes from the downstream. No host call: counted, reported later.
+    pub fn on_downstream_data(&mut self, stream: &mut Stream, size: usize) {
+        if let Some(t) = stream.tcp.as_mut() {
+            t.received = t.received.saturating_add(size as u64);
+        }
+    }
+
+    /// Bytes from the upstream. No host call.
+    pub fn on_upstream_data(&mut self, stream: &mut Stream, size: usize) {
+        if let Some(t) = stream.tcp.as_mut() {
+            t.sent = t.sent.saturating_add(size as u64);
+        }
+    }
+
+    /// Reports what the connection did since its last report; `end` makes it the last one.
+    /// A periodic report with nothing new makes no host call.
+    pub fn report_tcp(&mut self, host: &impl Host, stream: &mut Stream, end: bool) {
+        let Some(t) = stream.tcp.as_ref() else { return };
+        if t.closed {
+            return;
+        }
+        let delta = TcpDelta {
+            opened: !t.opened,
+            closed: end,
+            sent: t.sent.saturating_sub(t.reported_sent),
+            received: t.received.saturating_sub(t.reported_received),
+        };
+        if delta == TcpDelta::default() {
+            return;
+        }
+        self.record_tcp(host, stream, &delta);
+        if let Some(t) = stream.tcp.as_mut() {
+            t.opened = true;
+            t.closed = end;
+            t.reported_sent = t.sent;
+            t.reported_received = t.received;
+        }
+    }
+
+    fn record_tcp(&mut self, host: &impl Host, stream: &mut Stream, delta: &TcpDelta) {
+        let direction = self.direction(host, stream);
+        // No headers on a TCP stream: nothing to read for gRPC, Host or `:status`.
+        let seen = SeenHeaders { grpc: Some(false), authority: None, status: Some(0) };
+        let req = RequestAttributes::read(host, direction, false, &seen, &self.tcp_needs, &mut self.services);
+        // No metadata exchange on TCP: the client side knows the upstream endpoint's
+        // `istio.workload` once connected (kept: it does not change for the connection).
+        if direction == Direction::Outbound && stream.upstream_peer.is_none() {
+            stream.upstream_peer = upstream_host_fallback(host).map(Rc::new);
+        }
+        let peer = match direction {
+            Direction::Inbound => stream.downstream_peer.as_deref().map(NodeView::peer),
+            Direction::Outbound => stream.upstream_peer.as_deref().map(NodeView::with_labels),
+        };
+        let reporter = match (self.config.reporter, direction) {
+            (config::Reporter::ServerGateway, _) => Reporter::Waypoint,
+            (_, Direction::Outbound) => Reporter::Source,
+            (_, Direction::Inbound) => Reporter::Destination,
+        };
+        let local = NodeView::with_labels(&self.local);
+        // No Host header: `destination_service` comes from cluster metadata, else the local
+        // canonical service (server side) or `unknown` (client side), as Istio's TCP stats.
+        let cx = Context { reporter, direction, local, peer, use_host_header: false };
+        self.dims.fill(&cx, &req);
+        self.dims.set_tcp();
+        let inputs = Inputs { host, direction, local, peer, req: &req, dims: &self.dims };
+        slots::reset(&self.slot_defs, &mut self.slots);
+        slots::fill_some(&self.slot_defs, &mut self.slots, self.logs.eager_slots(), &inputs);
+        self.metrics.record_tcp(host, &self.dims, &self.slots, delta);
+    }
+}
+
+#[cfg(test)]
+#[path = "tcp_tests.rs"]
+mod tests;

@@ -1,0 +1,96 @@
+//! Istio 1.0's default Mixer telemetry, imported by `meshstats mixer import`, on both sidecars
+//! of a productpage → ratings pair in real Envoy: the scrape has Mixer's metric names and,
+//! per metric, exactly the label names Mixer's prometheus handler exported.
+
+use meshstats_cli::mixer;
+use meshstats_integration::mesh::Bookinfo;
+use meshstats_integration::{http_get, workspace_root, Backend, Scrape};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// `../shared/mixer-configs/istio-1.0-default-telemetry.yaml`, imported.
+fn imported_default() -> String {
+    let path = workspace_root().join("../shared/mixer-configs/istio-1.0-default-telemetry.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let imported = mixer::import(&[(path.display().to_string(), text)]).unwrap();
+    serde_json::to_string_pretty(&imported.config.expect("a configuration")).unwrap()
+}
+
+/// The `label_names` of every HTTP metric in Istio 1.0's prometheus handler.
+const MIXER_LABELS: [&str; 17] = [
+    "reporter",
+    "source_app",
+    "source_principal",
+    "source_workload",
+    "source_workload_namespace",
+    "source_version",
+    "destination_app",
+    "destination_principal",
+    "destination_workload",
+    "destination_workload_namespace",
+    "destination_version",
+    "destination_service",
+    "destination_service_name",
+    "destination_service_namespace",
+    "request_protocol",
+    "response_code",
+    "connection_security_policy",
+];
+
+#[test]
+fn imported_istio_1_0_default_telemetry_in_envoy() {
+    let config = imported_default();
+    let app = Backend::start();
+    let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
+    for i in 0..3 {
+        let r = http_get(mesh.entry, "/ratings/7", &[("host", "ratings:9080")]).unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+    }
+    let want_labels: BTreeSet<String> = MIXER_LABELS.iter().map(|s| s.to_string()).collect();
+    for (envoy, reporter, peer) in [(&mesh.client, "source", "ratings-v1"), (&mesh.server, "destination", "productpage-v1")] {
+        let s: Scrape = envoy
+            .wait_for(Duration::from_secs(10), |s| {
+                let done = s.sum("istio_requests_total", &[]) == 3.0
+                    && s.series("istio_request_duration_seconds").first().and_then(|x| x.histogram.as_ref()).is_some_and(|h| h.count == 3.0)
+                    && s.series("istio_response_bytes").first().and_then(|x| x.histogram.as_ref()).is_some_and(|h| h.count == 3.0);
+                done.then(|| s.clone())
+            })
+            .unwrap_or_else(|e| panic!("{e}: {reporter}; scrape:\n{}", envoy.prometheus().map(|s| s.text().to_string()).unwrap_or_default()));
+
+        // Mixer's metric names, and nothing else of Istio's but istio_build (the proxy's own).
+        let istio: Vec<&str> = s.names().into_iter().filter(|n| n.starts_with("istio_") && *n != "istio_build").collect();
+        assert_eq!(istio, ["istio_request_bytes", "istio_request_duration_seconds", "istio_requests_total", "istio_response_bytes"], "{reporter}");
+        assert!(s.series("meshstats_config_errors_total").is_empty(), "{reporter}: nothing left out at load time");
+
+        for metric in istio {
+            let series = s.series(metric);
+            assert_eq!(series.len(), 1, "{reporter} {metric}: {series:?}");
+            let names: BTreeSet<String> = series[0].labels.keys().cloned().collect();
+            assert_eq!(names, want_labels, "{reporter} {metric}: exactly Mixer's label names");
+            let x = &series[0];
+            assert_eq!(x.label("reporter"), reporter, "{metric}");
+            assert_eq!(x.label("request_protocol"), "http", "{metric}");
+            assert_eq!(x.label("response_code"), "200", "{metric}");
+            assert_eq!(x.label("connection_security_policy"), if reporter == "source" { "unknown" } else { "none" }, "{metric}");
+            let (src, dst) = if reporter == "source" { ("productpage-v1", peer) } else { (peer, "ratings-v1") };
+            assert_eq!((x.label("source_workload"), x.label("destination_workload")), (src, dst), "{metric}");
+            assert_eq!((x.label("source_app"), x.label("destination_app")), ("productpage", "ratings"), "{metric}");
+        }
+        assert_eq!(s.sum("istio_requests_total", &[]), 3.0, "{reporter}");
+
+        // Mixer's buckets: request_duration_seconds in milliseconds (bounds × 1000), the byte
+        // histograms 1, 10, … 1e8 (Mixer's 8 finite buckets made 9 bounds).
+        let bounds = |metric: &str| -> Vec<f64> {
+            let h = s.series(metric)[0].histogram.clone().unwrap();
+            h.buckets.iter().map(|(le, _)| *le).filter(|le| le.is_finite()).collect()
+        };
+        assert_eq!(bounds("istio_request_duration_seconds"), [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0]);
+        assert_eq!(bounds("istio_request_bytes"), [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]);
+        assert_eq!(bounds("istio_response_bytes"), [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]);
+        // Loopback requests take well under 5 ms; 19-byte responses fall in the 100 bucket.
+        let duration = s.series("istio_request_duration_seconds")[0].histogram.clone().unwrap();
+        assert!(duration.sum < 3.0 * 5000.0, "milliseconds: {duration:?}");
+        let bytes = s.series("istio_response_bytes")[0].histogram.clone().unwrap();
+        assert_eq!(bytes.buckets.iter().find(|(le, _)| *le == 100.0).map(|b| b.1), Some(3.0), "{bytes:?}");
+    }
+}
