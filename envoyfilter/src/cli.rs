@@ -128,6 +128,10 @@ pub struct EnvoyArgs {
     /// `tcp`: a `tcp_proxy` listener with the network Wasm filter (Istio's TCP metrics).
     #[arg(long, value_enum, default_value = "http")]
     pub protocol: Protocol,
+    /// gRPC message metrics: adds Envoy's `grpc_stats` filter (emit_filter_state) before
+    /// the Wasm filter and makes the upstream cluster HTTP/2. HTTP listeners only.
+    #[arg(long)]
+    pub grpc: bool,
     /// The listener's TLS certificate (PEM); with --tls-key and --tls-ca the listener
     /// requires client certificates signed by that CA (mTLS).
     #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
@@ -245,6 +249,7 @@ pub fn sidecar_options(args: &EnvoyArgs) -> Result<SidecarOptions, InputError> {
         protocol: args.protocol,
         downstream_tls: tls_files(&args.tls_cert, &args.tls_key, &args.tls_ca),
         upstream_tls: tls_files(&args.upstream_tls_cert, &args.upstream_tls_key, &args.upstream_tls_ca),
+        grpc: args.grpc,
     })
 }
 

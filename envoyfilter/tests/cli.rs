@@ -253,6 +253,7 @@ fn render_envoy_prints_the_library_bootstrap_with_an_absolute_wasm_path() {
             upstream_tls_cert: None,
             upstream_tls_key: None,
             upstream_tls_ca: None,
+            grpc: false,
         })
         .unwrap(),
     );
@@ -294,6 +295,28 @@ fn render_envoy_tcp_with_mtls() {
     // A certificate without its key is refused by the command line.
     let out = meshstats(&["render", "envoy", "--tls-cert", "x.pem"]);
     assert!(!out.status.success());
+}
+
+/// `--grpc`: `grpc_stats` (writing filter state) before the Wasm filter, an HTTP/2 cluster.
+#[test]
+fn render_envoy_grpc() {
+    let (config, node) = (example("default.json"), example("sidecar-node-metadata.json"));
+    let (config, node) = (config.to_string_lossy().into_owned(), node.to_string_lossy().into_owned());
+    let args = [
+        "render", "envoy", "--grpc", "--direction", "inbound", "--config", &config, "--node-metadata", &node,
+        "--listen", "127.0.0.1:15006", "--upstream", "127.0.0.1:9080", "--admin", "127.0.0.1:15000",
+        "--wasm", "/opt/meshstats.wasm",
+    ];
+    let out = meshstats(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hcm = &printed["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    assert_eq!(hcm["http_filters"][0]["name"], "envoy.filters.http.grpc_stats");
+    assert_eq!(hcm["http_filters"][0]["typed_config"]["emit_filter_state"], true);
+    assert_eq!(hcm["http_filters"][1]["name"], "envoy.filters.http.wasm");
+    let options = &printed["static_resources"]["clusters"][0]["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"];
+    assert!(options["http2_protocol_options"].is_object(), "{options}");
 }
 
 #[test]

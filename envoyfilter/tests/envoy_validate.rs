@@ -133,6 +133,26 @@ fn tcp_mtls_sidecars_validate() {
     }
 }
 
+/// gRPC sidecars (`--grpc`): `grpc_stats` with `emit_filter_state` before the Wasm filter,
+/// an HTTP/2 upstream cluster.
+#[test]
+fn grpc_sidecars_validate() {
+    let dir = scratch_dir("validate-grpc");
+    for direction in [Direction::Inbound, Direction::Outbound] {
+        let mut opts = full_options(&dir, direction);
+        opts.grpc = true;
+        let bootstrap = envoy_bootstrap(&opts);
+        let hcm = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        let names: Vec<&str> = hcm["http_filters"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["envoy.filters.http.grpc_stats", "envoy.filters.http.wasm", "envoy.filters.http.router"]);
+        assert_eq!(hcm["http_filters"][0]["typed_config"]["emit_filter_state"], true);
+        let options = &bootstrap["static_resources"]["clusters"][0]["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+        assert!(options["explicit_http_config"]["http2_protocol_options"].is_object(), "{options}");
+        assert_eq!(validate_json(&dir, &format!("grpc-{direction}"), &bootstrap), Ok(()), "{direction} gRPC bootstrap rejected");
+    }
+}
+
 /// Guards the two tests above against passing vacuously (an Envoy that accepts anything).
 #[test]
 fn envoy_really_checks_the_filter() {

@@ -40,6 +40,9 @@ pub struct Root {
     /// What TCP reports read (`tcp.rs`): the TCP metrics' labels only.
     tcp_needs: Needs,
     ticks: tcp::Ticks,
+    /// What periodic gRPC message reports read (`grpc.rs`); `None` when no message metric
+    /// is configured, so gRPC streams do no extra work.
+    grpc_needs: Option<Needs>,
 }
 
 /// What one HTTP stream learned before it ended.
@@ -53,6 +56,8 @@ pub struct Stream {
     seen: SeenHeaders,
     /// Set when the stream is a TCP connection (network filter), see `tcp.rs`.
     tcp: Option<tcp::TcpStream>,
+    /// Set for a gRPC stream when message metrics are configured, see `grpc.rs`.
+    grpc: Option<grpc::GrpcStream>,
 }
 
 impl Root {
@@ -100,7 +105,9 @@ impl Root {
         let version = if local.istio_version.is_empty() { crate::VERSION } else { &local.istio_version };
         metrics::record_build(host, version);
         let cache_size = config.max_peer_cache_size.map_or(DEFAULT_PEER_CACHE_SIZE, |n| n as usize);
+        let grpc_needs = metrics.has_protocol(metrics::Protocol::Grpc).then(|| metrics.needs_for(metrics::Protocol::Grpc));
         Root {
+            grpc_needs,
             ticks: tcp::Ticks::new(&config),
             tcp_needs,
             local_header: local.to_header_value(),
@@ -154,6 +161,7 @@ impl Root {
         let direction = self.direction(host, stream);
         let headers = host.header_map(Headers::Request);
         stream.seen.note_request(&headers);
+        self.note_grpc(stream);
         // Exchange headers are hop-by-hop between proxies: strip them whatever the direction.
         if let Some(peer) = self.take_peer(host, Headers::Request, &headers) {
             stream.exchange_received = true;
@@ -204,7 +212,8 @@ impl Root {
     pub fn on_log(&mut self, host: &impl Host, stream: &mut Stream) {
         let direction = self.direction(host, stream);
         let use_host_header = !self.config.disable_host_header_fallback;
-        let req = RequestAttributes::read(host, direction, use_host_header, &stream.seen, &self.needs, &mut self.services);
+        let needs = self.log_needs(stream);
+        let req = RequestAttributes::read(host, direction, use_host_header, &stream.seen, &needs, &mut self.services);
         let fallback;
         let peer = match direction {
             Direction::Inbound => stream.downstream_peer.as_deref().map(NodeView::peer),
@@ -232,6 +241,8 @@ impl Root {
         if !self.logs.is_empty() {
             self.logs.record(&inputs, &self.slot_defs, &mut self.slots);
         }
+        // A gRPC stream's last message report shares these labels and slots.
+        self.finish_grpc(host, stream);
     }
 }
 
@@ -317,6 +328,8 @@ fn read_local_node(host: &impl Host) -> PeerNode {
 // A child of this module, so it can extend `Root`/`Stream` without widening their fields.
 #[path = "tcp.rs"]
 mod tcp;
+#[path = "grpc.rs"]
+mod grpc;
 
 #[cfg(test)]
 mod tests;

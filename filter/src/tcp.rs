@@ -75,8 +75,8 @@ impl Root {
     }
 
     /// One tick: expires cached cluster metadata when due; true when open TCP connections
-    /// are due a report (the caller makes each the effective context and calls
-    /// [`Root::report_tcp`]).
+    /// and gRPC streams are due a report (the caller makes each the effective context and
+    /// calls [`Root::report_tcp`] or [`Root::report_grpc`]).
     pub fn tick(&mut self) -> bool {
         let t = &mut self.ticks;
         t.since_cache_ms = t.since_cache_ms.saturating_add(t.period_ms);

@@ -90,6 +90,9 @@ pub struct Sidecar {
     /// mTLS on the listener (client certificates required) / from the cluster.
     pub downstream_tls: Option<TlsFiles>,
     pub upstream_tls: Option<TlsFiles>,
+    /// gRPC: Envoy's `grpc_stats` filter before the Wasm filter and an HTTP/2 cluster, for
+    /// the message metrics (`SidecarOptions::grpc`).
+    pub grpc: bool,
 }
 
 impl Sidecar {
@@ -115,6 +118,7 @@ impl Sidecar {
             protocol: Protocol::Http,
             downstream_tls: None,
             upstream_tls: None,
+            grpc: false,
         }
     }
 
@@ -146,6 +150,7 @@ impl Sidecar {
             protocol: self.protocol,
             downstream_tls: self.downstream_tls.clone(),
             upstream_tls: self.upstream_tls.clone(),
+            grpc: self.grpc,
         }
     }
 

@@ -103,6 +103,10 @@ pub struct SidecarOptions {
     /// The cluster originates TLS, presenting `cert` and checking the server against `ca`
     /// (as Istio's outbound clusters with ISTIO_MUTUAL). `None`: plaintext.
     pub upstream_tls: Option<TlsFiles>,
+    /// gRPC message metrics (HTTP only): Envoy's `grpc_stats` filter before the Wasm filter,
+    /// writing the message counts the filter reads (`emit_filter_state`), and an HTTP/2
+    /// upstream cluster (gRPC needs HTTP/2 end to end). False: neither.
+    pub grpc: bool,
 }
 
 /// The node id istiod's sidecars use, built from the node metadata's `NAME` (pod name) and
@@ -238,6 +242,9 @@ fn upstream_tls(tls: &TlsFiles) -> Value {
 fn hcm(opts: &SidecarOptions, cluster_name: &str) -> Value {
     let dir = opts.direction.as_str();
     let mut http_filters = Vec::new();
+    if opts.grpc {
+        http_filters.push(grpc_stats_filter());
+    }
     if opts.with_filter {
         http_filters.push(wasm_filter(opts));
     }
@@ -269,6 +276,23 @@ fn hcm(opts: &SidecarOptions, cluster_name: &str) -> Value {
         obj.insert("access_log".into(), Value::Array(access_log));
     }
     hcm
+}
+
+/// Counts gRPC messages per stream and writes the counts to the stream's filter state
+/// (`envoy.filters.http.grpc_stats`), where the Wasm filter after it reads them for
+/// `istio_request_messages_total` / `istio_response_messages_total`. `stats_for_all_methods:
+/// false`: Envoy's own `grpc.*` stats then do not carry service/method names, so callers
+/// cannot create stats by calling made-up methods (Istio's metrics have no method label
+/// either). Kept even without the Wasm filter, so a baseline differs only by that filter.
+fn grpc_stats_filter() -> Value {
+    json!({
+        "name": "envoy.filters.http.grpc_stats",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
+            "emit_filter_state": true,
+            "stats_for_all_methods": false,
+        },
+    })
 }
 
 fn wasm_filter(opts: &SidecarOptions) -> Value {
@@ -316,12 +340,18 @@ fn cluster(opts: &SidecarOptions, cluster_name: &str) -> Value {
         },
     });
     if let (Protocol::Http, Some(obj)) = (opts.protocol, cluster.as_object_mut()) {
+        // gRPC needs HTTP/2 to the upstream; plain HTTP keeps HTTP/1.1 as before.
+        let http_config = if opts.grpc {
+            json!({ "http2_protocol_options": {} })
+        } else {
+            json!({ "http_protocol_options": {} })
+        };
         obj.insert(
             "typed_extension_protocol_options".into(),
             json!({
                 "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                     "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                    "explicit_http_config": { "http_protocol_options": {} },
+                    "explicit_http_config": http_config,
                 },
             }),
         );

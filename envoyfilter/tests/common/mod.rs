@@ -51,6 +51,7 @@ pub fn options(direction: Direction) -> SidecarOptions {
         protocol: Default::default(),
         downstream_tls: None,
         upstream_tls: None,
+        grpc: false,
     }
 }
 

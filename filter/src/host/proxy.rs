@@ -136,7 +136,7 @@ pub extern "C" fn proxy_on_vm_start(_root_context_id: u32, _vm_configuration_siz
 pub extern "C" fn proxy_on_configure(root_context_id: u32, _configuration_size: usize) -> u32 {
     let bytes = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION).ok().flatten().unwrap_or_default();
     let root = Root::configure(&ProxyHost, &String::from_utf8_lossy(&bytes));
-    // One timer for cache expiry and TCP reports (`Root::tick`).
+    // One timer for cache expiry, TCP and gRPC reports (`Root::tick`).
     let period = root.tick_period_ms();
     with_contexts(|c| {
         c.roots.insert(root_context_id, Some(root));
@@ -156,14 +156,21 @@ pub extern "C" fn proxy_on_tick(root_context_id: u32) {
         }
         let mut switched = false;
         for (id, (owner, stream)) in streams.iter_mut() {
-            if *owner != root_context_id || !stream.tcp_open() {
+            // Only open TCP connections and open gRPC streams (with message metrics) report;
+            // other streams cost nothing here.
+            let (tcp, grpc) = (stream.tcp_open(), stream.grpc_open());
+            if *owner != root_context_id || !(tcp || grpc) {
                 continue;
             }
-            // Property reads then see this connection, not the root; if the host refuses,
-            // the report waits for the next tick rather than read the wrong context.
+            // Property reads then see this stream, not the root; if the host refuses, the
+            // report waits for the next tick rather than read the wrong context.
             if abi::set_effective_context(*id).is_ok() {
                 switched = true;
-                root.report_tcp(&ProxyHost, stream, false);
+                if tcp {
+                    root.report_tcp(&ProxyHost, stream, false);
+                } else {
+                    root.report_grpc(&ProxyHost, stream);
+                }
             }
         }
         if switched {

@@ -7,7 +7,9 @@
 //! does not compile is skipped; a `match` that does not compile turns its metrics off (a
 //! predicate that cannot be decided is false, at load time as per request).
 
-use super::{LabelSource, MetricTable, Protocol, Spec, ValueSource, BUILD_LABELS, HTTP_METRICS, PREFIX, TCP_METRICS};
+use super::{
+    LabelSource, MetricTable, Protocol, Spec, ValueSource, BUILD_LABELS, GRPC_METRICS, HTTP_METRICS, PREFIX, TCP_METRICS,
+};
 use crate::attributes::vocabulary::Vocabulary;
 use crate::config::{ConfigError, MetricKind, PluginConfig};
 use crate::expr::{self, Program, Type};
@@ -25,7 +27,11 @@ struct Draft {
 /// returned, never fatal.
 pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, Vec<ConfigError>) {
     let mut c = Compiler { vocab, table: MetricTable::default(), problems: Vec::new(), sources: Vec::new() };
-    let standard = HTTP_METRICS.iter().map(|m| (m, Protocol::Http)).chain(TCP_METRICS.iter().map(|m| (m, Protocol::Tcp)));
+    let standard = HTTP_METRICS
+        .iter()
+        .map(|m| (m, Protocol::Http))
+        .chain(TCP_METRICS.iter().map(|m| (m, Protocol::Tcp)))
+        .chain(GRPC_METRICS.iter().map(|m| (m, Protocol::Grpc)));
     let mut drafts: Vec<Draft> = standard
         .map(|(m, protocol)| Draft {
             spec: Spec {

@@ -43,14 +43,26 @@ pub enum Value {
     TcpSentBytes,
     /// TCP: bytes from the downstream since the last report.
     TcpReceivedBytes,
+    /// gRPC: request messages since the stream's last report.
+    GrpcRequestMessages,
+    /// gRPC: response messages since the stream's last report.
+    GrpcResponseMessages,
 }
 
 /// Which traffic a metric describes: HTTP metrics are recorded per request, TCP metrics per
-/// connection report (`tcp.rs`).
+/// connection report (`tcp.rs`), gRPC message counts per gRPC stream report (`grpc.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Http,
     Tcp,
+    Grpc,
+}
+
+/// What one gRPC stream report adds (message deltas since the previous report).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GrpcDelta {
+    pub request: u64,
+    pub response: u64,
 }
 
 /// What one TCP report adds (deltas since the previous report of the connection).
@@ -67,6 +79,7 @@ pub struct TcpDelta {
 enum Event<'a> {
     Request(&'a RequestAttributes),
     Tcp(&'a TcpDelta),
+    Grpc(&'a GrpcDelta),
 }
 
 impl Event<'_> {
@@ -74,6 +87,7 @@ impl Event<'_> {
         match self {
             Event::Request(_) => Protocol::Http,
             Event::Tcp(_) => Protocol::Tcp,
+            Event::Grpc(_) => Protocol::Grpc,
         }
     }
 }
@@ -90,6 +104,8 @@ impl Value {
             (Value::TcpClosed, Event::Tcp(d)) => u64::from(d.closed),
             (Value::TcpSentBytes, Event::Tcp(d)) => d.sent,
             (Value::TcpReceivedBytes, Event::Tcp(d)) => d.received,
+            (Value::GrpcRequestMessages, Event::Grpc(d)) => d.request,
+            (Value::GrpcResponseMessages, Event::Grpc(d)) => d.response,
             _ => 0,
         }
     }
@@ -128,6 +144,14 @@ pub const TCP_METRICS: [StandardMetric; 4] = [
     StandardMetric { name: "tcp_received_bytes_total", kind: MetricKind::Counter, label_count: 23, value: Value::TcpReceivedBytes },
 ];
 
+/// Istio's gRPC message counters: the peer labels (the first 20, `reporter` …
+/// `destination_cluster`), reported per gRPC stream every `tcp_reporting_duration` while it
+/// is open and at its end, from Envoy's `grpc_stats` filter state.
+pub const GRPC_METRICS: [StandardMetric; 2] = [
+    StandardMetric { name: "request_messages_total", kind: MetricKind::Counter, label_count: 20, value: Value::GrpcRequestMessages },
+    StandardMetric { name: "response_messages_total", kind: MetricKind::Counter, label_count: 20, value: Value::GrpcResponseMessages },
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LabelSource {
     Standard(usize),
@@ -151,7 +175,7 @@ struct Spec {
     value: ValueSource,
     /// Indexes into the table's predicates; all must hold.
     matchers: Vec<usize>,
-    /// Recorded for requests (HTTP) or for TCP connection reports, never both.
+    /// Recorded for requests (HTTP), TCP connection reports or gRPC stream reports, one only.
     protocol: Protocol,
 }
 
@@ -188,6 +212,12 @@ impl MetricTable {
     pub fn labels_of(&self, metric: &str) -> Option<Vec<&str>> {
         let spec = self.specs.iter().find(|s| s.name == metric)?;
         Some(spec.labels.iter().map(|(t, _)| t.as_str()).collect())
+    }
+
+    /// Whether any metric of `protocol` is left (not dropped): a stream does that protocol's
+    /// work only then.
+    pub fn has_protocol(&self, protocol: Protocol) -> bool {
+        self.specs.iter().any(|s| s.protocol == protocol)
     }
 
     /// The request attributes the standard labels and values of the HTTP metrics need.
@@ -238,6 +268,11 @@ impl MetricTable {
         self.record_event(host, dims, slots, Event::Tcp(delta));
     }
 
+    /// Records one gRPC stream report (the message counters only).
+    pub fn record_grpc(&mut self, host: &impl Host, dims: &Dimensions, slots: &[Option<Attr>], delta: &GrpcDelta) {
+        self.record_event(host, dims, slots, Event::Grpc(delta));
+    }
+
     fn record_event(&mut self, host: &impl Host, dims: &Dimensions, slots: &[Option<Attr>], event: Event<'_>) {
         let protocol = event.protocol();
         self.custom.resize_with(self.dimensions.len(), String::new);
@@ -251,7 +286,11 @@ impl MetricTable {
         }
         self.key.clear();
         // One protocol's tuple must not reuse the other's ids (those metrics are not defined).
-        self.key.push(if protocol == Protocol::Tcp { 't' } else { 'h' });
+        self.key.push(match protocol {
+            Protocol::Http => 'h',
+            Protocol::Tcp => 't',
+            Protocol::Grpc => 'g',
+        });
         for value in dims.values.iter().chain(&self.custom) {
             stat_name::push_value(&mut self.key, value);
             self.key.push_str(stat_name::FIELD_SEPARATOR);

@@ -51,7 +51,7 @@ fn records_four_metrics_once_per_request_with_all_labels() {
     let Compiled { mut table, problems, .. } = table("{}");
     assert!(problems.is_empty());
     let t = &mut table;
-    assert_eq!(t.names().collect::<Vec<_>>(), ["istio_requests_total", "istio_request_duration_milliseconds", "istio_request_bytes", "istio_response_bytes", "istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total", "istio_tcp_sent_bytes_total", "istio_tcp_received_bytes_total"]);
+    assert_eq!(t.names().collect::<Vec<_>>(), ["istio_requests_total", "istio_request_duration_milliseconds", "istio_request_bytes", "istio_response_bytes", "istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total", "istio_tcp_sent_bytes_total", "istio_tcp_received_bytes_total", "istio_request_messages_total", "istio_response_messages_total"]);
     let req = RequestAttributes { duration_ns: 7_900_000, request_bytes: 120, response_bytes: 4096, ..Default::default() };
     let d = dims("200");
     for _ in 0..3 {
@@ -79,7 +79,7 @@ fn drop_and_tags_to_remove() {
                         {"name": "requests_total", "tags_to_remove": ["grpc_response_status", "response_flags"]}]}"#,
     );
     assert!(c.problems.is_empty(), "{:?}", c.problems);
-    assert_eq!(c.table.names().collect::<Vec<_>>(), ["istio_requests_total", "istio_request_duration_milliseconds", "istio_response_bytes", "istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total", "istio_tcp_sent_bytes_total", "istio_tcp_received_bytes_total"]);
+    assert_eq!(c.table.names().collect::<Vec<_>>(), ["istio_requests_total", "istio_request_duration_milliseconds", "istio_response_bytes", "istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total", "istio_tcp_sent_bytes_total", "istio_tcp_received_bytes_total", "istio_request_messages_total", "istio_response_messages_total"]);
     let d = dims("200");
     c.table.record(&host, &d, &[], &RequestAttributes::default());
     assert_eq!(host.value(&stat(&d, &all_but(&[3, 21, 24]), &[], "istio_requests_total")), Some(1));
@@ -98,7 +98,7 @@ fn broken_parts_are_problems_that_disable_only_themselves() {
     assert_eq!(problems.len(), 7, "{problems:#?}");
     assert_eq!(problems[0], "invalid meshstats config at `definitions[0].value`: column 15: expected an expression, found end of input in `request.size +`", "{problems:#?}");
     assert_eq!(problems[1], "invalid meshstats config at `definitions[1].name`: must not be empty");
-    assert_eq!(problems[2], "invalid meshstats config at `metrics[0].name`: unknown metric \"request_count\"; known metrics: requests_total, request_duration_milliseconds, request_bytes, response_bytes, tcp_connections_opened_total, tcp_connections_closed_total, tcp_sent_bytes_total, tcp_received_bytes_total");
+    assert_eq!(problems[2], "invalid meshstats config at `metrics[0].name`: unknown metric \"request_count\"; known metrics: requests_total, request_duration_milliseconds, request_bytes, response_bytes, tcp_connections_opened_total, tcp_connections_closed_total, tcp_sent_bytes_total, tcp_received_bytes_total, request_messages_total, response_messages_total");
     assert_eq!(problems[3], "invalid meshstats config at `metrics[1].tags_to_remove[1]`: \"source_wl\" is not a label of this metric");
     assert!(problems[4].starts_with("invalid meshstats config at `metrics[2].dimensions.bad`: column 1: unknown attribute `request.hots`; did you mean `request.host`?"), "{}", problems[4]);
     assert!(problems[5].starts_with("invalid meshstats config at `metrics[2].dimensions.source_app`: column"), "{}", problems[5]);
@@ -106,7 +106,7 @@ fn broken_parts_are_problems_that_disable_only_themselves() {
     // What survived: `ok` added, source_app removed (Istio: a dimension that does not parse leaves), reporter removed.
     let labels = c.table.labels_of("istio_requests_total").unwrap();
     assert!(labels.contains(&"ok") && !labels.contains(&"bad") && !labels.contains(&"source_app") && !labels.contains(&"reporter"), "{labels:?}");
-    assert_eq!(c.table.names().count(), 8, "the broken definitions are not defined, the rest is");
+    assert_eq!(c.table.names().count(), 10, "the broken definitions are not defined, the rest is");
 }
 
 #[test]
