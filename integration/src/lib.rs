@@ -15,6 +15,7 @@ mod envoy;
 mod http;
 pub mod load;
 pub mod mesh;
+pub mod pki;
 mod paths;
 mod scrape;
 pub mod tcp_echo;

@@ -328,3 +328,26 @@ fn server_gateway_reporter_is_waypoint() {
     assert_eq!(only_series(&mesh.server, "istio_requests_total", 3.0), bookinfo_labels("waypoint", "none", "200"));
     assert_eq!(only_series(&mesh.client, "istio_requests_total", 3.0), bookinfo_labels("source", "unknown", "200"));
 }
+
+/// HTTP over mTLS between the sidecars (SPIFFE certificates made at run time): both sides
+/// report the principals from the certificates' URI SANs; the server reports `mutual_tls`.
+#[test]
+fn mtls_between_sidecars_reports_spiffe_principals() {
+    use meshstats_integration::pki::{bookinfo_pki, PRODUCTPAGE_ID, RATINGS_ID};
+    let dir = std::env::temp_dir().join(format!("meshstats-http-mtls-{}", std::process::id()));
+    let pki = bookinfo_pki(&dir).unwrap();
+    let app = Backend::start();
+    let mesh = Bookinfo::start_with(
+        app.addr(),
+        |c| Sidecar { upstream_tls: Some(pki.client.clone()), ..c },
+        |s| Sidecar { downstream_tls: Some(pki.server.clone()), ..s },
+    )
+    .unwrap();
+    send(mesh.entry, 5, 200);
+    let principals = [("source_principal", PRODUCTPAGE_ID), ("destination_principal", RATINGS_ID)];
+    let mut server = principals.to_vec();
+    server.push(("connection_security_policy", "mutual_tls"));
+    assert_eq!(only_series(&mesh.server, "istio_requests_total", 5.0), with(bookinfo_labels("destination", "none", "200"), &server));
+    assert_eq!(only_series(&mesh.client, "istio_requests_total", 5.0), with(bookinfo_labels("source", "unknown", "200"), &principals));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,21 +3,20 @@
 //! plaintext and with mTLS between the sidecars (SPIFFE certificates made at run time). Every
 //! assertion is on an exact label set and value scraped from `/stats/prometheus`.
 
-use meshstats_cli::render::envoy::{Protocol, TlsFiles};
+use meshstats_cli::render::envoy::Protocol;
 use meshstats_integration::mesh::{Bookinfo, Sidecar};
+use meshstats_integration::pki::{bookinfo_pki, Pki, PRODUCTPAGE_ID, RATINGS_ID};
 use meshstats_integration::tcp_echo::TcpEcho;
 use meshstats_integration::{Envoy, Scrape};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 type Labels = BTreeMap<String, String>;
 
-const PRODUCTPAGE_ID: &str = "spiffe://cluster.local/ns/default/sa/productpage";
-const RATINGS_ID: &str = "spiffe://cluster.local/ns/default/sa/ratings";
 const OPENED: &str = "istio_tcp_connections_opened_total";
 const CLOSED: &str = "istio_tcp_connections_closed_total";
 const SENT: &str = "istio_tcp_sent_bytes_total";
@@ -88,40 +87,6 @@ fn server_labels(mtls: bool) -> Labels {
         ("response_flags", "-"),
         ("connection_security_policy", policy),
     ])
-}
-
-/// A CA and the two workloads' certificates, as PEM files in `dir`.
-struct Pki {
-    client: TlsFiles,
-    server: TlsFiles,
-}
-
-fn pki(dir: &Path) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-    std::fs::create_dir_all(dir).unwrap();
-    let write = |name: &str, text: &str| -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "meshstats test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let ca_path = write("ca.pem", &ca.pem());
-    let workload = |name: &str, id: &str| {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.subject_alt_names = vec![SanType::URI(id.try_into().unwrap())];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-        TlsFiles {
-            cert: write(&format!("{name}.pem"), &cert.pem()),
-            key: write(&format!("{name}-key.pem"), &key.serialize_pem()),
-            ca: ca_path.clone(),
-        }
-    };
-    Pki { client: workload("productpage", PRODUCTPAGE_ID), server: workload("ratings", RATINGS_ID) }
 }
 
 fn scratch(test: &str) -> PathBuf {
@@ -198,7 +163,7 @@ fn same_labels(envoy: &Envoy, want: &Labels) {
 fn ten_connections(mtls: bool) {
     let echo = TcpEcho::start().unwrap();
     let dir = scratch(if mtls { "mtls" } else { "plain" });
-    let pki = mtls.then(|| pki(&dir));
+    let pki = mtls.then(|| bookinfo_pki(&dir).unwrap());
     let mesh = start(&echo, "{}", pki.as_ref());
     const N: usize = 10;
     const BYTES: usize = 1234;
