@@ -7,7 +7,7 @@
 #   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep)
 #   make bench   bare Envoy vs Envoy + meshstats side by side, as ratios (ARGS=--json, ...)
 #   make bench-expr  per-request cost of evaluating a typical set of dimension expressions
-#   make compat  the real-Envoy scenarios against every Envoy in ENVOY_COMPAT_VERSIONS
+#   make compat  every real-Envoy test against every Envoy in ENVOY_COMPAT_VERSIONS
 #   make manifests  re-render the Istio examples in envoyfilter/examples/istio/ (checked in;
 #                `make test` fails when they differ from what the CLI renders)
 #   make clean   remove build outputs (distclean also removes .venv)
@@ -89,7 +89,7 @@ bench: build
 bench-expr:
 	$(CARGO) run --release -p meshstats-filter --example expr_bench
 
-# The real-Envoy scenarios against each Envoy release in ENVOY_COMPAT_VERSIONS (docs/compatibility.md).
+# Every real-Envoy test against each Envoy release in ENVOY_COMPAT_VERSIONS (docs/compatibility.md).
 ENVOY_COMPAT_VERSIONS ?= 1.36.4 1.37.0 1.38.3 1.39.3 1.40.0
 compat: build
 	ENVOY_COMPAT_VERSIONS="$(ENVOY_COMPAT_VERSIONS)" ENVOY_TEST_THREADS=$(ENVOY_TEST_THREADS) bash scripts/compat.sh
