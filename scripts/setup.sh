@@ -62,3 +62,18 @@ elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 else
   die "skopeo not found; install it as root (Debian/Ubuntu: apt-get update && apt-get install -y skopeo; Fedora: dnf install skopeo; macOS: brew install skopeo)"
 fi
+
+# 5. Prometheus, which tests/dashboards.rs runs to execute Istio's Grafana dashboard queries
+#    against real sidecars. From the system's packages: only as root, else say how. The
+#    package's service may fail to start in a container; only the binary matters here.
+if command -v prometheus >/dev/null && prometheus --version >/dev/null 2>&1; then
+  step "prometheus: already installed ($(command -v prometheus))"
+elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  step "prometheus: installing (apt-get install prometheus)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null || true
+  prometheus --version >/dev/null 2>&1 || die "apt-get install prometheus did not provide a working prometheus"
+  step "prometheus: installed ($(command -v prometheus))"
+else
+  die "prometheus not found; install it as root (Debian/Ubuntu: apt-get update && apt-get install -y --no-install-recommends prometheus; or put a Prometheus 2.x binary on PATH)"
+fi
