@@ -12,12 +12,11 @@
 //!
 //! Compiled as a child of `plugin` (`#[path]` there), like `tcp.rs`.
 
-use super::{upstream_host_fallback, Root, Stream};
+use super::{peer_view, Root, Stream};
 use crate::attributes::slots::{self, Inputs};
 use crate::attributes::{Direction, Needs, RequestAttributes};
-use crate::config;
 use crate::host::Host;
-use crate::labels::{Context, NodeView, Reporter};
+use crate::labels::{Context, NodeView};
 use crate::metrics::GrpcDelta;
 
 /// The filter state `grpc_stats` writes; read as a property under `filter_state`.
@@ -73,22 +72,9 @@ impl Root {
         let Some(needs) = self.grpc_needs else { return };
         let use_host_header = !self.config.disable_host_header_fallback;
         let req = RequestAttributes::read(host, direction, use_host_header, &stream.seen, &needs, &mut self.services);
-        let fallback;
-        let peer = match direction {
-            Direction::Inbound => stream.downstream_peer.as_deref().map(NodeView::peer),
-            Direction::Outbound => match stream.upstream_peer.as_deref() {
-                Some(p) => Some(NodeView::peer(p)),
-                None => {
-                    fallback = upstream_host_fallback(host);
-                    fallback.as_ref().map(NodeView::with_labels)
-                }
-            },
-        };
-        let reporter = match (self.config.reporter, direction) {
-            (config::Reporter::ServerGateway, _) => Reporter::Waypoint,
-            (_, Direction::Outbound) => Reporter::Source,
-            (_, Direction::Inbound) => Reporter::Destination,
-        };
+        let mut fallback = None;
+        let peer = peer_view(host, direction, stream, &mut fallback);
+        let reporter = self.reporter(direction);
         let local = NodeView::with_labels(&self.local);
         let cx = Context { reporter, direction, local, peer, use_host_header };
         self.dims.fill(&cx, &req);

@@ -208,28 +208,23 @@ impl Root {
         self.peers.get_or_decode(id.unwrap_or_default(), value?).ok()
     }
 
+    fn reporter(&self, direction: Direction) -> Reporter {
+        match (self.config.reporter, direction) {
+            (config::Reporter::ServerGateway, _) => Reporter::Waypoint,
+            (_, Direction::Outbound) => Reporter::Source,
+            (_, Direction::Inbound) => Reporter::Destination,
+        }
+    }
+
     /// Stream end: compute the labels, record every metric once, then write the log entries.
     pub fn on_log(&mut self, host: &impl Host, stream: &mut Stream) {
         let direction = self.direction(host, stream);
         let use_host_header = !self.config.disable_host_header_fallback;
         let needs = self.log_needs(stream);
         let req = RequestAttributes::read(host, direction, use_host_header, &stream.seen, &needs, &mut self.services);
-        let fallback;
-        let peer = match direction {
-            Direction::Inbound => stream.downstream_peer.as_deref().map(NodeView::peer),
-            Direction::Outbound => match stream.upstream_peer.as_deref() {
-                Some(p) => Some(NodeView::peer(p)),
-                None => {
-                    fallback = upstream_host_fallback(host);
-                    fallback.as_ref().map(NodeView::with_labels)
-                }
-            },
-        };
-        let reporter = match (self.config.reporter, direction) {
-            (config::Reporter::ServerGateway, _) => Reporter::Waypoint,
-            (_, Direction::Outbound) => Reporter::Source,
-            (_, Direction::Inbound) => Reporter::Destination,
-        };
+        let mut fallback = None;
+        let peer = peer_view(host, direction, stream, &mut fallback);
+        let reporter = self.reporter(direction);
         let local = NodeView::with_labels(&self.local);
         let cx = Context { reporter, direction, local, peer, use_host_header };
         self.dims.fill(&cx, &req);
@@ -243,6 +238,26 @@ impl Root {
         }
         // A gRPC stream's last message report shares these labels and slots.
         self.finish_grpc(host, stream);
+    }
+}
+
+/// The other side of a stream, when known: the exchanged peer, else (client side) the
+/// endpoint's `istio.workload` metadata, which `fallback` then holds.
+fn peer_view<'a>(
+    host: &impl Host,
+    direction: Direction,
+    stream: &'a Stream,
+    fallback: &'a mut Option<PeerNode>,
+) -> Option<NodeView<'a>> {
+    match direction {
+        Direction::Inbound => stream.downstream_peer.as_deref().map(NodeView::peer),
+        Direction::Outbound => match stream.upstream_peer.as_deref() {
+            Some(p) => Some(NodeView::peer(p)),
+            None => {
+                *fallback = upstream_host_fallback(host);
+                fallback.as_ref().map(NodeView::with_labels)
+            }
+        },
     }
 }
 

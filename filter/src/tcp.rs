@@ -15,9 +15,9 @@
 use super::{upstream_host_fallback, Root, Stream};
 use crate::attributes::slots::{self, Inputs};
 use crate::attributes::{Direction, RequestAttributes, SeenHeaders};
-use crate::config::{self, PluginConfig};
+use crate::config::PluginConfig;
 use crate::host::Host;
-use crate::labels::{Context, NodeView, Reporter};
+use crate::labels::{Context, NodeView};
 use crate::metrics::TcpDelta;
 use std::rc::Rc;
 
@@ -154,11 +154,7 @@ impl Root {
             Direction::Inbound => stream.downstream_peer.as_deref().map(NodeView::peer),
             Direction::Outbound => stream.upstream_peer.as_deref().map(NodeView::with_labels),
         };
-        let reporter = match (self.config.reporter, direction) {
-            (config::Reporter::ServerGateway, _) => Reporter::Waypoint,
-            (_, Direction::Outbound) => Reporter::Source,
-            (_, Direction::Inbound) => Reporter::Destination,
-        };
+        let reporter = self.reporter(direction);
         let local = NodeView::with_labels(&self.local);
         // No Host header: `destination_service` comes from cluster metadata, else the local
         // canonical service (server side) or `unknown` (client side), as Istio's TCP stats.

@@ -160,9 +160,10 @@ fn decode_as(ty: Type, bytes: Vec<u8>) -> Option<Attr> {
 
 /// Properties [`RequestAttributes`] has already read for the standard labels.
 fn already_read(path: &[String], req: &RequestAttributes) -> Option<Option<Attr>> {
-    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    // Every such property has a two-segment path; matching on an array allocates nothing.
+    let [a, b] = path else { return None };
     let n = &req.needs;
-    Some(match p.as_slice() {
+    Some(match [a.as_str(), b.as_str()] {
         ["response", "code"] => (req.response_code != 0).then_some(Attr::Int(req.response_code)),
         ["response", "flags"] if n.response_flags => Some(Attr::Int(req.response_flags as i64)),
         ["request", "duration"] if n.duration => Some(Attr::Duration(req.duration_ns as i64)),
