@@ -244,3 +244,34 @@ impl Bookinfo {
         Ok(Bookinfo { client, server, entry, server_listen })
     }
 }
+
+/// The 20 peer labels (reporter … destination_cluster) both sidecars of [`Bookinfo`] report for
+/// productpage-v1 → ratings-v1 with metadata exchange working and no TLS: every request
+/// metric's labels start with these.
+pub fn bookinfo_peer_labels(reporter: &str) -> std::collections::BTreeMap<String, String> {
+    [
+        ("reporter", reporter),
+        ("source_workload", "productpage-v1"),
+        ("source_workload_namespace", "default"),
+        ("source_principal", "unknown"),
+        ("source_app", "productpage"),
+        ("source_version", "v1"),
+        ("source_canonical_service", "productpage"),
+        ("source_canonical_revision", "v1"),
+        ("source_cluster", "Kubernetes"),
+        ("destination_workload", "ratings-v1"),
+        ("destination_workload_namespace", "default"),
+        ("destination_principal", "unknown"),
+        ("destination_app", "ratings"),
+        ("destination_version", "v1"),
+        ("destination_service", "ratings.default.svc.cluster.local"),
+        ("destination_service_name", "ratings"),
+        ("destination_service_namespace", "default"),
+        ("destination_canonical_service", "ratings"),
+        ("destination_canonical_revision", "v1"),
+        ("destination_cluster", "Kubernetes"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}

@@ -9,7 +9,7 @@
 //! The service is written by hand (no `protoc`): prost messages, tonic's generic client
 //! (`tonic::client::Grpc`) and a `tower` service over `tonic::server::Grpc`.
 
-use meshstats_integration::mesh::{Bookinfo, Sidecar};
+use meshstats_integration::mesh::{bookinfo_peer_labels, Bookinfo, Sidecar};
 use meshstats_integration::{Envoy, Scrape};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -145,39 +145,10 @@ async fn get(entry: SocketAddr, name: &str) -> Result<Reply, tonic::Status> {
     c.unary(tonic::Request::new(ask), path, tonic::codec::ProstCodec::default()).await.map(|r| r.into_inner())
 }
 
-/// The 20 peer labels both sides report for productpage-v1 → ratings-v1 (exchange working,
-/// plaintext): Istio's label set of the message counters.
-fn peer_labels(reporter: &str) -> Labels {
-    [
-        ("reporter", reporter),
-        ("source_workload", "productpage-v1"),
-        ("source_workload_namespace", "default"),
-        ("source_principal", "unknown"),
-        ("source_app", "productpage"),
-        ("source_version", "v1"),
-        ("source_canonical_service", "productpage"),
-        ("source_canonical_revision", "v1"),
-        ("source_cluster", "Kubernetes"),
-        ("destination_workload", "ratings-v1"),
-        ("destination_workload_namespace", "default"),
-        ("destination_principal", "unknown"),
-        ("destination_app", "ratings"),
-        ("destination_version", "v1"),
-        ("destination_service", "ratings.default.svc.cluster.local"),
-        ("destination_service_name", "ratings"),
-        ("destination_service_namespace", "default"),
-        ("destination_canonical_service", "ratings"),
-        ("destination_canonical_revision", "v1"),
-        ("destination_cluster", "Kubernetes"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
 
 /// All 25 labels of `istio_requests_total` for a gRPC call answered with `grpc_status`.
 fn request_labels(reporter: &str, grpc_status: &str) -> Labels {
-    let mut labels = peer_labels(reporter);
+    let mut labels = bookinfo_peer_labels(reporter);
     let policy = if reporter == "destination" { "none" } else { "unknown" };
     for (k, v) in [
         ("request_protocol", "grpc"),
@@ -224,14 +195,14 @@ fn unary_calls_report_protocol_status_and_messages_on_both_sides() {
     let reply = rt.block_on(get(mesh.entry, "meshstats")).unwrap();
     assert_eq!(reply.text, "hello meshstats");
     for (envoy, reporter) in [(&mesh.client, "source"), (&mesh.server, "destination")] {
-        let peer = peer_labels(reporter);
+        let peer = bookinfo_peer_labels(reporter);
         wait_exact(envoy, &[(REQUESTS, &request_labels(reporter, "0"), 1.0), (REQ_MSGS, &peer, 1.0), (RESP_MSGS, &peer, 1.0)]);
     }
     // PERMISSION_DENIED: a trailers-only response (grpc-status in the headers), HTTP 200.
     let denied = rt.block_on(get(mesh.entry, "deny")).unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
     for (envoy, reporter) in [(&mesh.client, "source"), (&mesh.server, "destination")] {
-        let peer = peer_labels(reporter);
+        let peer = bookinfo_peer_labels(reporter);
         wait_exact(
             envoy,
             &[
@@ -280,7 +251,7 @@ fn server_stream_messages_move_while_open_and_settle_at_exact_totals() {
     }
     assert_eq!(rest, ["update 1", "update 2", "update 3", "update 4"]);
     for (envoy, reporter) in [(&mesh.client, "source"), (&mesh.server, "destination")] {
-        let peer = peer_labels(reporter);
+        let peer = bookinfo_peer_labels(reporter);
         wait_exact(envoy, &[(REQUESTS, &request_labels(reporter, "0"), 1.0), (REQ_MSGS, &peer, 1.0), (RESP_MSGS, &peer, 5.0)]);
         let s = envoy.prometheus().unwrap();
         assert_eq!((s.series(REQ_MSGS).len(), s.series(RESP_MSGS).len()), (1, 1), "{}: {:?}", envoy.name(), describe(&s));

@@ -2,7 +2,7 @@
 //! (OUTBOUND) → a ratings-v1 server sidecar (INBOUND) → the ratings app, all on loopback.
 //! Every assertion is on an exact label set and value scraped from `/stats/prometheus`.
 
-use meshstats_integration::mesh::{workload_metadata, Bookinfo, Sidecar};
+use meshstats_integration::mesh::{bookinfo_peer_labels, workload_metadata, Bookinfo, Sidecar};
 use meshstats_integration::{free_port, http_get, meshstats_bin, Backend, Envoy, Scrape};
 use meshstats_cli::Direction;
 use serde_json::json;
@@ -15,36 +15,17 @@ type Labels = BTreeMap<String, String>;
 
 /// The labels both sides report for productpage-v1 → ratings-v1 with exchange working.
 fn bookinfo_labels(reporter: &str, policy: &str, code: &str) -> Labels {
-    [
-        ("reporter", reporter),
-        ("source_workload", "productpage-v1"),
-        ("source_workload_namespace", "default"),
-        ("source_principal", "unknown"),
-        ("source_app", "productpage"),
-        ("source_version", "v1"),
-        ("source_canonical_service", "productpage"),
-        ("source_canonical_revision", "v1"),
-        ("source_cluster", "Kubernetes"),
-        ("destination_workload", "ratings-v1"),
-        ("destination_workload_namespace", "default"),
-        ("destination_principal", "unknown"),
-        ("destination_app", "ratings"),
-        ("destination_version", "v1"),
-        ("destination_service", "ratings.default.svc.cluster.local"),
-        ("destination_service_name", "ratings"),
-        ("destination_service_namespace", "default"),
-        ("destination_canonical_service", "ratings"),
-        ("destination_canonical_revision", "v1"),
-        ("destination_cluster", "Kubernetes"),
+    let mut labels = bookinfo_peer_labels(reporter);
+    for (k, v) in [
         ("request_protocol", "http"),
         ("response_flags", "-"),
         ("connection_security_policy", policy),
         ("response_code", code),
         ("grpc_response_status", ""),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    ] {
+        labels.insert(k.to_string(), v.to_string());
+    }
+    labels
 }
 
 fn with(mut labels: Labels, changes: &[(&str, &str)]) -> Labels {
