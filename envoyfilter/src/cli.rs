@@ -2,7 +2,9 @@
 
 use crate::input::{read_config, read_json_object, InputError};
 use crate::render::access_log::{access_log, access_loggers};
-use crate::render::envoy::{default_node_id, envoy_bootstrap, Direction, Protocol, SidecarOptions, TlsFiles};
+use crate::render::envoy::{
+    default_node_id, envoy_bootstrap, Direction, Protocol, SidecarOptions, TlsFiles,
+};
 use crate::render::istio_cli;
 use crate::render::stats_config::stats_config;
 use clap::{Args, Parser, Subcommand};
@@ -248,15 +250,27 @@ pub fn sidecar_options(args: &EnvoyArgs) -> Result<SidecarOptions, InputError> {
         stats_config: stats_config(&config),
         protocol: args.protocol,
         downstream_tls: tls_files(&args.tls_cert, &args.tls_key, &args.tls_ca),
-        upstream_tls: tls_files(&args.upstream_tls_cert, &args.upstream_tls_key, &args.upstream_tls_ca),
+        upstream_tls: tls_files(
+            &args.upstream_tls_cert,
+            &args.upstream_tls_key,
+            &args.upstream_tls_ca,
+        ),
         grpc: args.grpc,
     })
 }
 
 /// All three files (clap makes them come together), made absolute like the .wasm.
-fn tls_files(cert: &Option<PathBuf>, key: &Option<PathBuf>, ca: &Option<PathBuf>) -> Option<TlsFiles> {
+fn tls_files(
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    ca: &Option<PathBuf>,
+) -> Option<TlsFiles> {
     match (cert, key, ca) {
-        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert: absolute(cert), key: absolute(key), ca: absolute(ca) }),
+        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
+            cert: absolute(cert),
+            key: absolute(key),
+            ca: absolute(ca),
+        }),
         _ => None,
     }
 }

@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(e.reason, expected);
         assert_eq!(e.to_string(), format!("{}: {expected}", p.display()));
 
-        let p = temp_file("badtag.json", r#"{"metrics": [{"tags_to_remove": ["nope"]}]}"#);
+        let p = temp_file(
+            "badtag.json",
+            r#"{"metrics": [{"tags_to_remove": ["nope"]}]}"#,
+        );
         assert_eq!(
             read_config(&p).unwrap_err().reason,
             "invalid meshstats config at `metrics[0].tags_to_remove[0]`: \"nope\" is not a label of this metric",

@@ -264,11 +264,21 @@ fn render_envoy_prints_the_library_bootstrap_with_an_absolute_wasm_path() {
 fn render_envoy_tcp_with_mtls() {
     let tls = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
     let file = |name: &str| tls.join(name).to_string_lossy().into_owned();
-    let (config, node) = (example("default.json"), example("sidecar-node-metadata.json"));
-    let mut args: Vec<String> = ["render", "envoy", "--direction", "inbound", "--protocol", "tcp"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let (config, node) = (
+        example("default.json"),
+        example("sidecar-node-metadata.json"),
+    );
+    let mut args: Vec<String> = [
+        "render",
+        "envoy",
+        "--direction",
+        "inbound",
+        "--protocol",
+        "tcp",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for (flag, value) in [
         ("--config", config.to_string_lossy().into_owned()),
         ("--node-metadata", node.to_string_lossy().into_owned()),
@@ -288,10 +298,16 @@ fn render_envoy_tcp_with_mtls() {
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     let chain = &printed["static_resources"]["listeners"][0]["filter_chains"][0];
     assert_eq!(chain["filters"][0]["name"], "envoy.filters.network.wasm");
-    assert_eq!(chain["filters"][1]["typed_config"]["stat_prefix"], "inbound_tcp");
+    assert_eq!(
+        chain["filters"][1]["typed_config"]["stat_prefix"],
+        "inbound_tcp"
+    );
     let tls_context = &chain["transport_socket"]["typed_config"];
     assert_eq!(tls_context["require_client_certificate"], true);
-    assert_eq!(tls_context["common_tls_context"]["validation_context"]["trusted_ca"]["filename"], file("ca.pem"));
+    assert_eq!(
+        tls_context["common_tls_context"]["validation_context"]["trusted_ca"]["filename"],
+        file("ca.pem")
+    );
     // A certificate without its key is refused by the command line.
     let out = meshstats(&["render", "envoy", "--tls-cert", "x.pem"]);
     assert!(!out.status.success());
@@ -300,19 +316,46 @@ fn render_envoy_tcp_with_mtls() {
 /// `--grpc`: `grpc_stats` (writing filter state) before the Wasm filter, an HTTP/2 cluster.
 #[test]
 fn render_envoy_grpc() {
-    let (config, node) = (example("default.json"), example("sidecar-node-metadata.json"));
-    let (config, node) = (config.to_string_lossy().into_owned(), node.to_string_lossy().into_owned());
+    let (config, node) = (
+        example("default.json"),
+        example("sidecar-node-metadata.json"),
+    );
+    let (config, node) = (
+        config.to_string_lossy().into_owned(),
+        node.to_string_lossy().into_owned(),
+    );
     let args = [
-        "render", "envoy", "--grpc", "--direction", "inbound", "--config", &config, "--node-metadata", &node,
-        "--listen", "127.0.0.1:15006", "--upstream", "127.0.0.1:9080", "--admin", "127.0.0.1:15000",
-        "--wasm", "/opt/meshstats.wasm",
+        "render",
+        "envoy",
+        "--grpc",
+        "--direction",
+        "inbound",
+        "--config",
+        &config,
+        "--node-metadata",
+        &node,
+        "--listen",
+        "127.0.0.1:15006",
+        "--upstream",
+        "127.0.0.1:9080",
+        "--admin",
+        "127.0.0.1:15000",
+        "--wasm",
+        "/opt/meshstats.wasm",
     ];
     let out = meshstats(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let hcm = &printed["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
-    assert_eq!(hcm["http_filters"][0]["name"], "envoy.filters.http.grpc_stats");
-    assert_eq!(hcm["http_filters"][0]["typed_config"]["emit_filter_state"], true);
+    let hcm = &printed["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
+    assert_eq!(
+        hcm["http_filters"][0]["name"],
+        "envoy.filters.http.grpc_stats"
+    );
+    assert_eq!(
+        hcm["http_filters"][0]["typed_config"]["emit_filter_state"],
+        true
+    );
     assert_eq!(hcm["http_filters"][1]["name"], "envoy.filters.http.wasm");
     let options = &printed["static_resources"]["clusters"][0]["typed_extension_protocol_options"]
         ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"];

@@ -119,7 +119,11 @@ fn tcp_mtls_sidecars_validate() {
     use meshstats_cli::render::envoy::{Protocol, TlsFiles};
     let dir = scratch_dir("validate-tcp-mtls");
     let tls_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
-    let tls = TlsFiles { cert: tls_dir.join("cert.pem"), key: tls_dir.join("key.pem"), ca: tls_dir.join("ca.pem") };
+    let tls = TlsFiles {
+        cert: tls_dir.join("cert.pem"),
+        key: tls_dir.join("key.pem"),
+        ca: tls_dir.join("ca.pem"),
+    };
     for direction in [Direction::Inbound, Direction::Outbound] {
         let mut opts = full_options(&dir, direction);
         opts.protocol = Protocol::Tcp;
@@ -129,7 +133,11 @@ fn tcp_mtls_sidecars_validate() {
         let filters = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"];
         assert_eq!(filters[0]["name"], "envoy.filters.network.wasm");
         assert_eq!(filters[1]["name"], "envoy.filters.network.tcp_proxy");
-        assert_eq!(validate_json(&dir, &format!("tcp-{direction}"), &bootstrap), Ok(()), "{direction} TCP bootstrap rejected");
+        assert_eq!(
+            validate_json(&dir, &format!("tcp-{direction}"), &bootstrap),
+            Ok(()),
+            "{direction} TCP bootstrap rejected"
+        );
     }
 }
 
@@ -142,14 +150,38 @@ fn grpc_sidecars_validate() {
         let mut opts = full_options(&dir, direction);
         opts.grpc = true;
         let bootstrap = envoy_bootstrap(&opts);
-        let hcm = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
-        let names: Vec<&str> = hcm["http_filters"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["envoy.filters.http.grpc_stats", "envoy.filters.http.wasm", "envoy.filters.http.router"]);
-        assert_eq!(hcm["http_filters"][0]["typed_config"]["emit_filter_state"], true);
-        let options = &bootstrap["static_resources"]["clusters"][0]["typed_extension_protocol_options"]
+        let hcm = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"];
+        let names: Vec<&str> = hcm["http_filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "envoy.filters.http.grpc_stats",
+                "envoy.filters.http.wasm",
+                "envoy.filters.http.router"
+            ]
+        );
+        assert_eq!(
+            hcm["http_filters"][0]["typed_config"]["emit_filter_state"],
+            true
+        );
+        let options = &bootstrap["static_resources"]["clusters"][0]
+            ["typed_extension_protocol_options"]
             ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
-        assert!(options["explicit_http_config"]["http2_protocol_options"].is_object(), "{options}");
-        assert_eq!(validate_json(&dir, &format!("grpc-{direction}"), &bootstrap), Ok(()), "{direction} gRPC bootstrap rejected");
+        assert!(
+            options["explicit_http_config"]["http2_protocol_options"].is_object(),
+            "{options}"
+        );
+        assert_eq!(
+            validate_json(&dir, &format!("grpc-{direction}"), &bootstrap),
+            Ok(()),
+            "{direction} gRPC bootstrap rejected"
+        );
     }
 }
 

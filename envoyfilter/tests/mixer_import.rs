@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn mixer_config(name: &str) -> PathBuf {
@@ -21,7 +24,10 @@ struct Run {
 }
 
 fn meshstats(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_meshstats")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_meshstats"))
+        .args(args)
+        .output()
+        .unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8(out.stdout).unwrap(),
@@ -39,19 +45,31 @@ fn temp(name: &str, text: &str) -> PathBuf {
 
 /// Imports, checks exit 0 and that `meshstats validate` accepts the output as it is.
 fn import(paths: &[&Path]) -> (Value, Vec<String>) {
-    let args: Vec<&str> = ["mixer", "import"].into_iter().chain(paths.iter().map(|p| p.to_str().unwrap())).collect();
+    let args: Vec<&str> = ["mixer", "import"]
+        .into_iter()
+        .chain(paths.iter().map(|p| p.to_str().unwrap()))
+        .collect();
     let run = meshstats(&args);
     assert_eq!(run.code, 0, "stderr:\n{}", run.stderr);
-    let config: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}:\n{}", run.stdout));
+    let config: Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}:\n{}", run.stdout));
     let name = format!("{}.json", paths[0].file_stem().unwrap().to_str().unwrap());
     let written = temp(&name, &run.stdout);
     let v = meshstats(&["validate", written.to_str().unwrap()]);
-    assert_eq!((v.code, v.stderr.as_str()), (0, ""), "validate:\n{}", run.stdout);
+    assert_eq!(
+        (v.code, v.stderr.as_str()),
+        (0, ""),
+        "validate:\n{}",
+        run.stdout
+    );
     (config, run.stderr.lines().map(str::to_string).collect())
 }
 
 fn example(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(root().join("envoyfilter/examples").join(name)).unwrap()).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(root().join("envoyfilter/examples").join(name)).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -93,24 +111,43 @@ const MIXER_LABELS: [&str; 17] = [
 fn istio_1_0_default_telemetry() {
     let (config, warnings) = import(&[&mixer_config("istio-1.0-default-telemetry.yaml")]);
     let defs = config["definitions"].as_array().unwrap();
-    let summary: Vec<(&str, &str)> = defs.iter().map(|d| (d["name"].as_str().unwrap(), d["type"].as_str().unwrap())).collect();
+    let summary: Vec<(&str, &str)> = defs
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap(), d["type"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         summary,
-        [("requests_total", "COUNTER"), ("request_duration_seconds", "HISTOGRAM"), ("request_bytes", "HISTOGRAM"), ("response_bytes", "HISTOGRAM")]
+        [
+            ("requests_total", "COUNTER"),
+            ("request_duration_seconds", "HISTOGRAM"),
+            ("request_bytes", "HISTOGRAM"),
+            ("response_bytes", "HISTOGRAM")
+        ]
     );
     let mut want_labels: Vec<&str> = MIXER_LABELS.to_vec();
     want_labels.sort();
     for d in defs {
-        let labels: Vec<&str> = d["dimensions"].as_object().unwrap().keys().map(String::as_str).collect();
+        let labels: Vec<&str> = d["dimensions"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(labels, want_labels, "{}", d["name"]);
-        assert_eq!(d["dimensions"]["request_protocol"], "context.protocol | \"unknown\"");
+        assert_eq!(
+            d["dimensions"]["request_protocol"],
+            "context.protocol | \"unknown\""
+        );
         assert_eq!(d["dimensions"]["reporter"], "conditional((context.reporter.kind | \"inbound\") == \"outbound\", \"source\", \"destination\")");
         assert_eq!(d["dimensions"]["response_code"], "response.code | 200");
         assert!(d.get("metric_name").is_none());
     }
     let by_name = |n: &str| defs.iter().find(|d| d["name"] == n).unwrap();
     assert_eq!(by_name("requests_total")["value"], "1");
-    assert_eq!(by_name("request_duration_seconds")["value"], "int(response.duration | \"0ms\") / 1000000");
+    assert_eq!(
+        by_name("request_duration_seconds")["value"],
+        "int(response.duration | \"0ms\") / 1000000"
+    );
     assert_eq!(
         by_name("request_duration_seconds")["buckets"],
         json!({"explicit_buckets": {"bounds": [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0]}})
@@ -137,14 +174,27 @@ fn istio_1_0_default_telemetry() {
     let logs = config["logs"].as_array().unwrap();
     assert_eq!(logs.len(), 1, "tcpaccesslog is TCP only: {logs:?}");
     let log = &logs[0];
-    assert_eq!((log["name"].as_str(), log["instance"].as_str()), (Some("accesslog"), Some("accesslog.logentry.istio-system")));
-    assert_eq!((log["match"].as_str(), log["severity"].as_str(), log["timestamp"].as_str()), (Some(http), Some("\"Info\""), Some("request.time")));
+    assert_eq!(
+        (log["name"].as_str(), log["instance"].as_str()),
+        (Some("accesslog"), Some("accesslog.logentry.istio-system"))
+    );
+    assert_eq!(
+        (
+            log["match"].as_str(),
+            log["severity"].as_str(),
+            log["timestamp"].as_str()
+        ),
+        (Some(http), Some("\"Info\""), Some("request.time"))
+    );
     let vars = log["variables"].as_object().unwrap();
     assert_eq!(vars.len(), 35, "every variable of the logentry: {vars:?}");
     assert_eq!(vars["sourceIp"], "source.ip | \"0.0.0.0\"");
     assert_eq!(vars["apiKey"], "request.headers[\"x-api-key\"] | \"\"");
     assert_eq!(vars["apiClaims"], "\"\"");
-    assert_eq!(vars["responseTimestamp"], "(request.time + response.duration)");
+    assert_eq!(
+        vars["responseTimestamp"],
+        "(request.time + response.duration)"
+    );
     assert_eq!(vars["latency"], "response.duration | \"0ms\"");
 
     let absent = |resource: &str, field: &str, attr: &str, now: &str| {
@@ -154,7 +204,14 @@ fn istio_1_0_default_telemetry() {
         format!("rule/istio-system/{name}: match: `context.protocol == \"tcp\"` never holds for the HTTP requests the filter sees (TCP telemetry is not in this build); the rule is not imported")
     };
     let manifest = "Mixer's attribute vocabulary; the filter has its own, fixed one (docs/attributes.md); not imported";
-    let protocol = |metric: &str| absent(&format!("metric/istio-system/{metric}"), "dimensions.request_protocol", "api.protocol", "context.protocol | \"unknown\"");
+    let protocol = |metric: &str| {
+        absent(
+            &format!("metric/istio-system/{metric}"),
+            "dimensions.request_protocol",
+            "api.protocol",
+            "context.protocol | \"unknown\"",
+        )
+    };
     let expected = vec![
         format!("attributemanifest/istio-system/istioproxy: {manifest}"),
         format!("attributemanifest/istio-system/kubernetes: {manifest}"),
@@ -181,11 +238,35 @@ fn istio_1_0_default_telemetry() {
 
 #[test]
 fn all_three_together() {
-    let files = ["istio-1.0-default-telemetry.yaml", "istio-1.0-task-double-request-count.yaml", "istio-1.0-task-new-log.yaml"].map(mixer_config);
+    let files = [
+        "istio-1.0-default-telemetry.yaml",
+        "istio-1.0-task-double-request-count.yaml",
+        "istio-1.0-task-new-log.yaml",
+    ]
+    .map(mixer_config);
     let (config, _) = import(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
-    let names: Vec<&str> = config["definitions"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["requests_total", "request_duration_seconds", "request_bytes", "response_bytes", "double_request_count"]);
-    let logs: Vec<&str> = config["logs"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = config["definitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "requests_total",
+            "request_duration_seconds",
+            "request_bytes",
+            "response_bytes",
+            "double_request_count"
+        ]
+    );
+    let logs: Vec<&str> = config["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
     assert_eq!(logs, ["accesslog", "newlog"]);
 }
 
@@ -329,12 +410,27 @@ fn instance_and_handler_forms_import_like_v1alpha2() {
     assert_eq!(old, expected);
     let mut expected_new = expected.clone();
     expected_new["logs"][0]["instance"] = json!("slowlog.instance.istio-system");
-    assert_eq!(new, expected_new, "the same, but Mixer named the instance slowlog.instance.istio-system");
+    assert_eq!(
+        new, expected_new,
+        "the same, but Mixer named the instance slowlog.instance.istio-system"
+    );
 
     let route = "dimensions.route: attribute `api.operation` is not available in the filter (docs/attributes.md); treated as absent, as Mixer did when nothing supplied it: `request.url_path`";
     let origin = "variables.origin: attribute `origin.ip` is not available in the filter (docs/attributes.md) and has no `|` default; the variable is left out";
-    assert_eq!(old_warnings, [format!("metric/istio-system/slowcount: {route}"), format!("logentry/istio-system/slowlog: {origin}")]);
-    assert_eq!(new_warnings, [format!("instance/istio-system/slowcount: {route}"), format!("instance/istio-system/slowlog: {origin}")]);
+    assert_eq!(
+        old_warnings,
+        [
+            format!("metric/istio-system/slowcount: {route}"),
+            format!("logentry/istio-system/slowlog: {origin}")
+        ]
+    );
+    assert_eq!(
+        new_warnings,
+        [
+            format!("instance/istio-system/slowcount: {route}"),
+            format!("instance/istio-system/slowlog: {origin}")
+        ]
+    );
 }
 
 #[test]
@@ -408,16 +504,30 @@ fn exit_codes() {
     let only_manifest = temp("manifest.yaml", "apiVersion: config.istio.io/v1alpha2\nkind: attributemanifest\nmetadata: {name: m, namespace: istio-system}\n");
     let run = meshstats(&["mixer", "import", only_manifest.to_str().unwrap()]);
     assert_eq!((run.code, run.stdout.as_str()), (1, ""));
-    assert!(run.stderr.starts_with("attributemanifest/istio-system/m: "), "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("attributemanifest/istio-system/m: "),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.ends_with("meshstats: nothing to import: no metric or logentry instance reaches a prometheus or stdio handler through a rule\n"), "{}", run.stderr);
     // YAML that does not parse, a file that cannot be read: 1, naming the file.
     let bad = temp("bad.yaml", "kind: metric\n  spec: [\n");
     let run = meshstats(&["mixer", "import", bad.to_str().unwrap()]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.starts_with(&format!("meshstats: {}: not valid YAML: ", bad.display())), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with(&format!("meshstats: {}: not valid YAML: ", bad.display())),
+        "{}",
+        run.stderr
+    );
     let run = meshstats(&["mixer", "import", "/nonexistent/mixer.yaml"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.starts_with("meshstats: /nonexistent/mixer.yaml: cannot read: "), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("meshstats: /nonexistent/mixer.yaml: cannot read: "),
+        "{}",
+        run.stderr
+    );
     // Usage: 2.
     assert_eq!(meshstats(&["mixer", "import"]).code, 2);
     assert_eq!(meshstats(&["mixer", "export", "x"]).code, 2);

@@ -108,24 +108,42 @@ impl Buckets {
     pub fn bounds(&self) -> Result<Vec<f64>, String> {
         let bounds: Vec<f64> = match self {
             Buckets::Explicit { bounds } => bounds.clone(),
-            Buckets::Linear { num_finite_buckets: n, width, offset } => {
+            Buckets::Linear {
+                num_finite_buckets: n,
+                width,
+                offset,
+            } => {
                 if *width <= 0.0 {
                     return Err(format!("width must be > 0, got {width}"));
                 }
                 (0..*n).map(|i| offset + width * f64::from(i)).collect()
             }
-            Buckets::Exponential { num_finite_buckets: n, growth_factor, scale } => {
+            Buckets::Exponential {
+                num_finite_buckets: n,
+                growth_factor,
+                scale,
+            } => {
                 if *growth_factor <= 1.0 || *scale <= 0.0 {
-                    return Err(format!("growth_factor must be > 1 and scale > 0, got {growth_factor} and {scale}"));
+                    return Err(format!(
+                        "growth_factor must be > 1 and scale > 0, got {growth_factor} and {scale}"
+                    ));
                 }
-                (0..*n).map(|i| scale * growth_factor.powi(i as i32)).collect()
+                (0..*n)
+                    .map(|i| scale * growth_factor.powi(i as i32))
+                    .collect()
             }
         };
         if bounds.is_empty() || bounds.len() > MAX_BUCKETS {
-            return Err(format!("needs 1 to {MAX_BUCKETS} buckets, got {}", bounds.len()));
+            return Err(format!(
+                "needs 1 to {MAX_BUCKETS} buckets, got {}",
+                bounds.len()
+            ));
         }
-        if bounds.iter().any(|b| !b.is_finite()) || bounds.windows(2).any(|w| w.first() >= w.get(1)) {
-            return Err(format!("bounds must be finite and strictly increasing, got {bounds:?}"));
+        if bounds.iter().any(|b| !b.is_finite()) || bounds.windows(2).any(|w| w.first() >= w.get(1))
+        {
+            return Err(format!(
+                "bounds must be finite and strictly increasing, got {bounds:?}"
+            ));
         }
         Ok(bounds)
     }
@@ -144,7 +162,9 @@ fn proto_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> 
         B::Bool(b) => Ok(b),
         B::Str(s) if s == "true" => Ok(true),
         B::Str(s) if s == "false" => Ok(false),
-        B::Str(s) => Err(serde::de::Error::custom(format!("expected a boolean, got string {s:?}"))),
+        B::Str(s) => Err(serde::de::Error::custom(format!(
+            "expected a boolean, got string {s:?}"
+        ))),
     }
 }
 
@@ -184,7 +204,11 @@ impl fmt::Display for ConfigError {
         if self.path.is_empty() || self.path == "." || self.path == "?" {
             write!(f, "invalid meshstats config: {}", self.reason)
         } else {
-            write!(f, "invalid meshstats config at `{}`: {}", self.path, self.reason)
+            write!(
+                f,
+                "invalid meshstats config at `{}`: {}",
+                self.path, self.reason
+            )
         }
     }
 }
@@ -202,9 +226,15 @@ impl PluginConfig {
         let mut de = serde_json::Deserializer::from_str(text);
         let config: PluginConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
-            ConfigError { path, reason: clean_serde_reason(&e.inner().to_string()) }
+            ConfigError {
+                path,
+                reason: clean_serde_reason(&e.inner().to_string()),
+            }
         })?;
-        de.end().map_err(|e| ConfigError { path: String::new(), reason: clean_serde_reason(&e.to_string()) })?;
+        de.end().map_err(|e| ConfigError {
+            path: String::new(),
+            reason: clean_serde_reason(&e.to_string()),
+        })?;
         config.check()?;
         Ok(config)
     }
@@ -241,7 +271,11 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     let bad = || format!("expected a duration such as \"5s\" or \"0.5s\", got {text:?}");
     let secs = text.strip_suffix('s').ok_or_else(bad)?;
     let (whole, frac) = secs.split_once('.').unwrap_or((secs, ""));
-    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 9 {
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 9
+    {
         return Err(bad());
     }
     let whole: u64 = whole.parse().map_err(|_| bad())?;
@@ -249,7 +283,10 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     for (i, b) in frac.bytes().take(3).enumerate() {
         millis_frac += u64::from(b - b'0') * 10u64.pow(2 - i as u32);
     }
-    let ms = whole.checked_mul(1000).and_then(|w| w.checked_add(millis_frac)).ok_or_else(bad)?;
+    let ms = whole
+        .checked_mul(1000)
+        .and_then(|w| w.checked_add(millis_frac))
+        .ok_or_else(bad)?;
     if ms == 0 {
         return Err(format!("must be at least 1ms, got {text:?}"));
     }
@@ -271,7 +308,10 @@ mod tests {
     #[test]
     fn empty_and_braces_are_defaults() {
         assert_eq!(PluginConfig::parse("").unwrap(), PluginConfig::default());
-        assert_eq!(PluginConfig::parse(" {} ").unwrap(), PluginConfig::default());
+        assert_eq!(
+            PluginConfig::parse(" {} ").unwrap(),
+            PluginConfig::default()
+        );
         assert_eq!(PluginConfig::default().tcp_reporting_ms(), 5000);
     }
 
@@ -296,10 +336,18 @@ mod tests {
     fn unknown_field_names_its_path() {
         let e = PluginConfig::parse(r#"{"metrics": [{}, {"nmae": "x"}]}"#).unwrap_err();
         assert_eq!(e.path, "metrics[1].nmae");
-        assert!(e.reason.starts_with("unknown field `nmae`, expected one of"), "{}", e.reason);
+        assert!(
+            e.reason
+                .starts_with("unknown field `nmae`, expected one of"),
+            "{}",
+            e.reason
+        );
         assert_eq!(
             e.to_string(),
-            format!("invalid meshstats config at `metrics[1].nmae`: {}", e.reason)
+            format!(
+                "invalid meshstats config at `metrics[1].nmae`: {}",
+                e.reason
+            )
         );
     }
 
@@ -308,15 +356,25 @@ mod tests {
         let e = PluginConfig::parse(r#"{"disable_host_header_fallback": "yes"}"#).unwrap_err();
         assert_eq!(e.path, "disable_host_header_fallback");
         assert_eq!(e.reason, "expected a boolean, got string \"yes\"");
-        assert!(PluginConfig::parse(r#"{"disable_host_header_fallback": "true"}"#).unwrap().disable_host_header_fallback);
+        assert!(
+            PluginConfig::parse(r#"{"disable_host_header_fallback": "true"}"#)
+                .unwrap()
+                .disable_host_header_fallback
+        );
         let e = PluginConfig::parse(r#"{"reporter": "CLIENT"}"#).unwrap_err();
         assert_eq!(e.path, "reporter");
         let e = PluginConfig::parse(r#"{"tcp_reporting_duration": "5m"}"#).unwrap_err();
         assert_eq!(e.to_string(), "invalid meshstats config at `tcp_reporting_duration`: expected a duration such as \"5s\" or \"0.5s\", got \"5m\"");
         let e = PluginConfig::parse("{").unwrap_err();
-        assert_eq!(e.to_string(), "invalid meshstats config: EOF while parsing an object");
+        assert_eq!(
+            e.to_string(),
+            "invalid meshstats config: EOF while parsing an object"
+        );
         let e = PluginConfig::parse("{} x").unwrap_err();
-        assert_eq!(e.to_string(), "invalid meshstats config: trailing characters");
+        assert_eq!(
+            e.to_string(),
+            "invalid meshstats config: trailing characters"
+        );
     }
 
     #[test]
@@ -327,12 +385,27 @@ mod tests {
                                 {"name": "y", "value": "1", "type": "HISTOGRAM", "buckets": {"explicit_buckets": {"bounds": [0.5, 1, 2.5]}}}]}"#,
         )
         .unwrap();
-        assert_eq!(c.metrics[0].buckets.as_ref().unwrap().bounds().unwrap(), vec![1.0, 10.0, 100.0, 1000.0]);
-        assert_eq!(c.definitions[0].buckets.as_ref().unwrap().bounds().unwrap(), vec![10.0, 15.0, 20.0]);
-        assert_eq!(c.definitions[1].buckets.as_ref().unwrap().bounds().unwrap(), vec![0.5, 1.0, 2.5]);
-        let bad = Buckets::Explicit { bounds: vec![1.0, 1.0] };
-        assert_eq!(bad.bounds().unwrap_err(), "bounds must be finite and strictly increasing, got [1.0, 1.0]");
-        let e = PluginConfig::parse(r#"{"metrics": [{"buckets": {"log_buckets": {}}}]}"#).unwrap_err();
+        assert_eq!(
+            c.metrics[0].buckets.as_ref().unwrap().bounds().unwrap(),
+            vec![1.0, 10.0, 100.0, 1000.0]
+        );
+        assert_eq!(
+            c.definitions[0].buckets.as_ref().unwrap().bounds().unwrap(),
+            vec![10.0, 15.0, 20.0]
+        );
+        assert_eq!(
+            c.definitions[1].buckets.as_ref().unwrap().bounds().unwrap(),
+            vec![0.5, 1.0, 2.5]
+        );
+        let bad = Buckets::Explicit {
+            bounds: vec![1.0, 1.0],
+        };
+        assert_eq!(
+            bad.bounds().unwrap_err(),
+            "bounds must be finite and strictly increasing, got [1.0, 1.0]"
+        );
+        let e =
+            PluginConfig::parse(r#"{"metrics": [{"buckets": {"log_buckets": {}}}]}"#).unwrap_err();
         assert_eq!(e.path, "metrics[0].buckets");
     }
 

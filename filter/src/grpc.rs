@@ -68,20 +68,48 @@ impl Root {
         if direction == Direction::Outbound && stream.seen.status.is_none() {
             return;
         }
-        let Some(delta) = grpc_delta(host, stream) else { return };
+        let Some(delta) = grpc_delta(host, stream) else {
+            return;
+        };
         let Some(needs) = self.grpc_needs else { return };
         let use_host_header = !self.config.disable_host_header_fallback;
-        let req = RequestAttributes::read(host, direction, use_host_header, &stream.seen, &needs, &mut self.services);
+        let req = RequestAttributes::read(
+            host,
+            direction,
+            use_host_header,
+            &stream.seen,
+            &needs,
+            &mut self.services,
+        );
         let mut fallback = None;
         let peer = peer_view(host, direction, stream, &mut fallback);
         let reporter = self.reporter(direction);
         let local = NodeView::with_labels(&self.local);
-        let cx = Context { reporter, direction, local, peer, use_host_header };
+        let cx = Context {
+            reporter,
+            direction,
+            local,
+            peer,
+            use_host_header,
+        };
         self.dims.fill(&cx, &req);
-        let inputs = Inputs { host, direction, local, peer, req: &req, dims: &self.dims };
+        let inputs = Inputs {
+            host,
+            direction,
+            local,
+            peer,
+            req: &req,
+            dims: &self.dims,
+        };
         slots::reset(&self.slot_defs, &mut self.slots);
-        slots::fill_some(&self.slot_defs, &mut self.slots, self.logs.eager_slots(), &inputs);
-        self.metrics.record_grpc(host, &self.dims, &self.slots, &delta);
+        slots::fill_some(
+            &self.slot_defs,
+            &mut self.slots,
+            self.logs.eager_slots(),
+            &inputs,
+        );
+        self.metrics
+            .record_grpc(host, &self.dims, &self.slots, &delta);
         mark_reported(stream, &delta, false);
     }
 
@@ -93,7 +121,8 @@ impl Root {
         }
         let delta = grpc_delta(host, stream).unwrap_or_default();
         if delta != GrpcDelta::default() {
-            self.metrics.record_grpc(host, &self.dims, &self.slots, &delta);
+            self.metrics
+                .record_grpc(host, &self.dims, &self.slots, &delta);
         }
         mark_reported(stream, &delta, true);
     }

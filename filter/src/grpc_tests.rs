@@ -9,7 +9,10 @@ fn sidecar(direction: i64, workload: &str, config: &str) -> (FakeHost, Root) {
     h.set(&["xds", "node", "metadata", "NAMESPACE"], "default");
     h.set(&["xds", "node", "metadata", "WORKLOAD_NAME"], workload);
     h.set(&["xds", "node", "metadata", "CLUSTER_ID"], "Kubernetes");
-    h.set(&["xds", "node", "metadata", "LABELS"], decode::encode_pairs(&[("app", "x"), ("version", "v1")]));
+    h.set(
+        &["xds", "node", "metadata", "LABELS"],
+        decode::encode_pairs(&[("app", "x"), ("version", "v1")]),
+    );
     h.set_int(&["xds", "listener_direction"], direction);
     h.set_bool(&["connection", "mtls"], false);
     h.set_int(&["response", "code"], 200);
@@ -66,7 +69,17 @@ fn decodes_every_form_envoy_gives_the_filter_state() {
     any.extend_from_slice(url);
     any.extend_from_slice(&[0x12, 0x04, 0x08, 0x03, 0x10, 0x05]);
     assert_eq!(decode_counts(&any), Some((3, 5)));
-    for bad in [&b""[..], b",", b"1", b"1,x", b"1,2,3", &[0x08], &[0x00, 0x01], &[0x08, 0xff, 0xff], &[0x0a, 0x09, 0x01]] {
+    for bad in [
+        &b""[..],
+        b",",
+        b"1",
+        b"1,x",
+        b"1,2,3",
+        &[0x08],
+        &[0x00, 0x01],
+        &[0x08, 0xff, 0xff],
+        &[0x0a, 0x09, 0x01],
+    ] {
         assert_eq!(decode_counts(bad), None, "{bad:?}");
     }
 }
@@ -79,7 +92,14 @@ fn plain_http_streams_never_read_the_filter_state() {
     assert!(!s.grpc_open());
     root.report_grpc(&h, &mut s);
     root.on_log(&h, &mut s);
-    assert!(h.reads.borrow().iter().all(|r| !r.starts_with("filter_state")), "{:?}", h.reads.borrow());
+    assert!(
+        h.reads
+            .borrow()
+            .iter()
+            .all(|r| !r.starts_with("filter_state")),
+        "{:?}",
+        h.reads.borrow()
+    );
     assert!(series(&h, REQ).is_empty() && series(&h, RESP).is_empty());
 }
 
@@ -92,7 +112,10 @@ fn server_stream_reports_deltas_while_open_and_exact_totals_at_end() {
     // No filter state yet (no message): one read, nothing recorded.
     h.calls.borrow_mut().clear();
     root.report_grpc(&h, &mut s);
-    assert_eq!(*h.calls.borrow(), ["property filter_state.envoy.filters.http.grpc_stats"]);
+    assert_eq!(
+        *h.calls.borrow(),
+        ["property filter_state.envoy.filters.http.grpc_stats"]
+    );
     counts(&h, 1, 2);
     root.report_grpc(&h, &mut s);
     assert_eq!((value(&h, REQ), value(&h, RESP)), (1, 2));
@@ -113,8 +136,17 @@ fn server_stream_reports_deltas_while_open_and_exact_totals_at_end() {
     let resp = series(&h, RESP);
     assert_eq!(resp.len(), 1, "{resp:?}");
     let labels = &resp[0].0;
-    assert_eq!(labels.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), STANDARD_LABELS[..20]);
-    let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap();
+    assert_eq!(
+        labels.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        STANDARD_LABELS[..20]
+    );
+    let get = |k: &str| {
+        labels
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap()
+    };
     assert_eq!(get("reporter"), "destination");
     assert_eq!(get("destination_workload"), "ratings-v1");
     assert_eq!(get("destination_service"), "ratings:9080");
@@ -129,15 +161,29 @@ fn client_side_waits_for_response_headers_before_reporting() {
     counts(&h, 1, 0);
     h.calls.borrow_mut().clear();
     root.report_grpc(&h, &mut s);
-    assert!(h.calls.borrow().iter().all(|c| !c.contains("filter_state")), "{:?}", h.calls.borrow());
-    h.response_headers.borrow_mut().insert(":status".into(), "200".into());
+    assert!(
+        h.calls.borrow().iter().all(|c| !c.contains("filter_state")),
+        "{:?}",
+        h.calls.borrow()
+    );
+    h.response_headers
+        .borrow_mut()
+        .insert(":status".into(), "200".into());
     root.on_response_headers(&h, &mut s);
     counts(&h, 1, 3);
     root.report_grpc(&h, &mut s);
     assert_eq!((value(&h, REQ), value(&h, RESP)), (1, 3));
     root.on_log(&h, &mut s);
     assert_eq!((value(&h, REQ), value(&h, RESP)), (1, 3));
-    assert_eq!(series(&h, RESP)[0].0.iter().find(|(k, _)| k == "reporter").unwrap().1, "source");
+    assert_eq!(
+        series(&h, RESP)[0]
+            .0
+            .iter()
+            .find(|(k, _)| k == "reporter")
+            .unwrap()
+            .1,
+        "source"
+    );
 }
 
 #[test]
@@ -154,7 +200,10 @@ fn overrides_apply_by_name_and_dropping_both_turns_grpc_work_off() {
     let values = h.values.borrow();
     let (name, v) = values.iter().find(|(n, _)| n.ends_with(RESP)).unwrap();
     assert_eq!(*v, 3);
-    assert!(name.contains("grpc_note=.=x;.;") && !name.contains("source_cluster"), "{name}");
+    assert!(
+        name.contains("grpc_note=.=x;.;") && !name.contains("source_cluster"),
+        "{name}"
+    );
     drop(values);
 
     let config = r#"{"metrics": [{"name": "request_messages_total", "drop": true}, {"name": "response_messages_total", "drop": true}]}"#;
@@ -164,5 +213,9 @@ fn overrides_apply_by_name_and_dropping_both_turns_grpc_work_off() {
     counts(&h, 2, 3);
     assert!(!s.grpc_open());
     root.on_log(&h, &mut s);
-    assert!(h.reads.borrow().iter().all(|r| !r.starts_with("filter_state")));
+    assert!(h
+        .reads
+        .borrow()
+        .iter()
+        .all(|r| !r.starts_with("filter_state")));
 }

@@ -24,12 +24,21 @@ mod tests {
 
     #[test]
     fn namespace_comes_from_istio_spiffe_ids_only() {
-        assert_eq!(spiffe_namespace("spiffe://cluster.local/ns/default/sa/productpage"), Some("default"));
-        assert_eq!(spiffe_namespace("spiffe://td.example/ns/prod-1/sa/ratings"), Some("prod-1"));
+        assert_eq!(
+            spiffe_namespace("spiffe://cluster.local/ns/default/sa/productpage"),
+            Some("default")
+        );
+        assert_eq!(
+            spiffe_namespace("spiffe://td.example/ns/prod-1/sa/ratings"),
+            Some("prod-1")
+        );
         assert_eq!(spiffe_namespace("spiffe://cluster.local/ns//sa/x"), None);
         assert_eq!(spiffe_namespace("spiffe://cluster.local/ns/default"), None);
         assert_eq!(spiffe_namespace("spiffe://cluster.local/workload/x"), None);
-        assert_eq!(spiffe_namespace("https://cluster.local/ns/default/sa/x"), None);
+        assert_eq!(
+            spiffe_namespace("https://cluster.local/ns/default/sa/x"),
+            None
+        );
         assert_eq!(spiffe_namespace(""), None);
         assert_eq!(spiffe_namespace("unknown"), None);
     }

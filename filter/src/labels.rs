@@ -93,11 +93,17 @@ pub struct NodeView<'a> {
 impl<'a> NodeView<'a> {
     /// The local node and the endpoint-metadata fallback always have a label set.
     pub fn with_labels(node: &'a PeerNode) -> Self {
-        NodeView { node, labels_known: true }
+        NodeView {
+            node,
+            labels_known: true,
+        }
     }
     /// An exchanged peer has labels only when its LABELS struct was non-empty.
     pub fn peer(node: &'a PeerNode) -> Self {
-        NodeView { node, labels_known: !node.labels.is_empty() }
+        NodeView {
+            node,
+            labels_known: !node.labels.is_empty(),
+        }
     }
 }
 
@@ -141,7 +147,10 @@ impl Dimensions {
         // The id is known when the metrics carry the peer's principal (the default); a config
         // that removes that label saves its read and takes the namespace from metadata.
         let (peer_namespace, peer_principal) = if outbound {
-            (idx::DESTINATION_WORKLOAD_NAMESPACE, &req.destination_principal)
+            (
+                idx::DESTINATION_WORKLOAD_NAMESPACE,
+                &req.destination_principal,
+            )
         } else {
             (idx::SOURCE_WORKLOAD_NAMESPACE, &req.source_principal)
         };
@@ -149,7 +158,10 @@ impl Dimensions {
             self.set(peer_namespace, ns);
         }
         self.map_service(cx, req);
-        self.set(idx::REQUEST_PROTOCOL, if req.grpc { "grpc" } else { "http" });
+        self.set(
+            idx::REQUEST_PROTOCOL,
+            if req.grpc { "grpc" } else { "http" },
+        );
         if let Some(slot) = self.values.get_mut(idx::RESPONSE_FLAGS) {
             slot.clear();
             response_flags_short(req.response_flags, slot);
@@ -186,7 +198,11 @@ impl Dimensions {
     }
 
     fn map_node(&mut self, is_source: bool, view: Option<NodeView<'_>>) {
-        let base = if is_source { idx::SOURCE_WORKLOAD } else { idx::DESTINATION_WORKLOAD };
+        let base = if is_source {
+            idx::SOURCE_WORKLOAD
+        } else {
+            idx::DESTINATION_WORKLOAD
+        };
         // The per-side labels are laid out alike on both sides, but not contiguously:
         // principal sits at +2 and service labels intervene before canonical ones on the
         // destination side.
@@ -202,8 +218,15 @@ impl Dimensions {
         if labels_known {
             self.set(base + APP, node.label("app").unwrap_or_default());
             self.set(base + VERSION, node.label("version").unwrap_or_default());
-            self.set(canonical, node.label(CANONICAL_NAME_LABEL).unwrap_or(&node.workload_name));
-            self.set(revision, node.label(CANONICAL_REVISION_LABEL).unwrap_or(LATEST));
+            self.set(
+                canonical,
+                node.label(CANONICAL_NAME_LABEL)
+                    .unwrap_or(&node.workload_name),
+            );
+            self.set(
+                revision,
+                node.label(CANONICAL_REVISION_LABEL).unwrap_or(LATEST),
+            );
         } else {
             self.set(base + APP, "");
             self.set(base + VERSION, "");
@@ -231,7 +254,10 @@ impl Dimensions {
         };
         let special_cluster = matches!(
             req.cluster_name.as_str(),
-            "BlackHoleCluster" | "PassthroughCluster" | "InboundPassthroughClusterIpv4" | "InboundPassthroughClusterIpv6"
+            "BlackHoleCluster"
+                | "PassthroughCluster"
+                | "InboundPassthroughClusterIpv4"
+                | "InboundPassthroughClusterIpv6"
         );
         if let Some(name) = special_route {
             self.set(idx::DESTINATION_SERVICE_NAME, name);
@@ -245,8 +271,9 @@ impl Dimensions {
             if !svc.namespace.is_empty() {
                 self.set(idx::DESTINATION_SERVICE_NAMESPACE, &svc.namespace);
             }
-        } else if let Some([service, name]) =
-            self.values.get_mut(idx::DESTINATION_SERVICE..=idx::DESTINATION_SERVICE_NAME)
+        } else if let Some([service, name]) = self
+            .values
+            .get_mut(idx::DESTINATION_SERVICE..=idx::DESTINATION_SERVICE_NAME)
         {
             name.clone_from(service);
         }

@@ -10,12 +10,14 @@ use crate::access_log::{self, LogTable};
 use crate::attributes::slots::{self, Inputs};
 use crate::attributes::vocabulary::{SlotDef, Source, Vocabulary};
 use crate::attributes::{Direction, Needs, RequestAttributes, SeenHeaders, ServiceCache};
-use crate::expr::Attr;
 use crate::config::{self, ConfigError, PluginConfig};
+use crate::expr::Attr;
 use crate::host::{decode, Headers, Host, LogLevel};
 use crate::labels::{Context, Dimensions, NodeView, Reporter};
 use crate::metrics::{self, MetricTable};
-use crate::peer::{self, PeerCache, PeerNode, DEFAULT_PEER_CACHE_SIZE, METADATA_HEADER, METADATA_ID_HEADER};
+use crate::peer::{
+    self, PeerCache, PeerNode, DEFAULT_PEER_CACHE_SIZE, METADATA_HEADER, METADATA_ID_HEADER,
+};
 use std::rc::Rc;
 
 /// State for one filter configuration, shared by all its streams.
@@ -68,44 +70,76 @@ impl Root {
             Ok(c) => {
                 // Parts that did not compile are left out; the rest works.
                 for p in &c.problems {
-                    host.log(LogLevel::Error, &format!("meshstats: {p}; {}", consequence(p)));
+                    host.log(
+                        LogLevel::Error,
+                        &format!("meshstats: {p}; {}", consequence(p)),
+                    );
                 }
                 c
             }
             Err(e) => {
-                host.log(LogLevel::Error, &format!("meshstats: {e}; serving with the defaults of {{}}"));
+                host.log(
+                    LogLevel::Error,
+                    &format!("meshstats: {e}; serving with the defaults of {{}}"),
+                );
                 let mut defaults = compile("{}").unwrap_or_default();
                 defaults.problems.push(e);
                 defaults
             }
         };
         if !compiled.problems.is_empty() {
-            if let Some(id) = host.define_metric(config::MetricKind::Counter, metrics::CONFIG_ERRORS_METRIC) {
+            if let Some(id) =
+                host.define_metric(config::MetricKind::Counter, metrics::CONFIG_ERRORS_METRIC)
+            {
                 host.increment_metric(id, compiled.problems.len() as i64);
             }
         }
-        let Compiled { config, mut metrics, logs, vocabulary, problems } = compiled;
+        let Compiled {
+            config,
+            mut metrics,
+            logs,
+            vocabulary,
+            problems,
+        } = compiled;
         metrics.define_counters(host);
         let mut needs = metrics.needs();
         let mut tcp_needs = metrics.needs_for(metrics::Protocol::Tcp);
         // `response.flags_short` then shares the standard labels' read of the flags, so no
         // request reads them twice.
-        if vocabulary.slots().iter().any(|d| d.source == Source::ResponseFlagsShort) {
+        if vocabulary
+            .slots()
+            .iter()
+            .any(|d| d.source == Source::ResponseFlagsShort)
+        {
             needs.response_flags = true;
             tcp_needs.response_flags = true;
         }
         let local = read_local_node(host);
-        let node_id = host.property(&["xds", "node", "id"]).map(decode::string).unwrap_or_default();
-        let root_id = host.property(&["plugin_root_id"]).map(decode::string).unwrap_or_default();
+        let node_id = host
+            .property(&["xds", "node", "id"])
+            .map(decode::string)
+            .unwrap_or_default();
+        let root_id = host
+            .property(&["plugin_root_id"])
+            .map(decode::string)
+            .unwrap_or_default();
         let root_direction = match root_id.as_str() {
             "stats_inbound" => Some(Direction::Inbound),
             "stats_outbound" => Some(Direction::Outbound),
             _ => None,
         };
-        let version = if local.istio_version.is_empty() { crate::VERSION } else { &local.istio_version };
+        let version = if local.istio_version.is_empty() {
+            crate::VERSION
+        } else {
+            &local.istio_version
+        };
         metrics::record_build(host, version);
-        let cache_size = config.max_peer_cache_size.map_or(DEFAULT_PEER_CACHE_SIZE, |n| n as usize);
-        let grpc_needs = metrics.has_protocol(metrics::Protocol::Grpc).then(|| metrics.needs_for(metrics::Protocol::Grpc));
+        let cache_size = config
+            .max_peer_cache_size
+            .map_or(DEFAULT_PEER_CACHE_SIZE, |n| n as usize);
+        let grpc_needs = metrics
+            .has_protocol(metrics::Protocol::Grpc)
+            .then(|| metrics.needs_for(metrics::Protocol::Grpc));
         Root {
             grpc_needs,
             ticks: tcp::Ticks::new(&config),
@@ -147,7 +181,12 @@ impl Root {
         }
         let d = self
             .root_direction
-            .or_else(|| Direction::from_listener(host.property(&["xds", "listener_direction"]).and_then(|b| decode::int(&b))))
+            .or_else(|| {
+                Direction::from_listener(
+                    host.property(&["xds", "listener_direction"])
+                        .and_then(|b| decode::int(&b)),
+                )
+            })
             .unwrap_or(Direction::Inbound);
         stream.direction = Some(d);
         d
@@ -196,8 +235,18 @@ impl Root {
 
     /// Reads and removes a peer's exchange headers; a peer whose metadata does not decode is
     /// treated as unknown.
-    fn take_peer(&mut self, host: &impl Host, map: Headers, headers: &[(String, String)]) -> Option<Rc<PeerNode>> {
-        let find = |name: &str| headers.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str());
+    fn take_peer(
+        &mut self,
+        host: &impl Host,
+        map: Headers,
+        headers: &[(String, String)],
+    ) -> Option<Rc<PeerNode>> {
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.as_str())
+        };
         let (value, id) = (find(METADATA_HEADER), find(METADATA_ID_HEADER));
         if value.is_some() {
             host.set_header(map, METADATA_HEADER, None);
@@ -205,7 +254,9 @@ impl Root {
         if id.is_some() {
             host.set_header(map, METADATA_ID_HEADER, None);
         }
-        self.peers.get_or_decode(id.unwrap_or_default(), value?).ok()
+        self.peers
+            .get_or_decode(id.unwrap_or_default(), value?)
+            .ok()
     }
 
     fn reporter(&self, direction: Direction) -> Reporter {
@@ -221,17 +272,42 @@ impl Root {
         let direction = self.direction(host, stream);
         let use_host_header = !self.config.disable_host_header_fallback;
         let needs = self.log_needs(stream);
-        let req = RequestAttributes::read(host, direction, use_host_header, &stream.seen, &needs, &mut self.services);
+        let req = RequestAttributes::read(
+            host,
+            direction,
+            use_host_header,
+            &stream.seen,
+            &needs,
+            &mut self.services,
+        );
         let mut fallback = None;
         let peer = peer_view(host, direction, stream, &mut fallback);
         let reporter = self.reporter(direction);
         let local = NodeView::with_labels(&self.local);
-        let cx = Context { reporter, direction, local, peer, use_host_header };
+        let cx = Context {
+            reporter,
+            direction,
+            local,
+            peer,
+            use_host_header,
+        };
         self.dims.fill(&cx, &req);
-        let inputs = Inputs { host, direction, local, peer, req: &req, dims: &self.dims };
+        let inputs = Inputs {
+            host,
+            direction,
+            local,
+            peer,
+            req: &req,
+            dims: &self.dims,
+        };
         // What the metrics and the logs' `match`es read; the logs read the rest on demand.
         slots::reset(&self.slot_defs, &mut self.slots);
-        slots::fill_some(&self.slot_defs, &mut self.slots, self.logs.eager_slots(), &inputs);
+        slots::fill_some(
+            &self.slot_defs,
+            &mut self.slots,
+            self.logs.eager_slots(),
+            &inputs,
+        );
         self.metrics.record(host, &self.dims, &self.slots, &req);
         if !self.logs.is_empty() {
             self.logs.record(&inputs, &self.slot_defs, &mut self.slots);
@@ -282,7 +358,13 @@ pub fn compile(text: &str) -> Result<Compiled, ConfigError> {
     // After the metrics: the slots they resolved are the ones every request fills.
     let (logs, log_problems) = access_log::compile(&config, &mut vocabulary);
     problems.extend(log_problems);
-    Ok(Compiled { config, metrics, logs, vocabulary, problems })
+    Ok(Compiled {
+        config,
+        metrics,
+        logs,
+        vocabulary,
+        problems,
+    })
 }
 
 /// What the filter does about a problem, for its log line.
@@ -317,19 +399,31 @@ fn log_consequence(path: &str) -> &'static str {
 /// Istio's fallback when the upstream did not exchange metadata: the endpoint's
 /// `filter_metadata.istio.workload`.
 fn upstream_host_fallback(host: &impl Host) -> Option<PeerNode> {
-    let bytes = host.property(&["xds", "upstream_host_metadata", "filter_metadata", "istio", "workload"])?;
+    let bytes = host.property(&[
+        "xds",
+        "upstream_host_metadata",
+        "filter_metadata",
+        "istio",
+        "workload",
+    ])?;
     PeerNode::from_istio_workload(&decode::string(bytes))
 }
 
 fn read_local_node(host: &impl Host) -> PeerNode {
     let mut node = PeerNode::default();
     for key in peer::STRING_KEYS {
-        let Some(value) = host.property(&["xds", "node", "metadata", key]) else { continue };
+        let Some(value) = host.property(&["xds", "node", "metadata", key]) else {
+            continue;
+        };
         if let Some(field) = peer::string_field_mut(&mut node, key) {
             *field = decode::string(value);
         }
     }
-    for (key, value) in host.property(&["xds", "node", "metadata", "LABELS"]).map(|b| decode::pairs(&b)).unwrap_or_default() {
+    for (key, value) in host
+        .property(&["xds", "node", "metadata", "LABELS"])
+        .map(|b| decode::pairs(&b))
+        .unwrap_or_default()
+    {
         node.set_label(&key, &value);
     }
     if let Some(b) = host.property(&["xds", "node", "metadata", "PLATFORM_METADATA"]) {
@@ -341,10 +435,10 @@ fn read_local_node(host: &impl Host) -> PeerNode {
 }
 
 // A child of this module, so it can extend `Root`/`Stream` without widening their fields.
-#[path = "tcp.rs"]
-mod tcp;
 #[path = "grpc.rs"]
 mod grpc;
+#[path = "tcp.rs"]
+mod tcp;
 
 #[cfg(test)]
 mod tests;

@@ -94,10 +94,16 @@ pub fn extract(name: &str, tags: &[&str]) -> (String, Vec<(String, String)>) {
             continue;
         };
         let value_start = start + open.len();
-        let Some(len) = rest.get(value_start..).and_then(|r| r.find(FIELD_SEPARATOR)) else {
+        let Some(len) = rest
+            .get(value_start..)
+            .and_then(|r| r.find(FIELD_SEPARATOR))
+        else {
             continue;
         };
-        let value = rest.get(value_start..value_start + len).unwrap_or_default().to_string();
+        let value = rest
+            .get(value_start..value_start + len)
+            .unwrap_or_default()
+            .to_string();
         rest.replace_range(start..value_start + len + FIELD_SEPARATOR.len(), "");
         labels.push(((*tag).to_string(), value));
     }
@@ -147,7 +153,11 @@ mod tests {
             "\"quoted\" \\ back",
             "spiffe://cluster.local/ns/default/sa/bookinfo-ratings",
         ] {
-            assert_eq!(roundtrip(["source", v, "200"]), vec!["source", v, "200"], "{v:?}");
+            assert_eq!(
+                roundtrip(["source", v, "200"]),
+                vec!["source", v, "200"],
+                "{v:?}"
+            );
         }
     }
 
@@ -156,12 +166,18 @@ mod tests {
         let hostile = "x;.;response_code=.=999;.;";
         let got = roundtrip(["source", hostile, "200"]);
         assert_eq!(got, vec!["source", "x;_;response_code=_=999;_;", "200"]);
-        assert_eq!(roundtrip(["=.=", ";.;", "=.=.=;.;.;"]), vec!["=_=", ";_;", "=_=_=;_;_;"]);
+        assert_eq!(
+            roundtrip(["=.=", ";.;", "=.=.=;.;.;"]),
+            vec!["=_=", ";_;", "=_=_=;_;_;"]
+        );
     }
 
     #[test]
     fn trailing_dots_are_dropped_as_envoy_does() {
-        assert_eq!(roundtrip(["trail.", "two..", "a;."]), vec!["trail", "two", "a;"]);
+        assert_eq!(
+            roundtrip(["trail.", "two..", "a;."]),
+            vec!["trail", "two", "a;"]
+        );
         assert_eq!(roundtrip([".", "..", ".lead"]), vec!["", "", ".lead"]);
     }
 

@@ -52,8 +52,17 @@ pub struct Ticks {
 impl Ticks {
     pub fn new(config: &PluginConfig) -> Ticks {
         let tcp_ms = config.tcp_reporting_ms();
-        let period_ms = if tcp_ms == 0 { CACHE_PERIOD_MS } else { tcp_ms.clamp(MIN_TICK_MS, CACHE_PERIOD_MS) };
-        Ticks { period_ms, tcp_ms, since_cache_ms: 0, since_tcp_ms: 0 }
+        let period_ms = if tcp_ms == 0 {
+            CACHE_PERIOD_MS
+        } else {
+            tcp_ms.clamp(MIN_TICK_MS, CACHE_PERIOD_MS)
+        };
+        Ticks {
+            period_ms,
+            tcp_ms,
+            since_cache_ms: 0,
+            since_tcp_ms: 0,
+        }
     }
 }
 
@@ -143,8 +152,19 @@ impl Root {
     fn record_tcp(&mut self, host: &impl Host, stream: &mut Stream, delta: &TcpDelta) {
         let direction = self.direction(host, stream);
         // No headers on a TCP stream: nothing to read for gRPC, Host or `:status`.
-        let seen = SeenHeaders { grpc: Some(false), authority: None, status: Some(0) };
-        let req = RequestAttributes::read(host, direction, false, &seen, &self.tcp_needs, &mut self.services);
+        let seen = SeenHeaders {
+            grpc: Some(false),
+            authority: None,
+            status: Some(0),
+        };
+        let req = RequestAttributes::read(
+            host,
+            direction,
+            false,
+            &seen,
+            &self.tcp_needs,
+            &mut self.services,
+        );
         // No metadata exchange on TCP: the client side knows the upstream endpoint's
         // `istio.workload` once connected (kept: it does not change for the connection).
         if direction == Direction::Outbound && stream.upstream_peer.is_none() {
@@ -158,13 +178,32 @@ impl Root {
         let local = NodeView::with_labels(&self.local);
         // No Host header: `destination_service` comes from cluster metadata, else the local
         // canonical service (server side) or `unknown` (client side), as Istio's TCP stats.
-        let cx = Context { reporter, direction, local, peer, use_host_header: false };
+        let cx = Context {
+            reporter,
+            direction,
+            local,
+            peer,
+            use_host_header: false,
+        };
         self.dims.fill(&cx, &req);
         self.dims.set_tcp();
-        let inputs = Inputs { host, direction, local, peer, req: &req, dims: &self.dims };
+        let inputs = Inputs {
+            host,
+            direction,
+            local,
+            peer,
+            req: &req,
+            dims: &self.dims,
+        };
         slots::reset(&self.slot_defs, &mut self.slots);
-        slots::fill_some(&self.slot_defs, &mut self.slots, self.logs.eager_slots(), &inputs);
-        self.metrics.record_tcp(host, &self.dims, &self.slots, delta);
+        slots::fill_some(
+            &self.slot_defs,
+            &mut self.slots,
+            self.logs.eager_slots(),
+            &inputs,
+        );
+        self.metrics
+            .record_tcp(host, &self.dims, &self.slots, delta);
     }
 }
 

@@ -9,7 +9,10 @@ fn sidecar(direction: i64, workload: &str, config: &str) -> (FakeHost, Root) {
     h.set(&["xds", "node", "metadata", "NAMESPACE"], "default");
     h.set(&["xds", "node", "metadata", "WORKLOAD_NAME"], workload);
     h.set(&["xds", "node", "metadata", "CLUSTER_ID"], "Kubernetes");
-    h.set(&["xds", "node", "metadata", "LABELS"], decode::encode_pairs(&[("app", "x"), ("version", "v1")]));
+    h.set(
+        &["xds", "node", "metadata", "LABELS"],
+        decode::encode_pairs(&[("app", "x"), ("version", "v1")]),
+    );
     h.set_int(&["xds", "listener_direction"], direction);
     let root = Root::configure(&h, config);
     (h, root)
@@ -31,7 +34,11 @@ fn tcp_series(h: &FakeHost) -> Vec<(String, Labels, i64)> {
 }
 
 fn value(h: &FakeHost, metric: &str) -> i64 {
-    tcp_series(h).iter().filter(|(m, _, _)| m == metric).map(|(_, _, v)| v).sum()
+    tcp_series(h)
+        .iter()
+        .filter(|(m, _, _)| m == metric)
+        .map(|(_, _, v)| v)
+        .sum()
 }
 
 #[test]
@@ -69,19 +76,43 @@ fn data_chunks_make_no_host_call_and_reports_carry_deltas() {
     assert_eq!(value(&h, "istio_tcp_received_bytes_total"), 1005);
     assert_eq!(value(&h, "istio_tcp_sent_bytes_total"), 700);
     // TCP reports never record the HTTP metrics.
-    assert!(h.values.borrow().keys().all(|k| !k.contains("istio_request")), "{:?}", h.values.borrow());
+    assert!(
+        h.values
+            .borrow()
+            .keys()
+            .all(|k| !k.contains("istio_request")),
+        "{:?}",
+        h.values.borrow()
+    );
 }
 
 #[test]
 fn server_side_labels_follow_istio_tcp_rules() {
     let (h, mut root) = sidecar(1, "ratings-v1", "{}");
     h.set_bool(&["connection", "mtls"], true);
-    h.set(&["connection", "uri_san_peer_certificate"], "spiffe://cluster.local/ns/prod/sa/productpage");
-    h.set(&["connection", "uri_san_local_certificate"], "spiffe://cluster.local/ns/default/sa/ratings");
+    h.set(
+        &["connection", "uri_san_peer_certificate"],
+        "spiffe://cluster.local/ns/prod/sa/productpage",
+    );
+    h.set(
+        &["connection", "uri_san_local_certificate"],
+        "spiffe://cluster.local/ns/default/sa/ratings",
+    );
     h.set(&["xds", "cluster_name"], "inbound|9080||");
     h.set(
-        &["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0"],
-        decode::encode_pairs(&[("host", "ratings.default.svc.cluster.local"), ("name", "ratings"), ("namespace", "default")]),
+        &[
+            "xds",
+            "cluster_metadata",
+            "filter_metadata",
+            "istio",
+            "services",
+            "0",
+        ],
+        decode::encode_pairs(&[
+            ("host", "ratings.default.svc.cluster.local"),
+            ("name", "ratings"),
+            ("namespace", "default"),
+        ]),
     );
     let mut s = Stream::default();
     root.on_new_connection(&mut s);
@@ -90,21 +121,47 @@ fn server_side_labels_follow_istio_tcp_rules() {
     let series = tcp_series(&h);
     assert_eq!(series.len(), 3, "opened, closed, received: {series:?}");
     let labels = &series[0].1;
-    let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap();
-    assert_eq!(labels.len(), 23, "no response_code / grpc_response_status on TCP metrics");
+    let get = |k: &str| {
+        labels
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap()
+    };
+    assert_eq!(
+        labels.len(),
+        23,
+        "no response_code / grpc_response_status on TCP metrics"
+    );
     assert_eq!(get("reporter"), "destination");
     assert_eq!(get("request_protocol"), "tcp");
     assert_eq!(get("connection_security_policy"), "mutual_tls");
-    assert_eq!(get("source_principal"), "spiffe://cluster.local/ns/prod/sa/productpage");
+    assert_eq!(
+        get("source_principal"),
+        "spiffe://cluster.local/ns/prod/sa/productpage"
+    );
     // The namespace comes from the peer's SPIFFE id (no exchanged metadata on TCP).
     assert_eq!(get("source_workload_namespace"), "prod");
     assert_eq!(get("source_workload"), "unknown");
-    assert_eq!(get("destination_principal"), "spiffe://cluster.local/ns/default/sa/ratings");
+    assert_eq!(
+        get("destination_principal"),
+        "spiffe://cluster.local/ns/default/sa/ratings"
+    );
     assert_eq!(get("destination_workload"), "ratings-v1");
-    assert_eq!(get("destination_service"), "ratings.default.svc.cluster.local");
+    assert_eq!(
+        get("destination_service"),
+        "ratings.default.svc.cluster.local"
+    );
     assert_eq!(get("response_flags"), "-");
     // No header, body or response reads on a TCP stream.
-    assert!(h.calls.borrow().iter().all(|c| !c.starts_with("header") && !c.contains("response.code")), "{:?}", h.calls.borrow());
+    assert!(
+        h.calls
+            .borrow()
+            .iter()
+            .all(|c| !c.starts_with("header") && !c.contains("response.code")),
+        "{:?}",
+        h.calls.borrow()
+    );
 }
 
 #[test]
@@ -113,7 +170,16 @@ fn client_side_uses_endpoint_metadata_and_overrides_apply() {
         {"dimensions": {"tcp_note": "'x'"}, "tags_to_remove": ["source_cluster"]}]}"#;
     let (h, mut root) = sidecar(2, "productpage-v1", config);
     assert!(root.problems().is_empty(), "{:?}", root.problems());
-    h.set(&["xds", "upstream_host_metadata", "filter_metadata", "istio", "workload"], "ratings-v1;default;ratings;v2;east");
+    h.set(
+        &[
+            "xds",
+            "upstream_host_metadata",
+            "filter_metadata",
+            "istio",
+            "workload",
+        ],
+        "ratings-v1;default;ratings;v2;east",
+    );
     let mut s = Stream::default();
     root.on_new_connection(&mut s);
     root.on_upstream_data(&mut s, 9);
@@ -121,11 +187,20 @@ fn client_side_uses_endpoint_metadata_and_overrides_apply() {
     root.report_tcp(&h, &mut s, true);
     assert_eq!(value(&h, "istio_tcp_sent_bytes_total"), 0, "dropped");
     let values = h.values.borrow();
-    let (name, _) = values.iter().find(|(n, _)| n.ends_with("istio_tcp_received_bytes_total")).unwrap();
+    let (name, _) = values
+        .iter()
+        .find(|(n, _)| n.ends_with("istio_tcp_received_bytes_total"))
+        .unwrap();
     assert!(name.contains("tcp_note=.=x;.;"), "{name}");
     assert!(!name.contains("source_cluster"), "{name}");
     let (_, labels) = stat_name::extract(name, &STANDARD_LABELS);
-    let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap();
+    let get = |k: &str| {
+        labels
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap()
+    };
     assert_eq!(get("reporter"), "source");
     assert_eq!(get("destination_workload"), "ratings-v1");
     assert_eq!(get("destination_canonical_revision"), "v2");
@@ -141,8 +216,15 @@ fn ticks_serve_cache_expiry_and_tcp_reports() {
     let (_, root) = sidecar(1, "r", "{}");
     assert_eq!(root.tick_period_ms(), 5000, "Istio's default period");
     let (_, mut root) = sidecar(1, "r", r#"{"tcp_reporting_duration": "60s"}"#);
-    assert_eq!(root.tick_period_ms(), 30_000, "the cache's period bounds the tick");
-    assert_eq!((0..4).map(|_| root.tick()).collect::<Vec<_>>(), [false, true, false, true]);
+    assert_eq!(
+        root.tick_period_ms(),
+        30_000,
+        "the cache's period bounds the tick"
+    );
+    assert_eq!(
+        (0..4).map(|_| root.tick()).collect::<Vec<_>>(),
+        [false, true, false, true]
+    );
 }
 
 #[test]

@@ -11,16 +11,22 @@ use prost_types::{value::Kind, ListValue, Struct, Value};
 use std::collections::BTreeMap;
 
 fn string(s: &str) -> Value {
-    Value { kind: Some(Kind::StringValue(s.to_string())) }
+    Value {
+        kind: Some(Kind::StringValue(s.to_string())),
+    }
 }
 
 fn number(n: f64) -> Value {
-    Value { kind: Some(Kind::NumberValue(n)) }
+    Value {
+        kind: Some(Kind::NumberValue(n)),
+    }
 }
 
 fn string_map(pairs: &[(String, String)]) -> Value {
     let fields = pairs.iter().map(|(k, v)| (k.clone(), string(v))).collect();
-    Value { kind: Some(Kind::StructValue(Struct { fields })) }
+    Value {
+        kind: Some(Kind::StructValue(Struct { fields })),
+    }
 }
 
 /// The Struct an Istio proxy sends for `node` (istio/proxy `extractStructFromNodeFlatBuffer`).
@@ -45,7 +51,10 @@ fn istio_struct(node: &PeerNode) -> Struct {
         fields.insert("LABELS".into(), string_map(&node.labels));
     }
     if !node.platform_metadata.is_empty() {
-        fields.insert("PLATFORM_METADATA".into(), string_map(&node.platform_metadata));
+        fields.insert(
+            "PLATFORM_METADATA".into(),
+            string_map(&node.platform_metadata),
+        );
     }
     Struct { fields }
 }
@@ -86,14 +95,38 @@ fn we_decode_what_another_implementation_encodes_including_keys_we_do_not_know()
     let node = bookinfo();
     let mut s = istio_struct(&node);
     // Newer Istio sends more keys, not all strings; they must not disturb the rest.
-    s.fields.insert("SERVICE_ACCOUNT".into(), string("bookinfo-ratings"));
-    s.fields.insert("ENVOY_PROMETHEUS_PORT".into(), number(15090.0));
-    s.fields.insert("SIDECAR_INJECT".into(), Value { kind: Some(Kind::BoolValue(true)) });
-    let proxy_config = Struct { fields: [("concurrency".to_string(), number(2.0))].into() };
-    s.fields.insert("PROXY_CONFIG".into(), Value { kind: Some(Kind::StructValue(proxy_config)) });
-    let keys = ListValue { values: vec![string("NAME"), string("NAMESPACE")] };
-    s.fields.insert("EXCHANGE_KEYS".into(), Value { kind: Some(Kind::ListValue(keys)) });
-    assert_eq!(PeerNode::from_struct_bytes(&s.encode_to_vec()).unwrap(), node);
+    s.fields
+        .insert("SERVICE_ACCOUNT".into(), string("bookinfo-ratings"));
+    s.fields
+        .insert("ENVOY_PROMETHEUS_PORT".into(), number(15090.0));
+    s.fields.insert(
+        "SIDECAR_INJECT".into(),
+        Value {
+            kind: Some(Kind::BoolValue(true)),
+        },
+    );
+    let proxy_config = Struct {
+        fields: [("concurrency".to_string(), number(2.0))].into(),
+    };
+    s.fields.insert(
+        "PROXY_CONFIG".into(),
+        Value {
+            kind: Some(Kind::StructValue(proxy_config)),
+        },
+    );
+    let keys = ListValue {
+        values: vec![string("NAME"), string("NAMESPACE")],
+    };
+    s.fields.insert(
+        "EXCHANGE_KEYS".into(),
+        Value {
+            kind: Some(Kind::ListValue(keys)),
+        },
+    );
+    assert_eq!(
+        PeerNode::from_struct_bytes(&s.encode_to_vec()).unwrap(),
+        node
+    );
 }
 
 #[test]
@@ -101,7 +134,12 @@ fn header_value_is_padded_standard_base64_of_the_struct() {
     let node = bookinfo();
     let header = node.to_header_value();
     assert_eq!(PeerNode::from_header_value(&header).unwrap(), node);
-    assert!(header.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)), "{header}");
+    assert!(
+        header
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+        "{header}"
+    );
     assert_eq!(header.len() % 4, 0, "padded");
 }
 

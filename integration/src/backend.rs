@@ -25,7 +25,10 @@ pub struct BackendConfig {
 
 impl Default for BackendConfig {
     fn default() -> Self {
-        BackendConfig { status: 200, body: "hello from backend\n".to_string() }
+        BackendConfig {
+            status: 200,
+            body: "hello from backend\n".to_string(),
+        }
     }
 }
 
@@ -82,7 +85,11 @@ impl Backend {
             .name(format!("backend-{}", addr.port()))
             .spawn(move || accept_loop(listener, s))
             .expect("backend: spawn acceptor");
-        Backend { addr, shared, acceptor: Some(acceptor) }
+        Backend {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -128,12 +135,16 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             return;
         }
         let Ok(stream) = stream else { continue };
-        let Ok(handle) = stream.try_clone() else { continue };
+        let Ok(handle) = stream.try_clone() else {
+            continue;
+        };
         let s = shared.clone();
-        let thread = std::thread::Builder::new().name("backend-conn".into()).spawn(move || {
-            // A broken connection only ends that connection.
-            let _ = serve(stream, &s);
-        });
+        let thread = std::thread::Builder::new()
+            .name("backend-conn".into())
+            .spawn(move || {
+                // A broken connection only ends that connection.
+                let _ = serve(stream, &s);
+            });
         let mut connections = lock(&shared.connections);
         // Forget finished connections so a long test does not accumulate them.
         connections.retain(|(_, t)| t.as_ref().is_some_and(|t| !t.is_finished()));
@@ -146,18 +157,31 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
-        let Some(request) = read_request(&mut reader)? else { return Ok(()) };
-        let close = request.headers.get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let Some(request) = read_request(&mut reader)? else {
+            return Ok(());
+        };
+        let close = request
+            .headers
+            .get("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let status = request
             .headers
             .get("x-backend-status")
             .and_then(|v| v.trim().parse::<u16>().ok())
             .unwrap_or(shared.config.status);
-        if let Some(ms) = request.headers.get("x-backend-delay-ms").and_then(|v| v.trim().parse().ok()) {
+        if let Some(ms) = request
+            .headers
+            .get("x-backend-delay-ms")
+            .and_then(|v| v.trim().parse().ok())
+        {
             std::thread::sleep(Duration::from_millis(ms));
         }
         let head_request = request.method == "HEAD";
-        let saw = if request.headers.contains_key("x-envoy-peer-metadata") { "yes" } else { "no" };
+        let saw = if request.headers.contains_key("x-envoy-peer-metadata") {
+            "yes"
+        } else {
+            "no"
+        };
         {
             let mut history = lock(&shared.history);
             if history.len() == Backend::HISTORY {
@@ -168,7 +192,11 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         shared.count.fetch_add(1, Ordering::SeqCst);
         // 204 and 304 must not have a body, nor a length; a HEAD response sends none.
         let bodyless = matches!(status, 204 | 304);
-        let body = if bodyless { &[][..] } else { shared.config.body.as_bytes() };
+        let body = if bodyless {
+            &[][..]
+        } else {
+            shared.config.body.as_bytes()
+        };
         let head = format!(
             "HTTP/1.1 {status} {}\r\ncontent-type: text/plain\r\n{}x-saw-peer-metadata: {saw}\r\n{}\r\n",
             reason(status),
@@ -213,26 +241,41 @@ fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<RecordedReq
         if h.is_empty() {
             break;
         }
-        let Some((k, v)) = h.split_once(':') else { return Err(invalid(format!("bad header {h:?}"))) };
+        let Some((k, v)) = h.split_once(':') else {
+            return Err(invalid(format!("bad header {h:?}")));
+        };
         let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
-        headers.entry(k).and_modify(|old| {
-            old.push(',');
-            old.push_str(&v);
-        }).or_insert(v);
+        headers
+            .entry(k)
+            .and_modify(|old| {
+                old.push(',');
+                old.push_str(&v);
+            })
+            .or_insert(v);
     }
-    let chunked = headers.get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     let body = if chunked {
         read_chunked(reader)?
     } else {
         let len: usize = match headers.get("content-length") {
-            Some(v) => v.trim().parse().map_err(|_| invalid(format!("bad content-length {v:?}")))?,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| invalid(format!("bad content-length {v:?}")))?,
             None => 0,
         };
         let mut body = vec![0; len];
         reader.read_exact(&mut body)?;
         body
     };
-    Ok(Some(RecordedRequest { method, path, headers, body }))
+    Ok(Some(RecordedRequest {
+        method,
+        path,
+        headers,
+        body,
+    }))
 }
 
 fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
@@ -241,7 +284,8 @@ fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
         let mut size = String::new();
         reader.read_line(&mut size)?;
         let size = size.trim().split(';').next().unwrap_or("");
-        let size = usize::from_str_radix(size, 16).map_err(|_| invalid(format!("bad chunk size {size:?}")))?;
+        let size = usize::from_str_radix(size, 16)
+            .map_err(|_| invalid(format!("bad chunk size {size:?}")))?;
         if size == 0 {
             // Trailers, up to the empty line.
             loop {

@@ -51,18 +51,28 @@ impl Envoy {
         check_admin(bootstrap, admin).map_err(|e| format!("envoy {name}: {e}"))?;
         let dir = scratch_dir(name, admin);
         let config_path = dir.join("bootstrap.json");
-        let text = serde_json::to_string_pretty(bootstrap).map_err(|e| format!("envoy {name}: {e}"))?;
-        std::fs::write(&config_path, text).map_err(|e| format!("envoy {name}: writing {}: {e}", config_path.display()))?;
+        let text =
+            serde_json::to_string_pretty(bootstrap).map_err(|e| format!("envoy {name}: {e}"))?;
+        std::fs::write(&config_path, text)
+            .map_err(|e| format!("envoy {name}: writing {}: {e}", config_path.display()))?;
         let log_path = dir.join("envoy.log");
-        let log = File::create(&log_path).map_err(|e| format!("envoy {name}: {}: {e}", log_path.display()))?;
+        let log = File::create(&log_path)
+            .map_err(|e| format!("envoy {name}: {}: {e}", log_path.display()))?;
         let stdout_path = dir.join("stdout.log");
-        let stdout = File::create(&stdout_path).map_err(|e| format!("envoy {name}: {}: {e}", stdout_path.display()))?;
+        let stdout = File::create(&stdout_path)
+            .map_err(|e| format!("envoy {name}: {}: {e}", stdout_path.display()))?;
         let level = std::env::var("ENVOY_LOG_LEVEL").unwrap_or_else(|_| "info".into());
         let bin = envoy_bin();
         let child = Command::new(&bin)
             .arg("-c")
             .arg(&config_path)
-            .args(["--log-level", &level, "--concurrency", "1", "--disable-hot-restart"])
+            .args([
+                "--log-level",
+                &level,
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+            ])
             .args(extra_args)
             .current_dir(&dir)
             .stdin(Stdio::null())
@@ -71,7 +81,14 @@ impl Envoy {
             .spawn()
             .map_err(|e| format!("envoy {name}: cannot run {}: {e}", bin.display()))?;
         // From here on, Drop kills the process whatever happens.
-        let mut envoy = Envoy { name: name.to_string(), admin, dir, log_path, stdout_path, child };
+        let mut envoy = Envoy {
+            name: name.to_string(),
+            admin,
+            dir,
+            log_path,
+            stdout_path,
+            child,
+        };
         envoy.wait_ready()?;
         Ok(envoy)
     }
@@ -102,7 +119,12 @@ impl Envoy {
     }
 
     fn failure(&self, what: &str) -> String {
-        format!("envoy {} (admin {}) {what}; log tail:\n{}", self.name, self.admin, tail(&self.log(), 60))
+        format!(
+            "envoy {} (admin {}) {what}; log tail:\n{}",
+            self.name,
+            self.admin,
+            tail(&self.log(), 60)
+        )
     }
 
     pub fn name(&self) -> &str {
@@ -124,7 +146,9 @@ impl Envoy {
 
     /// Everything Envoy logged (its stderr) so far.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        std::fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// Everything Envoy wrote to stdout so far, byte for byte: only access loggers write
@@ -149,9 +173,14 @@ impl Envoy {
     }
 
     fn admin_ok(&self, path: &str) -> Result<String, String> {
-        let r = self.admin_get(path).map_err(|e| format!("envoy {}: {e}", self.name))?;
+        let r = self
+            .admin_get(path)
+            .map_err(|e| format!("envoy {}: {e}", self.name))?;
         if r.status != 200 {
-            return Err(format!("envoy {}: GET {path}: {} {}", self.name, r.status, r.body));
+            return Err(format!(
+                "envoy {}: GET {path}: {} {}",
+                self.name, r.status, r.body
+            ));
         }
         Ok(r.body)
     }
@@ -159,7 +188,11 @@ impl Envoy {
     /// Scrapes every 50 ms until `check` returns `Some`, for up to `timeout`. Stats are
     /// recorded when a stream ends, which can be just after the client got its response,
     /// so tests wait for the values they expect instead of scraping once.
-    pub fn wait_for<T>(&self, timeout: Duration, mut check: impl FnMut(&Scrape) -> Option<T>) -> Result<T, String> {
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&Scrape) -> Option<T>,
+    ) -> Result<T, String> {
         let start = Instant::now();
         loop {
             let scrape = self.prometheus()?;
@@ -167,7 +200,10 @@ impl Envoy {
                 return Ok(t);
             }
             if start.elapsed() > timeout {
-                return Err(format!("envoy {}: condition not met after {:?}", self.name, timeout));
+                return Err(format!(
+                    "envoy {}: condition not met after {:?}",
+                    self.name, timeout
+                ));
             }
             std::thread::sleep(POLL);
         }
@@ -175,7 +211,12 @@ impl Envoy {
 
     /// Waits (up to 10 s) until the series of `metric` with exactly `labels` equals
     /// `expected`; the error lists the series of `metric` actually present.
-    pub fn wait_for_value(&self, metric: &str, labels: &[(&str, &str)], expected: f64) -> Result<Scrape, String> {
+    pub fn wait_for_value(
+        &self,
+        metric: &str,
+        labels: &[(&str, &str)],
+        expected: f64,
+    ) -> Result<Scrape, String> {
         let timeout = Duration::from_secs(10);
         let mut last = None;
         let found = self.wait_for(timeout, |s| {
@@ -184,9 +225,17 @@ impl Envoy {
         });
         found.map_err(|e| {
             let present: Vec<String> = last
-                .map(|s| s.series(metric).iter().map(|x| format!("  {:?} = {}", x.labels, x.value)).collect())
+                .map(|s| {
+                    s.series(metric)
+                        .iter()
+                        .map(|x| format!("  {:?} = {}", x.labels, x.value))
+                        .collect()
+                })
                 .unwrap_or_default();
-            format!("{e}: wanted {metric}{labels:?} == {expected}; series present:\n{}", present.join("\n"))
+            format!(
+                "{e}: wanted {metric}{labels:?} == {expected}; series present:\n{}",
+                present.join("\n")
+            )
         })
     }
 }
@@ -198,7 +247,10 @@ impl Drop for Envoy {
         if std::thread::panicking() {
             // stdout may hold thousands of access log lines: only its tail, shortened.
             let stdout = String::from_utf8_lossy(&self.stdout()).into_owned();
-            let stdout: String = tail(&stdout, 20).lines().map(|l| shorten(l, 400) + "\n").collect();
+            let stdout: String = tail(&stdout, 20)
+                .lines()
+                .map(|l| shorten(l, 400) + "\n")
+                .collect();
             eprintln!(
                 "===== envoy {} (admin {}, files in {}) log =====\n{}\n===== stdout (last lines) =====\n{}===== end of envoy {} log =====",
                 self.name,
@@ -218,16 +270,33 @@ fn check_admin(bootstrap: &Value, admin: SocketAddr) -> Result<(), String> {
     let sa = &bootstrap["admin"]["address"]["socket_address"];
     let (ip, port) = (sa["address"].as_str(), sa["port_value"].as_u64());
     match (ip, port) {
-        (Some(ip), Some(port)) if ip == admin.ip().to_string() && port == u64::from(admin.port()) => Ok(()),
-        _ => Err(format!("bootstrap admin.address.socket_address is {sa}, but admin {admin} was passed")),
+        (Some(ip), Some(port))
+            if ip == admin.ip().to_string() && port == u64::from(admin.port()) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "bootstrap admin.address.socket_address is {sa}, but admin {admin} was passed"
+        )),
     }
 }
 
 fn scratch_dir(name: &str, admin: SocketAddr) -> PathBuf {
-    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    let dir = std::env::temp_dir()
-        .join("meshstats-it")
-        .join(format!("{safe}-{}-{}", std::process::id(), admin.port()));
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dir = std::env::temp_dir().join("meshstats-it").join(format!(
+        "{safe}-{}-{}",
+        std::process::id(),
+        admin.port()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::create_dir_all(&dir);
     dir

@@ -15,13 +15,20 @@ impl Response {
     /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// `GET http://addr/path` with extra request headers. Any status is an `Ok`; `Err` means
 /// no complete response (refused, reset, timed out after 10 s, ...).
-pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, String> {
     http_request("GET", addr, path, headers, "")
 }
 
@@ -39,13 +46,22 @@ pub fn http_request(
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    let request = builder.body(body.as_bytes().to_vec()).map_err(|e| format!("{}: {e}", what()))?;
-    let mut response = agent().run(request).map_err(|e| format!("{}: {e}", what()))?;
+    let request = builder
+        .body(body.as_bytes().to_vec())
+        .map_err(|e| format!("{}: {e}", what()))?;
+    let mut response = agent()
+        .run(request)
+        .map_err(|e| format!("{}: {e}", what()))?;
     let status = response.status().as_u16();
     let headers = response
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = response
         .body_mut()
@@ -53,7 +69,11 @@ pub fn http_request(
         .limit(64 * 1024 * 1024)
         .read_to_string()
         .map_err(|e| format!("{}: reading body: {e}", what()))?;
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// A fresh agent per request: no pooled connection outlives the call, so a test sees

@@ -15,8 +15,8 @@ mod envoy;
 mod http;
 pub mod load;
 pub mod mesh;
-pub mod pki;
 mod paths;
+pub mod pki;
 mod scrape;
 pub mod tcp_echo;
 

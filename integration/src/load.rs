@@ -140,7 +140,10 @@ pub fn run(addr: SocketAddr, options: &LoadOptions) -> LoadResult {
         .collect();
     let mut total = LoadResult::default();
     for t in threads {
-        match t.map_err(|e| e.to_string()).and_then(|t| t.join().map_err(|_| "load thread panicked".to_string())) {
+        match t
+            .map_err(|e| e.to_string())
+            .and_then(|t| t.join().map_err(|_| "load thread panicked".to_string()))
+        {
             Ok(r) => total.merge(&r),
             Err(e) => {
                 total.io_errors += 1;
@@ -181,7 +184,9 @@ fn connection_loop(addr: SocketAddr, options: &LoadOptions, deadline: Instant) -
         match c.exchange(&request) {
             Ok(response) => {
                 let us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-                result.latency_us.saturating_record(us.clamp(1, MAX_LATENCY_US));
+                result
+                    .latency_us
+                    .saturating_record(us.clamp(1, MAX_LATENCY_US));
                 result.completed += 1;
                 if response.status != 200 {
                     result.non_200 += 1;
@@ -216,7 +221,11 @@ impl Connection {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
-        Ok(Connection { reader: BufReader::with_capacity(16 * 1024, stream), line: String::new(), body: Vec::new() })
+        Ok(Connection {
+            reader: BufReader::with_capacity(16 * 1024, stream),
+            line: String::new(),
+            body: Vec::new(),
+        })
     }
 
     /// Writes `request`, reads one whole response.
@@ -231,10 +240,16 @@ impl Connection {
             if h.is_empty() {
                 break;
             }
-            let Some((name, value)) = h.split_once(':') else { return Err(invalid(format!("bad header {h:?}"))) };
+            let Some((name, value)) = h.split_once(':') else {
+                return Err(invalid(format!("bad header {h:?}")));
+            };
             let value = value.trim();
             if name.eq_ignore_ascii_case("content-length") {
-                length = Some(value.parse::<usize>().map_err(|_| invalid(format!("bad content-length {value:?}")))?);
+                length = Some(
+                    value
+                        .parse::<usize>()
+                        .map_err(|_| invalid(format!("bad content-length {value:?}")))?,
+                );
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value.to_ascii_lowercase().contains("chunked");
             } else if name.eq_ignore_ascii_case("connection") {
@@ -257,7 +272,10 @@ impl Connection {
     fn read_line(&mut self) -> std::io::Result<()> {
         self.line.clear();
         if self.reader.read_line(&mut self.line)? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed by peer"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed by peer",
+            ));
         }
         Ok(())
     }
@@ -271,7 +289,8 @@ impl Connection {
         loop {
             self.read_line()?;
             let size = self.line.trim().split(';').next().unwrap_or("");
-            let size = usize::from_str_radix(size, 16).map_err(|_| invalid(format!("bad chunk size {size:?}")))?;
+            let size = usize::from_str_radix(size, 16)
+                .map_err(|_| invalid(format!("bad chunk size {size:?}")))?;
             if size == 0 {
                 // Trailers, up to the empty line.
                 loop {
@@ -305,14 +324,22 @@ pub fn cpu_time(pid: u32) -> Result<Duration, String> {
     let path = format!("/proc/{pid}/stat");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
     // The command name (field 2) is in parentheses and may hold spaces: split after it.
-    let rest = text.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| format!("{path}: no ')' in {text:?}"))?;
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| format!("{path}: no ')' in {text:?}"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // `rest` starts at field 3 (state): utime is field 14, stime field 15.
     let field = |i: usize| -> Result<u64, String> {
-        fields.get(i - 3).and_then(|v| v.parse().ok()).ok_or_else(|| format!("{path}: no field {i} in {text:?}"))
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{path}: no field {i} in {text:?}"))
     };
     let ticks = field(14)? + field(15)?;
-    Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64))
+    Ok(Duration::from_secs_f64(
+        ticks as f64 / clock_ticks_per_second() as f64,
+    ))
 }
 
 /// `getconf CLK_TCK` (the unit of `/proc/<pid>/stat` times); 100 if it cannot be run.
@@ -334,7 +361,10 @@ fn clock_ticks_per_second() -> u64 {
 pub fn rss_bytes(pid: u32) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:")).ok_or_else(|| format!("{path}: no VmRSS line"))?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .ok_or_else(|| format!("{path}: no VmRSS line"))?;
     let kb: u64 = line
         .split_whitespace()
         .nth(1)
@@ -351,7 +381,10 @@ mod tests {
     #[test]
     fn status_lines() {
         assert_eq!(parse_status("HTTP/1.1 200 OK\r\n").unwrap(), 200);
-        assert_eq!(parse_status("HTTP/1.0 503 Service Unavailable\r\n").unwrap(), 503);
+        assert_eq!(
+            parse_status("HTTP/1.0 503 Service Unavailable\r\n").unwrap(),
+            503
+        );
         assert!(parse_status("SSH-2.0\r\n").is_err());
         assert!(parse_status("HTTP/1.1 abc\r\n").is_err());
     }
@@ -375,7 +408,10 @@ mod tests {
     #[test]
     fn load_against_the_backend_counts_every_request() {
         let backend = Backend::start();
-        let r = run(backend.addr(), &LoadOptions::new(2, Duration::from_millis(300), "/x", "app"));
+        let r = run(
+            backend.addr(),
+            &LoadOptions::new(2, Duration::from_millis(300), "/x", "app"),
+        );
         assert!(r.completed > 0, "{r:?}");
         assert_eq!(r.failures(), 0, "{:?}", r.errors);
         assert_eq!(r.latency_us.len(), r.completed);
@@ -386,7 +422,10 @@ mod tests {
     #[test]
     fn a_closed_port_is_counted_as_errors_and_the_run_still_ends() {
         let addr: SocketAddr = ([127, 0, 0, 1], crate::free_port()).into();
-        let r = run(addr, &LoadOptions::new(1, Duration::from_millis(100), "/", "x"));
+        let r = run(
+            addr,
+            &LoadOptions::new(1, Duration::from_millis(100), "/", "x"),
+        );
         assert_eq!(r.completed, 0);
         assert!(r.io_errors > 0);
         assert!(!r.errors.is_empty());

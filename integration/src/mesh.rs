@@ -97,7 +97,12 @@ pub struct Sidecar {
 
 impl Sidecar {
     /// Filter config `{}`, no cluster or endpoint metadata, no root id.
-    pub fn new(name: &str, direction: Direction, upstream: SocketAddr, node_metadata: Value) -> Sidecar {
+    pub fn new(
+        name: &str,
+        direction: Direction,
+        upstream: SocketAddr,
+        node_metadata: Value,
+    ) -> Sidecar {
         Sidecar {
             name: name.to_string(),
             direction,
@@ -124,7 +129,10 @@ impl Sidecar {
 
     /// With filter configuration `config` (JSON text).
     pub fn config(self, config: &str) -> Sidecar {
-        Sidecar { config: config.to_string(), ..self }
+        Sidecar {
+            config: config.to_string(),
+            ..self
+        }
     }
 
     /// The render options for this sidecar on `listen` / `admin`.
@@ -158,8 +166,12 @@ impl Sidecar {
     /// `stats_flush_interval`, `extra_access_logs` and `max_request_headers_kb` when set.
     pub fn bootstrap(&self, listen: SocketAddr, admin: SocketAddr) -> Value {
         let mut bootstrap = envoy_bootstrap(&self.options(listen, admin));
-        if let (Some(interval), Some(obj)) = (self.stats_flush_interval, bootstrap.as_object_mut()) {
-            obj.insert("stats_flush_interval".into(), json!(format!("{:.3}s", interval.as_secs_f64())));
+        if let (Some(interval), Some(obj)) = (self.stats_flush_interval, bootstrap.as_object_mut())
+        {
+            obj.insert(
+                "stats_flush_interval".into(),
+                json!(format!("{:.3}s", interval.as_secs_f64())),
+            );
         }
         if let Some(hcm) = bootstrap
             .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config")
@@ -183,7 +195,10 @@ impl Sidecar {
     pub fn start(&self) -> Result<(Envoy, SocketAddr), String> {
         let mut args: Vec<String> = Vec::new();
         if let Some(interval) = self.file_flush_interval {
-            args.extend(["--file-flush-interval-msec".to_string(), interval.as_millis().max(1).to_string()]);
+            args.extend([
+                "--file-flush-interval-msec".to_string(),
+                interval.as_millis().max(1).to_string(),
+            ]);
         }
         args.extend(self.envoy_args.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -219,8 +234,16 @@ pub struct Bookinfo {
 
 impl Bookinfo {
     /// In front of the app at `app`, with filter configs for the client and server sidecars.
-    pub fn start(app: SocketAddr, client_config: &str, server_config: &str) -> Result<Bookinfo, String> {
-        Bookinfo::start_with(app, |c| c.config(client_config), |s| s.config(server_config))
+    pub fn start(
+        app: SocketAddr,
+        client_config: &str,
+        server_config: &str,
+    ) -> Result<Bookinfo, String> {
+        Bookinfo::start_with(
+            app,
+            |c| c.config(client_config),
+            |s| s.config(server_config),
+        )
     }
 
     /// Like [`Bookinfo::start`] with config `{}`, after `client` and `server` adjust each
@@ -230,9 +253,16 @@ impl Bookinfo {
         client: impl FnOnce(Sidecar) -> Sidecar,
         server: impl FnOnce(Sidecar) -> Sidecar,
     ) -> Result<Bookinfo, String> {
-        let with_service = |s: Sidecar| Sidecar { cluster_metadata: Some(service_metadata(RATINGS_SERVICE)), ..s };
-        let server_sidecar =
-            server(with_service(Sidecar::new("ratings-v1", Direction::Inbound, app, workload_metadata("ratings", "v1"))));
+        let with_service = |s: Sidecar| Sidecar {
+            cluster_metadata: Some(service_metadata(RATINGS_SERVICE)),
+            ..s
+        };
+        let server_sidecar = server(with_service(Sidecar::new(
+            "ratings-v1",
+            Direction::Inbound,
+            app,
+            workload_metadata("ratings", "v1"),
+        )));
         let (server, server_listen) = server_sidecar.start()?;
         let client_sidecar = client(with_service(Sidecar::new(
             "productpage-v1",
@@ -241,7 +271,12 @@ impl Bookinfo {
             workload_metadata("productpage", "v1"),
         )));
         let (client, entry) = client_sidecar.start()?;
-        Ok(Bookinfo { client, server, entry, server_listen })
+        Ok(Bookinfo {
+            client,
+            server,
+            entry,
+            server_listen,
+        })
     }
 }
 

@@ -39,7 +39,11 @@ fn artifact(var: &str, default: &str, make_target: &str) -> PathBuf {
             "{} not found (from {}): run `make test` (or `{make_target}`) first, \
              or set {var} to an existing file",
             path.display(),
-            if std::env::var_os(var).is_some() { format!("${var}") } else { "the default path".into() },
+            if std::env::var_os(var).is_some() {
+                format!("${var}")
+            } else {
+                "the default path".into()
+            },
         );
     }
     path
@@ -53,7 +57,10 @@ pub fn free_port() -> u16 {
     static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local_addr of a bound socket").port();
+        let port = listener
+            .local_addr()
+            .expect("local_addr of a bound socket")
+            .port();
         let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
         if guard.get_or_insert_with(HashSet::new).insert(port) {
             return port;

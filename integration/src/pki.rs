@@ -28,7 +28,9 @@ pub fn bookinfo_pki(dir: &Path) -> Result<Pki, String> {
     };
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "meshstats test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "meshstats test CA");
     let ca_key = KeyPair::generate().map_err(e)?;
     let ca = ca_params.self_signed(&ca_key).map_err(e)?;
     let ca_path = write("ca.pem", &ca.pem())?;
@@ -43,5 +45,8 @@ pub fn bookinfo_pki(dir: &Path) -> Result<Pki, String> {
             ca: ca_path.clone(),
         })
     };
-    Ok(Pki { client: workload("productpage", PRODUCTPAGE_ID)?, server: workload("ratings", RATINGS_ID)? })
+    Ok(Pki {
+        client: workload("productpage", PRODUCTPAGE_ID)?,
+        server: workload("ratings", RATINGS_ID)?,
+    })
 }

@@ -49,7 +49,9 @@ impl Series {
     }
 
     fn matches(&self, subset: &[(&str, &str)]) -> bool {
-        subset.iter().all(|(k, v)| self.labels.get(*k).map(String::as_str) == Some(*v))
+        subset
+            .iter()
+            .all(|(k, v)| self.labels.get(*k).map(String::as_str) == Some(*v))
     }
 
     fn is_exactly(&self, labels: &[(&str, &str)]) -> bool {
@@ -76,7 +78,8 @@ impl Scrape {
     /// Parses Prometheus text format. The error names the offending family when it can.
     pub fn parse(text: &str) -> Result<Scrape, String> {
         let parseable = without_count_histograms(text);
-        let exposition = parse_prometheus(&parseable).map_err(|e| describe_error(text, &e.to_string()))?;
+        let exposition =
+            parse_prometheus(&parseable).map_err(|e| describe_error(text, &e.to_string()))?;
         let mut families = BTreeMap::new();
         for (name, family) in exposition.families {
             let kind = match family.family_type {
@@ -93,15 +96,25 @@ impl Scrape {
                     let labels = match sample.get_labelset() {
                         Ok(set) => set.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                         // Unreachable for a sample from a parsed family; keep the names anyway.
-                        Err(_) => label_names.iter().map(|k| (k.clone(), String::new())).collect(),
+                        Err(_) => label_names
+                            .iter()
+                            .map(|k| (k.clone(), String::new()))
+                            .collect(),
                     };
                     let (value, histogram) = convert(&sample.value);
-                    Series { labels, value, histogram }
+                    Series {
+                        labels,
+                        value,
+                        histogram,
+                    }
                 })
                 .collect();
             families.insert(name, Family { kind, series });
         }
-        Ok(Scrape { families, text: text.to_string() })
+        Ok(Scrape {
+            families,
+            text: text.to_string(),
+        })
     }
 
     /// The text this was parsed from (all of it).
@@ -128,11 +141,17 @@ impl Scrape {
         if let Some(f) = self.families.get(metric) {
             return f.series.clone();
         }
-        let Some((family, suffix)) = self.derived(metric) else { return Vec::new() };
+        let Some((family, suffix)) = self.derived(metric) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for s in &family.series {
             let Some(h) = &s.histogram else { continue };
-            let plain = |value| Series { labels: s.labels.clone(), value, histogram: None };
+            let plain = |value| Series {
+                labels: s.labels.clone(),
+                value,
+                histogram: None,
+            };
             match suffix {
                 "_count" => out.push(plain(h.count)),
                 "_sum" => out.push(plain(h.sum)),
@@ -140,7 +159,11 @@ impl Scrape {
                     for (le, count) in &h.buckets {
                         let mut labels = s.labels.clone();
                         labels.insert("le".into(), format_le(*le));
-                        out.push(Series { labels, value: *count, histogram: None });
+                        out.push(Series {
+                            labels,
+                            value: *count,
+                            histogram: None,
+                        });
                     }
                 }
             }
@@ -151,17 +174,26 @@ impl Scrape {
     /// The value of the series of `metric` whose label set is exactly `labels` (no more, no
     /// fewer), for any kind of metric (a histogram gives its count).
     pub fn counter(&self, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.series(metric).into_iter().find(|s| s.is_exactly(labels)).map(|s| s.value)
+        self.series(metric)
+            .into_iter()
+            .find(|s| s.is_exactly(labels))
+            .map(|s| s.value)
     }
 
     /// The histogram of `metric` with exactly `labels`.
     pub fn histogram(&self, metric: &str, labels: &[(&str, &str)]) -> Option<Histogram> {
-        self.series(metric).into_iter().find(|s| s.is_exactly(labels)).and_then(|s| s.histogram)
+        self.series(metric)
+            .into_iter()
+            .find(|s| s.is_exactly(labels))
+            .and_then(|s| s.histogram)
     }
 
     /// The series of `metric` having (at least) the labels in `subset`.
     pub fn matching(&self, metric: &str, subset: &[(&str, &str)]) -> Vec<Series> {
-        self.series(metric).into_iter().filter(|s| s.matches(subset)).collect()
+        self.series(metric)
+            .into_iter()
+            .filter(|s| s.matches(subset))
+            .collect()
     }
 
     /// The sum of the values of [`Scrape::matching`]; 0 when none match.
@@ -170,14 +202,16 @@ impl Scrape {
     }
 
     fn derived(&self, metric: &str) -> Option<(&Family, &'static str)> {
-        ["_count", "_sum", "_bucket"].into_iter().find_map(|suffix| {
-            let family = self.families.get(metric.strip_suffix(suffix)?)?;
-            let ok = match suffix {
-                "_bucket" => family.kind == Kind::Histogram,
-                _ => matches!(family.kind, Kind::Histogram | Kind::Summary),
-            };
-            ok.then_some((family, suffix))
-        })
+        ["_count", "_sum", "_bucket"]
+            .into_iter()
+            .find_map(|suffix| {
+                let family = self.families.get(metric.strip_suffix(suffix)?)?;
+                let ok = match suffix {
+                    "_bucket" => family.kind == Kind::Histogram,
+                    _ => matches!(family.kind, Kind::Histogram | Kind::Summary),
+                };
+                ok.then_some((family, suffix))
+            })
     }
 }
 
@@ -187,15 +221,39 @@ fn convert(value: &PrometheusValue) -> (f64, Option<Histogram>) {
         PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => (n.as_f64(), None),
         PrometheusValue::Histogram(h) => {
             let count = h.count.map_or(0.0, |c| c as f64);
-            let buckets = h.buckets.iter().map(|b| (b.upper_bound, b.count.as_f64())).collect();
+            let buckets = h
+                .buckets
+                .iter()
+                .map(|b| (b.upper_bound, b.count.as_f64()))
+                .collect();
             let sum = h.sum.map_or(0.0, |s| s.as_f64());
-            (count, Some(Histogram { count, sum, buckets, quantiles: Vec::new() }))
+            (
+                count,
+                Some(Histogram {
+                    count,
+                    sum,
+                    buckets,
+                    quantiles: Vec::new(),
+                }),
+            )
         }
         PrometheusValue::Summary(s) => {
             let count = s.count.map_or(0.0, |c| c as f64);
-            let quantiles = s.quantiles.iter().map(|q| (q.quantile, q.value.as_f64())).collect();
+            let quantiles = s
+                .quantiles
+                .iter()
+                .map(|q| (q.quantile, q.value.as_f64()))
+                .collect();
             let sum = s.sum.map_or(0.0, |v| v.as_f64());
-            (count, Some(Histogram { count, sum, buckets: Vec::new(), quantiles }))
+            (
+                count,
+                Some(Histogram {
+                    count,
+                    sum,
+                    buckets: Vec::new(),
+                    quantiles,
+                }),
+            )
         }
     }
 }
@@ -224,7 +282,10 @@ fn describe_error(text: &str, error: &str) -> String {
     for block in &blocks {
         if parse_prometheus(block).is_err() {
             let head: Vec<&str> = block.lines().take(6).collect();
-            return format!("cannot parse Prometheus text: {error}; in this family:\n{}", head.join("\n"));
+            return format!(
+                "cannot parse Prometheus text: {error}; in this family:\n{}",
+                head.join("\n")
+            );
         }
     }
     format!("cannot parse Prometheus text: {error}")
@@ -246,7 +307,10 @@ fn without_count_histograms(text: &str) -> std::borrow::Cow<'_, str> {
         let line = line.strip_prefix("# TYPE ").unwrap_or(line);
         names.iter().any(|n| {
             line.strip_prefix(n).is_some_and(|rest| {
-                let rest = ["_bucket", "_sum", "_count"].iter().find_map(|s| rest.strip_prefix(s)).unwrap_or(rest);
+                let rest = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| rest.strip_prefix(s))
+                    .unwrap_or(rest);
                 rest.starts_with(['{', ' '])
             })
         })

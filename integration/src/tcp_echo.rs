@@ -26,7 +26,11 @@ impl TcpEcho {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let acceptor = std::thread::spawn(move || accept_loop(&listener, &flag));
-        Ok(TcpEcho { addr, stop, acceptor: Some(acceptor) })
+        Ok(TcpEcho {
+            addr,
+            stop,
+            acceptor: Some(acceptor),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -74,7 +78,11 @@ fn echo(mut conn: TcpStream, stop: &AtomicBool) {
                     return;
                 }
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(_) => return,
         }
     }

@@ -39,9 +39,13 @@ fn send(entry: SocketAddr, n: usize, headers: &[(&str, &str)], status: u16) {
 /// The complete lines on `envoy`'s stdout (each ended by `\n`), as text.
 fn complete_lines(envoy: &Envoy) -> Vec<String> {
     let bytes = envoy.stdout();
-    let text = String::from_utf8(bytes).unwrap_or_else(|e| panic!("{}: stdout is not UTF-8: {e}", envoy.name()));
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| panic!("{}: stdout is not UTF-8: {e}", envoy.name()));
     let end = text.rfind('\n').map_or(0, |i| i + 1);
-    text[..end].split_terminator('\n').map(str::to_string).collect()
+    text[..end]
+        .split_terminator('\n')
+        .map(str::to_string)
+        .collect()
 }
 
 /// Waits (up to `timeout`) for `n` lines on stdout, then one more flush interval, and returns
@@ -53,14 +57,29 @@ fn wait_lines(envoy: &Envoy, n: usize, timeout: Duration) -> Vec<String> {
     }
     std::thread::sleep(SETTLE);
     let stdout = envoy.stdout();
-    assert!(stdout.is_empty() || stdout.ends_with(b"\n"), "{}: stdout ends in a partial line", envoy.name());
+    assert!(
+        stdout.is_empty() || stdout.ends_with(b"\n"),
+        "{}: stdout ends in a partial line",
+        envoy.name()
+    );
     let lines = complete_lines(envoy);
-    assert_eq!(lines.len(), n, "{}: stdout lines after {:?}:\n{}", envoy.name(), start.elapsed(), shorten(&lines));
+    assert_eq!(
+        lines.len(),
+        n,
+        "{}: stdout lines after {:?}:\n{}",
+        envoy.name(),
+        start.elapsed(),
+        shorten(&lines)
+    );
     lines
 }
 
 fn shorten(lines: &[String]) -> String {
-    lines.iter().take(20).map(|l| format!("  {}\n", l.chars().take(300).collect::<String>())).collect()
+    lines
+        .iter()
+        .take(20)
+        .map(|l| format!("  {}\n", l.chars().take(300).collect::<String>()))
+        .collect()
 }
 
 /// One line as a JSON object.
@@ -68,7 +87,10 @@ fn object(line: &str) -> Map<String, Value> {
     match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(m)) => m,
         Ok(other) => panic!("not a JSON object: {other} in {line:?}"),
-        Err(e) => panic!("not JSON ({e}): {:?}", line.chars().take(500).collect::<String>()),
+        Err(e) => panic!(
+            "not JSON ({e}): {:?}",
+            line.chars().take(500).collect::<String>()
+        ),
     }
 }
 
@@ -83,7 +105,10 @@ fn keys_in_order(line: &str) -> Vec<String> {
                 fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                     f.write_str("a JSON object")
                 }
-                fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Keys, A::Error> {
                     let mut keys = Vec::new();
                     while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
                         keys.push(k);
@@ -94,13 +119,18 @@ fn keys_in_order(line: &str) -> Vec<String> {
             d.deserialize_map(V)
         }
     }
-    serde_json::from_str::<Keys>(line).unwrap_or_else(|e| panic!("{e}: {line}")).0
+    serde_json::from_str::<Keys>(line)
+        .unwrap_or_else(|e| panic!("{e}: {line}"))
+        .0
 }
 
 /// `level`, `time`, `instance`, then the variables sorted by name.
 fn assert_line_order(line: &str) {
     let keys = keys_in_order(line);
-    assert!(keys.len() >= 3 && keys[..3] == ["level", "time", "instance"], "{keys:?} in {line}");
+    assert!(
+        keys.len() >= 3 && keys[..3] == ["level", "time", "instance"],
+        "{keys:?} in {line}"
+    );
     let mut sorted = keys[3..].to_vec();
     sorted.sort();
     assert_eq!(keys[3..], sorted[..], "variables sorted by name: {line}");
@@ -142,7 +172,13 @@ fn parse_time_us(s: &str) -> Option<i64> {
 }
 
 fn now_us() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros()).unwrap()
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros(),
+    )
+    .unwrap()
 }
 
 /// Nanoseconds in a Go duration string (`9.486802ms`, `512.3µs`, `1m2.5s`, `0s`).
@@ -156,9 +192,18 @@ fn parse_go_duration(s: &str) -> Option<f64> {
         let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let value: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let (unit, scale) = [("ns", 1.0), ("us", 1e3), ("µs", 1e3), ("μs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
-            .into_iter()
-            .find(|(u, _)| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))?;
+        let (unit, scale) = [
+            ("ns", 1.0),
+            ("us", 1e3),
+            ("µs", 1e3),
+            ("μs", 1e3),
+            ("ms", 1e6),
+            ("s", 1e9),
+            ("m", 60e9),
+            ("h", 3600e9),
+        ]
+        .into_iter()
+        .find(|(u, _)| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))?;
         total += value * scale;
         rest = &rest[unit.len()..];
     }
@@ -167,8 +212,14 @@ fn parse_go_duration(s: &str) -> Option<f64> {
 
 #[test]
 fn time_and_duration_parsers() {
-    assert_eq!(parse_time_us("1970-01-01T00:00:01.000002Z"), Some(1_000_002));
-    assert_eq!(parse_time_us("2018-11-14T01:46:26.528539Z"), Some(1_542_159_986_528_539));
+    assert_eq!(
+        parse_time_us("1970-01-01T00:00:01.000002Z"),
+        Some(1_000_002)
+    );
+    assert_eq!(
+        parse_time_us("2018-11-14T01:46:26.528539Z"),
+        Some(1_542_159_986_528_539)
+    );
     assert_eq!(parse_time_us("2018-11-14T01:46:26.528Z"), None);
     assert_eq!(parse_time_us("2018-11-14 01:46:26.528539Z"), None);
     assert_eq!(parse_go_duration("9.486802ms"), Some(9_486_802.0));
@@ -188,24 +239,52 @@ fn check_newlog_line(line: &str, window_us: (i64, i64), code: i64) -> f64 {
     let keys: Vec<&str> = m.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["destination", "instance", "latency", "level", "responseCode", "responseSize", "source", "time", "user"],
+        [
+            "destination",
+            "instance",
+            "latency",
+            "level",
+            "responseCode",
+            "responseSize",
+            "source",
+            "time",
+            "user"
+        ],
         "{line}"
     );
-    assert_eq!(m["level"], "warn", "severity \"warning\" is level warn: {line}");
+    assert_eq!(
+        m["level"], "warn",
+        "severity \"warning\" is level warn: {line}"
+    );
     assert_eq!(m["instance"], "newlog.logentry.istio-system");
     assert_eq!(m["source"], "productpage");
     assert_eq!(m["destination"], "ratings");
     assert_eq!(m["user"], "unknown", "no mTLS, so no source principal");
     assert_eq!(m["responseCode"], json!(code), "a number");
     assert_eq!(m["responseSize"], json!(BODY_LEN), "a number");
-    let time = m["time"].as_str().unwrap_or_else(|| panic!("time is not a string: {line}"));
-    let t = parse_time_us(time).unwrap_or_else(|| panic!("time {time:?} is not RFC 3339 with µs and Z"));
+    let time = m["time"]
+        .as_str()
+        .unwrap_or_else(|| panic!("time is not a string: {line}"));
+    let t = parse_time_us(time)
+        .unwrap_or_else(|| panic!("time {time:?} is not RFC 3339 with µs and Z"));
     // The request started inside the window (truncated to µs, so at most 1 µs early).
-    assert!(t >= window_us.0 - 1 && t <= window_us.1, "time {time} outside the test's window {window_us:?}");
-    let latency = m["latency"].as_str().unwrap_or_else(|| panic!("latency is not a string: {line}"));
-    assert!(["ms", "µs", "s"].iter().any(|u| latency.ends_with(u)), "latency {latency:?}");
-    let ns = parse_go_duration(latency).unwrap_or_else(|| panic!("latency {latency:?} is no Go duration"));
-    assert!(ns > 0.0 && ns / 1e3 <= (window_us.1 - window_us.0) as f64, "latency {latency} longer than the test");
+    assert!(
+        t >= window_us.0 - 1 && t <= window_us.1,
+        "time {time} outside the test's window {window_us:?}"
+    );
+    let latency = m["latency"]
+        .as_str()
+        .unwrap_or_else(|| panic!("latency is not a string: {line}"));
+    assert!(
+        ["ms", "µs", "s"].iter().any(|u| latency.ends_with(u)),
+        "latency {latency:?}"
+    );
+    let ns = parse_go_duration(latency)
+        .unwrap_or_else(|| panic!("latency {latency:?} is no Go duration"));
+    assert!(
+        ns > 0.0 && ns / 1e3 <= (window_us.1 - window_us.0) as f64,
+        "latency {latency} longer than the test"
+    );
     ns
 }
 
@@ -223,7 +302,11 @@ fn newlog_entry_end_to_end_on_both_sidecars() {
             check_newlog_line(line, (start, end), 200);
         }
         // Envoy's own log says nothing about the entries (they are not in proxy_log mode).
-        assert!(!envoy.log().contains("wasm log meshstats: {"), "{}", envoy.name());
+        assert!(
+            !envoy.log().contains("wasm log meshstats: {"),
+            "{}",
+            envoy.name()
+        );
     }
 }
 
@@ -260,7 +343,9 @@ fn match_selects_requests_and_entries_of_one_request_are_separate_lines() {
                 }
                 other => panic!("instance {other}"),
             }
-            *count.entry((instance, m["code"].as_i64().unwrap())).or_default() += 1;
+            *count
+                .entry((instance, m["code"].as_i64().unwrap()))
+                .or_default() += 1;
         }
         let want: BTreeMap<(String, i64), usize> = [
             (("all.logentry.default", 200), 7),
@@ -286,7 +371,12 @@ fn requests_without_an_entry_print_nothing() {
     send(mesh.entry, 5, &[], 200);
     std::thread::sleep(SETTLE * 2);
     for envoy in [&mesh.server, &mesh.client] {
-        assert_eq!(String::from_utf8_lossy(&envoy.stdout()), "", "{}", envoy.name());
+        assert_eq!(
+            String::from_utf8_lossy(&envoy.stdout()),
+            "",
+            "{}",
+            envoy.name()
+        );
     }
 }
 
@@ -295,8 +385,10 @@ fn requests_without_an_entry_print_nothing() {
 /// Sends `GET /ratings/7` on a fresh connection with raw header bytes, returns the status.
 fn raw_request(addr: SocketAddr, headers: &[(&str, &[u8])]) -> u16 {
     let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("GET /ratings/7 HTTP/1.1\r\nhost: {HOST}\r\nconnection: close\r\n").into_bytes();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut req =
+        format!("GET /ratings/7 HTTP/1.1\r\nhost: {HOST}\r\nconnection: close\r\n").into_bytes();
     for (k, v) in headers {
         req.extend_from_slice(k.as_bytes());
         req.extend_from_slice(b": ");
@@ -307,7 +399,11 @@ fn raw_request(addr: SocketAddr, headers: &[(&str, &[u8])]) -> u16 {
     conn.write_all(&req).unwrap();
     let mut status = String::new();
     BufReader::new(conn).read_line(&mut status).unwrap();
-    status.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status line {status:?}"))
+    status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("status line {status:?}"))
 }
 
 #[test]
@@ -316,7 +412,9 @@ fn hostile_header_values_round_trip() {
     let config = r#"{"logs": [{"name": "evil", "variables": {
         "case": "request.headers['x-case']",
         "evil": "request.headers['x-evil'] | 'absent'"}}]}"#;
-    let big: Vec<u8> = (0..60_000).map(|i| b"abcdefghij\"\\{}[]:,"[i % 18]).collect();
+    let big: Vec<u8> = (0..60_000)
+        .map(|i| b"abcdefghij\"\\{}[]:,"[i % 18])
+        .collect();
     // Values Envoy accepts. The only control characters it lets through are tab and a bare
     // CR, which its HTTP/1 parser drops: the app gets the value without it, and so does the
     // filter.
@@ -330,11 +428,21 @@ fn hostile_header_values_round_trip() {
         b"bare\rcarriage return",
         &big,
     ];
-    let with_limit = |s: Sidecar| Sidecar { max_request_headers_kb: Some(96), ..s.config(config) };
+    let with_limit = |s: Sidecar| Sidecar {
+        max_request_headers_kb: Some(96),
+        ..s.config(config)
+    };
     let mesh = Bookinfo::start_with(app.addr(), with_limit, with_limit).unwrap();
     for (i, value) in accepted.iter().enumerate() {
         let case = i.to_string();
-        assert_eq!(raw_request(mesh.entry, &[("x-case", case.as_bytes()), ("x-evil", value)]), 200, "case {i}");
+        assert_eq!(
+            raw_request(
+                mesh.entry,
+                &[("x-case", case.as_bytes()), ("x-evil", value)]
+            ),
+            200,
+            "case {i}"
+        );
     }
     // What the app got, by case.
     let at_app: BTreeMap<String, String> = app
@@ -345,17 +453,29 @@ fn hostile_header_values_round_trip() {
     assert_eq!(at_app["6"], "barecarriage return", "Envoy drops a bare CR");
     for (i, value) in accepted.iter().enumerate() {
         if i != 6 {
-            assert_eq!(at_app[&i.to_string()].as_bytes(), *value, "case {i} reached the app unchanged");
+            assert_eq!(
+                at_app[&i.to_string()].as_bytes(),
+                *value,
+                "case {i} reached the app unchanged"
+            );
         }
     }
     for envoy in [&mesh.server, &mesh.client] {
         let lines = wait_lines(envoy, accepted.len(), Duration::from_secs(10));
         let mut seen = BTreeSet::new();
         for line in &lines {
-            assert!(!line.contains(|c: char| c.is_control()), "raw control characters in {line:?}");
+            assert!(
+                !line.contains(|c: char| c.is_control()),
+                "raw control characters in {line:?}"
+            );
             let m = object(line);
             let case = m["case"].as_str().unwrap().to_string();
-            assert_eq!(m["evil"].as_str(), Some(at_app[&case].as_str()), "case {case} on {}", envoy.name());
+            assert_eq!(
+                m["evil"].as_str(),
+                Some(at_app[&case].as_str()),
+                "case {case} on {}",
+                envoy.name()
+            );
             assert_eq!(m.len(), 5, "nothing injected: {m:?}");
             seen.insert(case);
         }
@@ -371,13 +491,28 @@ fn requests_envoy_refuses_are_logged_by_the_sidecar_that_refused_them() {
     let app = Backend::start();
     let config = r#"{"logs": [{"name": "evil", "variables": {"code": "response.code", "evil": "request.headers['x-evil'] | 'absent'"}}]}"#;
     let mesh = Bookinfo::start(app.addr(), config, config).unwrap();
-    let refused = [&b"nul\x00byte"[..], b"soh\x01", b"bell\x07", b"esc\x1b[31m", b"vt\x0bff\x0c", b"del\x7f"];
+    let refused = [
+        &b"nul\x00byte"[..],
+        b"soh\x01",
+        b"bell\x07",
+        b"esc\x1b[31m",
+        b"vt\x0bff\x0c",
+        b"del\x7f",
+    ];
     for (i, value) in refused.iter().enumerate() {
-        assert_eq!(raw_request(mesh.entry, &[("x-evil", value)]), 400, "case {i}: {value:?}");
+        assert_eq!(
+            raw_request(mesh.entry, &[("x-evil", value)]),
+            400,
+            "case {i}: {value:?}"
+        );
     }
     for line in wait_lines(&mesh.client, refused.len(), Duration::from_secs(10)) {
         let m = object(&line);
-        assert_eq!((m.len(), &m["code"], &m["evil"]), (5, &json!(400), &json!("absent")), "{line}");
+        assert_eq!(
+            (m.len(), &m["code"], &m["evil"]),
+            (5, &json!(400), &json!("absent")),
+            "{line}"
+        );
     }
     assert_eq!(String::from_utf8_lossy(&mesh.server.stdout()), "");
     assert_eq!(app.request_count(), 0);
@@ -391,13 +526,31 @@ fn header_values_that_are_not_utf8_are_logged_lossily() {
     let app = Backend::start();
     let config = r#"{"logs": [{"name": "evil", "variables": {"evil": "request.headers['x-evil'] | 'absent'"}}]}"#;
     let mesh = Bookinfo::start(app.addr(), config, config).unwrap();
-    assert_eq!(raw_request(mesh.entry, &[("x-evil", b"latin1 \xe4\xf6 and a lone \xff")]), 200);
+    assert_eq!(
+        raw_request(
+            mesh.entry,
+            &[("x-evil", b"latin1 \xe4\xf6 and a lone \xff")]
+        ),
+        200
+    );
     assert_eq!(raw_request(mesh.entry, &[("x-evil", b"after")]), 200);
-    assert_eq!(app.requests()[0].headers["x-evil"], "latin1 \u{fffd}\u{fffd} and a lone \u{fffd}", "as the app decodes it too");
+    assert_eq!(
+        app.requests()[0].headers["x-evil"],
+        "latin1 \u{fffd}\u{fffd} and a lone \u{fffd}",
+        "as the app decodes it too"
+    );
     for envoy in [&mesh.server, &mesh.client] {
         let lines = wait_lines(envoy, 2, Duration::from_secs(10));
         let values: Vec<Value> = lines.iter().map(|l| object(l)["evil"].clone()).collect();
-        assert_eq!(values, [json!("latin1 \u{fffd}\u{fffd} and a lone \u{fffd}"), json!("after")], "{}", envoy.name());
+        assert_eq!(
+            values,
+            [
+                json!("latin1 \u{fffd}\u{fffd} and a lone \u{fffd}"),
+                json!("after")
+            ],
+            "{}",
+            envoy.name()
+        );
     }
 }
 
@@ -412,7 +565,10 @@ fn ten_thousand_requests_from_eight_connections_ten_thousand_lines() {
     config["logs"][0]["variables"]["requestId"] = json!("request.id");
     let config = config.to_string();
     // Envoy's own flushing (every 10 s, or once 64 KiB are buffered), as deployed.
-    let sidecar = |s: Sidecar| Sidecar { file_flush_interval: None, ..s.config(&config) };
+    let sidecar = |s: Sidecar| Sidecar {
+        file_flush_interval: None,
+        ..s.config(&config)
+    };
     let mesh = Bookinfo::start_with(app.addr(), sidecar, sidecar).unwrap();
 
     let started = Instant::now();
@@ -425,12 +581,19 @@ fn ten_thousand_requests_from_eight_connections_ten_thousand_lines() {
         total.merge(&r);
         let rate = (total.completed as f64 / started.elapsed().as_secs_f64()).max(100.0);
         let left = WANT.saturating_sub(total.completed) as f64 / rate * 1.1 + 0.2;
-        round = Duration::from_secs_f64(left.min(BUDGET.saturating_sub(started.elapsed()).as_secs_f64()).max(0.2));
+        round = Duration::from_secs_f64(
+            left.min(BUDGET.saturating_sub(started.elapsed()).as_secs_f64())
+                .max(0.2),
+        );
     }
     let end_us = now_us();
     let elapsed = started.elapsed();
     assert_eq!(total.failures(), 0, "{:?}", total.errors);
-    assert!(total.completed >= WANT, "only {} requests in {elapsed:?}", total.completed);
+    assert!(
+        total.completed >= WANT,
+        "only {} requests in {elapsed:?}",
+        total.completed
+    );
     let n = usize::try_from(total.completed).unwrap();
     eprintln!("load: {n} requests in {elapsed:?} ({:.0}/s)", total.rate());
 
@@ -441,7 +604,20 @@ fn ten_thousand_requests_from_eight_connections_ten_thousand_lines() {
         for line in &lines {
             let m = object(line);
             assert_eq!(m.len(), 10, "{line}");
-            assert_eq!((&m["level"], &m["source"], &m["destination"], &m["responseCode"]), (&json!("warn"), &json!("productpage"), &json!("ratings"), &json!(200)));
+            assert_eq!(
+                (
+                    &m["level"],
+                    &m["source"],
+                    &m["destination"],
+                    &m["responseCode"]
+                ),
+                (
+                    &json!("warn"),
+                    &json!("productpage"),
+                    &json!("ratings"),
+                    &json!(200)
+                )
+            );
             let t = parse_time_us(m["time"].as_str().unwrap()).unwrap();
             assert!(t >= start_us - 1 && t <= end_us, "{line}");
             ids.insert(m["requestId"].as_str().unwrap().to_string());
@@ -449,8 +625,14 @@ fn ten_thousand_requests_from_eight_connections_ten_thousand_lines() {
         assert_eq!(ids.len(), n, "{}: every request logged once", envoy.name());
         ids_by_side.push(ids);
     }
-    assert_eq!(ids_by_side[0], ids_by_side[1], "both sidecars logged the same requests");
-    eprintln!("lines: {n} on each sidecar, checked after {:?}", started.elapsed());
+    assert_eq!(
+        ids_by_side[0], ids_by_side[1],
+        "both sidecars logged the same requests"
+    );
+    eprintln!(
+        "lines: {n} on each sidecar, checked after {:?}",
+        started.elapsed()
+    );
 }
 
 // ---- the istio preset against Envoy's own JSON access log -----------------------------------
@@ -515,7 +697,9 @@ fn compare_istio(ours: &Map<String, Value>, envoy: &Map<String, Value>) -> Vec<S
             // Envoy's %START_TIME% has milliseconds; ours microseconds (truncated): the
             // same instant to the millisecond.
             "start_time" => match (mine.as_str(), theirs.as_str()) {
-                (Some(m), Some(t)) => m.len() == 27 && t.len() == 24 && m[..23] == t[..23] && t.ends_with('Z'),
+                (Some(m), Some(t)) => {
+                    m.len() == 27 && t.len() == 24 && m[..23] == t[..23] && t.ends_with('Z')
+                }
                 _ => false,
             },
             // Envoy's %UPSTREAM_TRANSPORT_FAILURE_REASON% writes spaces as `_`; ours is the
@@ -544,44 +728,95 @@ fn istio_preset_matches_envoys_own_json_access_log() {
     let (cf, sf) = (client_file.clone(), server_file.clone());
     let mesh = Bookinfo::start_with(
         app.addr(),
-        |c| Sidecar { extra_access_logs: vec![envoy_json_log(&cf)], ..c.config(&config) },
-        |s| Sidecar { extra_access_logs: vec![envoy_json_log(&sf)], ..s.config(&config) },
+        |c| Sidecar {
+            extra_access_logs: vec![envoy_json_log(&cf)],
+            ..c.config(&config)
+        },
+        |s| Sidecar {
+            extra_access_logs: vec![envoy_json_log(&sf)],
+            ..s.config(&config)
+        },
     )
     .unwrap();
     // A variety of requests: plain, with user agent and X-Forwarded-For, a POST with a body,
     // an app error, a query string.
     let mut sent = 0;
     send(mesh.entry, 2, &[], 200);
-    send(mesh.entry, 1, &[("user-agent", "curl/8.5.0"), ("x-forwarded-for", "10.1.2.3")], 200);
+    send(
+        mesh.entry,
+        1,
+        &[
+            ("user-agent", "curl/8.5.0"),
+            ("x-forwarded-for", "10.1.2.3"),
+        ],
+        200,
+    );
     send(mesh.entry, 1, &[("x-backend-status", "503")], 503);
     sent += 4;
-    let r = http_request("POST", mesh.entry, "/ratings/7?x=1&y=%20", &[("host", HOST), ("content-type", "application/json")], r#"{"stars": 5}"#).unwrap();
+    let r = http_request(
+        "POST",
+        mesh.entry,
+        "/ratings/7?x=1&y=%20",
+        &[("host", HOST), ("content-type", "application/json")],
+        r#"{"stars": 5}"#,
+    )
+    .unwrap();
     assert_eq!(r.status, 200);
     sent += 1;
 
     // A server sidecar whose app is down: Envoy answers 503 itself (response flag UF).
     let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let down_file = dir.join("down.json.log");
-    let down = Sidecar::new("ratings-down", meshstats_cli::Direction::Inbound, dead, workload_metadata("ratings", "v1"));
-    let (down, down_entry) = Sidecar { extra_access_logs: vec![envoy_json_log(&down_file)], ..down.config(&config) }.start().unwrap();
+    let down = Sidecar::new(
+        "ratings-down",
+        meshstats_cli::Direction::Inbound,
+        dead,
+        workload_metadata("ratings", "v1"),
+    );
+    let (down, down_entry) = Sidecar {
+        extra_access_logs: vec![envoy_json_log(&down_file)],
+        ..down.config(&config)
+    }
+    .start()
+    .unwrap();
     send(down_entry, 2, &[], 503);
 
     let mut compared = 0;
-    for (envoy, file, n) in [(&mesh.server, &server_file, sent), (&mesh.client, &client_file, sent), (&down, &down_file, 2)] {
+    for (envoy, file, n) in [
+        (&mesh.server, &server_file, sent),
+        (&mesh.client, &client_file, sent),
+        (&down, &down_file, 2),
+    ] {
         let ours = wait_lines(envoy, n, Duration::from_secs(10));
         let theirs = read_json_lines(file);
         assert_eq!(theirs.len(), n, "{}: Envoy's lines", envoy.name());
-        let theirs: BTreeMap<String, &Map<String, Value>> =
-            theirs.iter().map(|m| (m["request_id"].as_str().unwrap().to_string(), m)).collect();
+        let theirs: BTreeMap<String, &Map<String, Value>> = theirs
+            .iter()
+            .map(|m| (m["request_id"].as_str().unwrap().to_string(), m))
+            .collect();
         assert_eq!(theirs.len(), n, "request ids are unique");
         for line in &ours {
             assert_line_order(line);
             let m = object(line);
-            assert_eq!((&m["level"], &m["instance"]), (&json!("info"), &json!("istio")), "{line}");
-            let id = m["request_id"].as_str().unwrap_or_else(|| panic!("no request_id: {line}"));
-            let envoys = theirs.get(id).unwrap_or_else(|| panic!("{}: Envoy logged no request {id}", envoy.name()));
+            assert_eq!(
+                (&m["level"], &m["instance"]),
+                (&json!("info"), &json!("istio")),
+                "{line}"
+            );
+            let id = m["request_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no request_id: {line}"));
+            let envoys = theirs
+                .get(id)
+                .unwrap_or_else(|| panic!("{}: Envoy logged no request {id}", envoy.name()));
             let diffs = compare_istio(&m, envoys);
-            assert!(diffs.is_empty(), "{} request {id}:\n  {}\nours:   {line}\nEnvoy's: {}", envoy.name(), diffs.join("\n  "), Value::Object((*envoys).clone()));
+            assert!(
+                diffs.is_empty(),
+                "{} request {id}:\n  {}\nours:   {line}\nEnvoy's: {}",
+                envoy.name(),
+                diffs.join("\n  "),
+                Value::Object((*envoys).clone())
+            );
             compared += 1;
         }
     }
@@ -600,7 +835,10 @@ fn proxy_log_delivery_lines_parse_with_the_documented_regex() {
     // Istio's root ids on one side, none on the other: the regex handles both prefixes.
     let mesh = Bookinfo::start_with(
         app.addr(),
-        |c| Sidecar { root_id: "stats_outbound".into(), ..c.config(&config) },
+        |c| Sidecar {
+            root_id: "stats_outbound".into(),
+            ..c.config(&config)
+        },
         |s| s.config(&config),
     )
     .unwrap();
@@ -609,9 +847,20 @@ fn proxy_log_delivery_lines_parse_with_the_documented_regex() {
     let end = now_us();
     let re = regex::Regex::new(PROXY_LOG_REGEX).unwrap();
     // Envoy's prefix: plugin name, root id (when not empty), VM id.
-    for (envoy, prefix) in [(&mesh.server, "wasm log meshstats meshstats: {"), (&mesh.client, "wasm log meshstats stats_outbound meshstats: {")] {
+    for (envoy, prefix) in [
+        (&mesh.server, "wasm log meshstats meshstats: {"),
+        (
+            &mesh.client,
+            "wasm log meshstats stats_outbound meshstats: {",
+        ),
+    ] {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let matching = |log: &str| log.lines().filter(|l| re.is_match(l)).map(str::to_string).collect::<Vec<_>>();
+        let matching = |log: &str| {
+            log.lines()
+                .filter(|l| re.is_match(l))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
         while matching(&envoy.log()).len() < 4 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -624,7 +873,11 @@ fn proxy_log_delivery_lines_parse_with_the_documented_regex() {
             let entry = &re.captures(line).unwrap()["entry"];
             check_newlog_line(entry, (start, end), 200);
         }
-        assert!(envoy.stdout().is_empty(), "{}: nothing on stdout in proxy_log mode", envoy.name());
+        assert!(
+            envoy.stdout().is_empty(),
+            "{}: nothing on stdout in proxy_log mode",
+            envoy.name()
+        );
     }
 }
 
@@ -651,4 +904,3 @@ fn proxy_log_regex_on_known_line_shapes() {
         assert!(!re.is_match(line), "matched: {line}");
     }
 }
-

@@ -45,39 +45,84 @@ fn bench(args: &[&str], limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    Output { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() }
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
 }
 
 fn num(v: &Value, path: &[&str]) -> f64 {
     let mut x = v;
     for k in path {
-        x = x.get(*k).unwrap_or_else(|| panic!("no {path:?} (missing {k:?}) in {v:#}"));
+        x = x
+            .get(*k)
+            .unwrap_or_else(|| panic!("no {path:?} (missing {k:?}) in {v:#}"));
     }
-    x.as_f64().unwrap_or_else(|| panic!("{path:?} is not a number: {x}"))
+    x.as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number: {x}"))
 }
 
 #[test]
 fn one_short_round_each_counts_every_request_and_reports_ratios() {
-    let args = ["--rounds", "1", "--duration-secs", "1", "--connections", "2", "--warmup-secs", "0.5", "--json"];
+    let args = [
+        "--rounds",
+        "1",
+        "--duration-secs",
+        "1",
+        "--connections",
+        "2",
+        "--warmup-secs",
+        "0.5",
+        "--json",
+    ];
     let out = bench(&args, Duration::from_secs(90));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}; stderr:\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "exit {:?}; stderr:\n{stderr}",
+        out.status
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value =
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}"));
+    let report: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}"));
 
-    for key in ["config", "bare", "meshstats", "ratios", "counts", "memory_per_envoy"] {
+    for key in [
+        "config",
+        "bare",
+        "meshstats",
+        "ratios",
+        "counts",
+        "memory_per_envoy",
+    ] {
         assert!(report.get(key).is_some(), "no {key:?} in {report:#}");
     }
     assert_eq!(num(&report, &["config", "rounds"]), 1.0);
     assert_eq!(num(&report, &["config", "connections"]), 2.0);
 
     for setup in ["bare", "meshstats"] {
-        assert!(num(&report, &[setup, "requests"]) > 0.0, "{setup}: no requests; stderr:\n{stderr}");
-        assert!(num(&report, &[setup, "warmup_requests"]) > 0.0, "{setup}: no warm-up requests");
-        assert_eq!(num(&report, &[setup, "failures"]), 0.0, "{setup}; stderr:\n{stderr}");
-        assert_eq!(num(&report, &[setup, "warmup_failures"]), 0.0, "{setup}; stderr:\n{stderr}");
-        assert_eq!(num(&report, &[setup, "requests"]), num(&report, &[setup, "ok"]));
+        assert!(
+            num(&report, &[setup, "requests"]) > 0.0,
+            "{setup}: no requests; stderr:\n{stderr}"
+        );
+        assert!(
+            num(&report, &[setup, "warmup_requests"]) > 0.0,
+            "{setup}: no warm-up requests"
+        );
+        assert_eq!(
+            num(&report, &[setup, "failures"]),
+            0.0,
+            "{setup}; stderr:\n{stderr}"
+        );
+        assert_eq!(
+            num(&report, &[setup, "warmup_failures"]),
+            0.0,
+            "{setup}; stderr:\n{stderr}"
+        );
+        assert_eq!(
+            num(&report, &[setup, "requests"]),
+            num(&report, &[setup, "ok"])
+        );
         for key in ["requests_per_sec", "cpu_us_per_request", "envoy_cpu_secs"] {
             assert!(num(&report, &[setup, key]) > 0.0, "{setup}.{key}");
         }
@@ -89,21 +134,45 @@ fn one_short_round_each_counts_every_request_and_reports_ratios() {
             num(&report, &[setup, "latency_us", "p99"]),
             num(&report, &[setup, "latency_us", "max"]),
         );
-        assert!(p50 <= p99 && p99 <= max, "{setup}: p50 {p50} p99 {p99} max {max}");
+        assert!(
+            p50 <= p99 && p99 <= max,
+            "{setup}: p50 {p50} p99 {p99} max {max}"
+        );
         for key in ["allocated_bytes", "heap_size_bytes", "rss_bytes"] {
-            assert!(num(&report, &[setup, "memory", key]) > 0.0, "{setup}.memory.{key}");
+            assert!(
+                num(&report, &[setup, "memory", key]) > 0.0,
+                "{setup}.memory.{key}"
+            );
         }
-        assert_eq!(report[setup]["rounds"].as_array().map(Vec::len), Some(1), "{setup}.rounds");
+        assert_eq!(
+            report[setup]["rounds"].as_array().map(Vec::len),
+            Some(1),
+            "{setup}.rounds"
+        );
     }
     assert_eq!(report["memory_per_envoy"].as_array().map(Vec::len), Some(4));
 
     // Every request through the meshstats pair, warm-up included, counted once per sidecar.
-    let expected = num(&report, &["meshstats", "requests"]) + num(&report, &["meshstats", "warmup_requests"]);
+    let expected =
+        num(&report, &["meshstats", "requests"]) + num(&report, &["meshstats", "warmup_requests"]);
     assert_eq!(num(&report, &["counts", "expected"]), expected);
-    assert_eq!(num(&report, &["counts", "client"]), expected, "stderr:\n{stderr}");
-    assert_eq!(num(&report, &["counts", "server"]), expected, "stderr:\n{stderr}");
+    assert_eq!(
+        num(&report, &["counts", "client"]),
+        expected,
+        "stderr:\n{stderr}"
+    );
+    assert_eq!(
+        num(&report, &["counts", "server"]),
+        expected,
+        "stderr:\n{stderr}"
+    );
     assert_eq!(report["counts"]["ok"], Value::Bool(true));
-    assert!(stderr.contains(&format!("counts: client {expected}/{expected}, server {expected}/{expected}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "counts: client {expected}/{expected}, server {expected}/{expected}"
+        )),
+        "{stderr}"
+    );
 
     let ratios = report["ratios"].as_object().expect("ratios is an object");
     for key in [
@@ -117,16 +186,29 @@ fn one_short_round_each_counts_every_request_and_reports_ratios() {
         "memory_heap_size",
         "memory_rss",
     ] {
-        let r = ratios.get(key).and_then(Value::as_f64).unwrap_or_else(|| panic!("ratio {key} missing or not a number: {ratios:?}"));
+        let r = ratios
+            .get(key)
+            .and_then(Value::as_f64)
+            .unwrap_or_else(|| panic!("ratio {key} missing or not a number: {ratios:?}"));
         assert!(r.is_finite() && r > 0.0, "ratio {key} = {r}");
     }
 }
 
 #[test]
 fn bad_arguments_exit_2_without_starting_anything() {
-    for args in [&["--rounds", "0"][..], &["--duration-secs", "abc"], &["--connections"], &["--frobnicate"]] {
+    for args in [
+        &["--rounds", "0"][..],
+        &["--duration-secs", "abc"],
+        &["--connections"],
+        &["--frobnicate"],
+    ] {
         let out = bench(args, Duration::from_secs(10));
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }

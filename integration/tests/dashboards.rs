@@ -35,12 +35,22 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(targets: &[(&str, SocketAddr)]) -> Prometheus {
-        let bin = std::env::var_os("PROMETHEUS_BIN").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/prometheus".into());
-        assert!(bin.exists(), "{} not found: run `make setup` (installs Debian's prometheus as root)", bin.display());
-        let dir = std::env::temp_dir().join("meshstats-it").join(format!("prometheus-{}", std::process::id()));
+        let bin = std::env::var_os("PROMETHEUS_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/usr/bin/prometheus".into());
+        assert!(
+            bin.exists(),
+            "{} not found: run `make setup` (installs Debian's prometheus as root)",
+            bin.display()
+        );
+        let dir = std::env::temp_dir()
+            .join("meshstats-it")
+            .join(format!("prometheus-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).expect("prometheus scratch dir");
-        let mut config = String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n");
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+        );
         for (job, admin) in targets {
             config.push_str(&format!(
                 "  - job_name: {job}\n    metrics_path: /stats/prometheus\n    static_configs:\n      - targets: ['{admin}']\n"
@@ -50,8 +60,14 @@ impl Prometheus {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("prometheus.log");
         let child = Command::new(&bin)
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .current_dir(&dir)
             .stdin(Stdio::null())
@@ -88,7 +104,10 @@ impl Prometheus {
         let mut last = Value::Null;
         while start.elapsed() < Duration::from_secs(30) {
             if let Ok(v) = self.api("targets?state=active") {
-                let active = v["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
+                let active = v["data"]["activeTargets"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 let up = active.iter().filter(|t| t["health"] == "up").count();
                 if active.len() == targets && up == targets {
                     let since = *seen_up.get_or_insert_with(Instant::now);
@@ -113,7 +132,11 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("===== prometheus log ({}) =====\n{}", self.dir.display(), self.log());
+            eprintln!(
+                "===== prometheus log ({}) =====\n{}",
+                self.dir.display(),
+                self.log()
+            );
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -123,7 +146,9 @@ impl Drop for Prometheus {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -151,7 +176,11 @@ impl Traffic {
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        Traffic { stop, sent, thread: Some(thread) }
+        Traffic {
+            stop,
+            sent,
+            thread: Some(thread),
+        }
     }
 
     /// Stops and returns (200s, 503s) sent.
@@ -160,7 +189,10 @@ impl Traffic {
         if let Some(t) = self.thread.take() {
             t.join().expect("traffic thread");
         }
-        (self.sent[0].load(Ordering::SeqCst), self.sent[1].load(Ordering::SeqCst))
+        (
+            self.sent[0].load(Ordering::SeqCst),
+            self.sent[1].load(Ordering::SeqCst),
+        )
     }
 }
 
@@ -174,7 +206,11 @@ impl Drop for Traffic {
 }
 
 fn send(entry: SocketAddr, fail: bool) {
-    let headers: &[(&str, &str)] = if fail { &[("host", HOST), ("x-backend-status", "503")] } else { &[("host", HOST)] };
+    let headers: &[(&str, &str)] = if fail {
+        &[("host", HOST), ("x-backend-status", "503")]
+    } else {
+        &[("host", HOST)]
+    };
     let r = http_get(entry, "/ratings/0", headers).expect("request through the mesh");
     assert_eq!(r.status, if fail { 503 } else { 200 }, "{}", r.body);
 }
@@ -203,12 +239,16 @@ fn regex_escape(v: &str) -> String {
 }
 
 fn substitute(expr: &str, vars: &[(String, String)]) -> String {
-    let mut out = expr.replace("$__rate_interval", RATE_INTERVAL).replace("$__interval", RATE_INTERVAL);
+    let mut out = expr
+        .replace("$__rate_interval", RATE_INTERVAL)
+        .replace("$__interval", RATE_INTERVAL);
     // Longest names first, so `$srcns` is not eaten by a shorter `$src`.
     let mut sorted: Vec<&(String, String)> = vars.iter().collect();
     sorted.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
     for (name, value) in sorted {
-        out = out.replace(&format!("${{{name}}}"), value).replace(&format!("${name}"), value);
+        out = out
+            .replace(&format!("${{{name}}}"), value)
+            .replace(&format!("${name}"), value);
     }
     out
 }
@@ -216,17 +256,34 @@ fn substitute(expr: &str, vars: &[(String, String)]) -> String {
 /// Resolves a dashboard's template variables as Grafana does: `query_result(q)` variables run
 /// `q` and apply the variable's regex to each series' text; "All" (the default for every
 /// `includeAll` variable here) selects every option. `fixed` gives the user's choices.
-fn resolve_vars(prom: &Prometheus, dashboard: &Value, fixed: &[(&str, &str)]) -> Vec<(String, String)> {
+fn resolve_vars(
+    prom: &Prometheus,
+    dashboard: &Value,
+    fixed: &[(&str, &str)],
+) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = Vec::new();
-    for v in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+    for v in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let name = v["name"].as_str().unwrap_or_default().to_string();
-        let multi = v["multi"].as_bool().unwrap_or(false) || v["includeAll"].as_bool().unwrap_or(false);
+        let multi =
+            v["multi"].as_bool().unwrap_or(false) || v["includeAll"].as_bool().unwrap_or(false);
         let options: Vec<String> = match v["type"].as_str() {
             Some("query") => {
-                let q = v["query"].as_str().or_else(|| v["query"]["query"].as_str()).unwrap_or_default();
-                let inner = q.strip_prefix("query_result(").and_then(|s| s.strip_suffix(')')).expect("query_result(...)");
+                let q = v["query"]
+                    .as_str()
+                    .or_else(|| v["query"]["query"].as_str())
+                    .unwrap_or_default();
+                let inner = q
+                    .strip_prefix("query_result(")
+                    .and_then(|s| s.strip_suffix(')'))
+                    .expect("query_result(...)");
                 let inner = substitute(inner, &vars);
-                let result = prom.query(&inner).unwrap_or_else(|e| panic!("variable {name}: {inner}: {e}"));
+                let result = prom
+                    .query(&inner)
+                    .unwrap_or_else(|e| panic!("variable {name}: {inner}: {e}"));
                 let re = v["regex"].as_str().unwrap_or_default().trim_matches('/');
                 let re = regex::Regex::new(re).expect("variable regex");
                 let mut opts: Vec<String> = result
@@ -237,12 +294,20 @@ fn resolve_vars(prom: &Prometheus, dashboard: &Value, fixed: &[(&str, &str)]) ->
                 opts.dedup();
                 opts
             }
-            Some("custom") => v["query"].as_str().unwrap_or_default().split(',').map(|s| s.trim().to_string()).collect(),
+            Some("custom") => v["query"]
+                .as_str()
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .collect(),
             _ => continue, // the data source
         };
         let chosen: Vec<String> = match fixed.iter().find(|(k, _)| *k == name) {
             Some((_, value)) => {
-                assert!(options.iter().any(|o| o == value), "variable {name}: {value} is not among its options {options:?}");
+                assert!(
+                    options.iter().any(|o| o == value),
+                    "variable {name}: {value} is not among its options {options:?}"
+                );
                 vec![value.to_string()]
             }
             None if v["includeAll"].as_bool() == Some(true) => {
@@ -251,11 +316,16 @@ fn resolve_vars(prom: &Prometheus, dashboard: &Value, fixed: &[(&str, &str)]) ->
             }
             None => {
                 let current = v["current"]["value"].as_str().map(str::to_string);
-                vec![current.filter(|c| options.contains(c)).unwrap_or_else(|| panic!("variable {name}: no value"))]
+                vec![current
+                    .filter(|c| options.contains(c))
+                    .unwrap_or_else(|| panic!("variable {name}: no value"))]
             }
         };
         // An "All" over no options (ratings-v1 calls no service: `dstsvc`) is empty text.
-        assert!(!chosen.is_empty() || v["includeAll"] == true, "variable {name}: no options (its query found nothing)");
+        assert!(
+            !chosen.is_empty() || v["includeAll"] == true,
+            "variable {name}: no options (its query found nothing)"
+        );
         let text = if chosen.is_empty() {
             String::new()
         } else if !multi {
@@ -263,7 +333,14 @@ fn resolve_vars(prom: &Prometheus, dashboard: &Value, fixed: &[(&str, &str)]) ->
         } else if chosen.len() == 1 {
             regex_escape(&chosen[0])
         } else {
-            format!("({})", chosen.iter().map(|c| regex_escape(c)).collect::<Vec<_>>().join("|"))
+            format!(
+                "({})",
+                chosen
+                    .iter()
+                    .map(|c| regex_escape(c))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            )
         };
         vars.push((name, text));
     }
@@ -274,10 +351,22 @@ fn resolve_vars(prom: &Prometheus, dashboard: &Value, fixed: &[(&str, &str)]) ->
 /// `name{label="value", ...} value timestamp`.
 fn series_text(s: &Value) -> String {
     let metric = s["metric"].as_object().cloned().unwrap_or_default();
-    let name = metric.get("__name__").and_then(Value::as_str).unwrap_or_default().to_string();
-    let labels: Vec<String> =
-        metric.iter().filter(|(k, _)| *k != "__name__").map(|(k, v)| format!("{k}=\"{}\"", v.as_str().unwrap_or_default())).collect();
-    format!("{name}{{{}}} {} {}", labels.join(", "), s["value"][1].as_str().unwrap_or_default(), s["value"][0])
+    let name = metric
+        .get("__name__")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let labels: Vec<String> = metric
+        .iter()
+        .filter(|(k, _)| *k != "__name__")
+        .map(|(k, v)| format!("{k}=\"{}\"", v.as_str().unwrap_or_default()))
+        .collect();
+    format!(
+        "{name}{{{}}} {} {}",
+        labels.join(", "),
+        s["value"][1].as_str().unwrap_or_default(),
+        s["value"][0]
+    )
 }
 
 /// Every `expr` of every panel (nested rows included), with the panel's title.
@@ -285,7 +374,10 @@ fn exprs(dashboard: &Value) -> Vec<(String, String)> {
     fn walk(panel: &Value, out: &mut Vec<(String, String)>) {
         for t in panel["targets"].as_array().into_iter().flatten() {
             if let Some(e) = t["expr"].as_str() {
-                out.push((panel["title"].as_str().unwrap_or_default().to_string(), e.to_string()));
+                out.push((
+                    panel["title"].as_str().unwrap_or_default().to_string(),
+                    e.to_string(),
+                ));
             }
         }
         for p in panel["panels"].as_array().into_iter().flatten() {
@@ -306,10 +398,14 @@ fn exprs(dashboard: &Value) -> Vec<(String, String)> {
 /// The mesh: plaintext HTTP/1.1 only (no mTLS, no TCP, no gRPC), productpage-v1 → ratings-v1.
 fn expected_empty(variant: &str, expr: &str) -> Option<&'static str> {
     if expr.contains("connection_security_policy=\"mutual_tls\"") {
-        return Some("mTLS panel: the sidecars talk plaintext (connection_security_policy none/unknown)");
+        return Some(
+            "mTLS panel: the sidecars talk plaintext (connection_security_policy none/unknown)",
+        );
     }
     if expr.contains("principal=~\"spiffe.*\"") {
-        return Some("mTLS panel (by SPIFFE principal): no certificates, so the principals are \"unknown\"");
+        return Some(
+            "mTLS panel (by SPIFFE principal): no certificates, so the principals are \"unknown\"",
+        );
     }
     if expr.contains("istio_tcp_") {
         return Some("TCP panel: only HTTP traffic (istio_tcp_* are the TCP filter's; see tests/istio_tcp.rs)");
@@ -317,14 +413,24 @@ fn expected_empty(variant: &str, expr: &str) -> Option<&'static str> {
     if variant == "workload ratings-v1" && expr.contains("source_workload=~\"ratings-v1\"") {
         return Some("outbound panel: ratings-v1 calls nothing");
     }
-    if variant == "workload productpage-v1" && expr.contains("destination_workload=~\"productpage-v1\"") {
+    if variant == "workload productpage-v1"
+        && expr.contains("destination_workload=~\"productpage-v1\"")
+    {
         return Some("inbound panel: nothing calls productpage-v1");
     }
     None
 }
 
 fn values(result: &[Value]) -> Vec<f64> {
-    result.iter().map(|s| s["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)).collect()
+    result
+        .iter()
+        .map(|s| {
+            s["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN)
+        })
+        .collect()
 }
 
 fn one_value(prom: &Prometheus, q: &str) -> f64 {
@@ -343,13 +449,20 @@ fn istio_grafana_dashboards_work_unchanged() {
     send(mesh.entry, false);
     send(mesh.entry, true);
     mesh.server
-        .wait_for(Duration::from_secs(10), |s| (s.series("istio_requests_total").len() == 2).then_some(()))
+        .wait_for(Duration::from_secs(10), |s| {
+            (s.series("istio_requests_total").len() == 2).then_some(())
+        })
         .unwrap();
     mesh.client
-        .wait_for(Duration::from_secs(10), |s| (s.series("istio_requests_total").len() == 2).then_some(()))
+        .wait_for(Duration::from_secs(10), |s| {
+            (s.series("istio_requests_total").len() == 2).then_some(())
+        })
         .unwrap();
 
-    let prom = Prometheus::start(&[("productpage-v1", mesh.client.admin()), ("ratings-v1", mesh.server.admin())]);
+    let prom = Prometheus::start(&[
+        ("productpage-v1", mesh.client.admin()),
+        ("ratings-v1", mesh.server.admin()),
+    ]);
     prom.wait_up(2, 2);
     let traffic = Traffic::start(mesh.entry);
     // Enough scrapes with traffic for irate() (last two samples) and rate() over 1m.
@@ -358,53 +471,103 @@ fn istio_grafana_dashboards_work_unchanged() {
     let dir = workspace_root().join("../shared/istio-dashboards");
     let load = |f: &str| -> Value {
         let p: PathBuf = dir.join(f);
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+        serde_json::from_str(
+            &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+        .unwrap()
     };
     let service = load("istio-service-dashboard.json");
     let workload = load("istio-workload-dashboard.json");
     let mesh_dash = load("istio-mesh-dashboard.gen.json");
-    let dashboards: [(&str, &Value); 3] = [("service", &service), ("workload", &workload), ("mesh", &mesh_dash)];
+    let dashboards: [(&str, &Value); 3] = [
+        ("service", &service),
+        ("workload", &workload),
+        ("mesh", &mesh_dash),
+    ];
 
     let variants = vec![
         Variant {
             label: "service ratings, qrep=destination".into(),
             dashboard: "service",
-            vars: resolve_vars(&prom, &service, &[("service", RATINGS_SERVICE), ("qrep", "destination")]),
+            vars: resolve_vars(
+                &prom,
+                &service,
+                &[("service", RATINGS_SERVICE), ("qrep", "destination")],
+            ),
         },
         Variant {
             label: "service ratings, qrep=source".into(),
             dashboard: "service",
-            vars: resolve_vars(&prom, &service, &[("service", RATINGS_SERVICE), ("qrep", "source")]),
+            vars: resolve_vars(
+                &prom,
+                &service,
+                &[("service", RATINGS_SERVICE), ("qrep", "source")],
+            ),
         },
         Variant {
             label: "workload ratings-v1".into(),
             dashboard: "workload",
-            vars: resolve_vars(&prom, &workload, &[("namespace", "default"), ("workload", "ratings-v1"), ("qrep", "destination")]),
+            vars: resolve_vars(
+                &prom,
+                &workload,
+                &[
+                    ("namespace", "default"),
+                    ("workload", "ratings-v1"),
+                    ("qrep", "destination"),
+                ],
+            ),
         },
         Variant {
             label: "workload productpage-v1".into(),
             dashboard: "workload",
-            vars: resolve_vars(&prom, &workload, &[("namespace", "default"), ("workload", "productpage-v1"), ("qrep", "destination")]),
+            vars: resolve_vars(
+                &prom,
+                &workload,
+                &[
+                    ("namespace", "default"),
+                    ("workload", "productpage-v1"),
+                    ("qrep", "destination"),
+                ],
+            ),
         },
-        Variant { label: "mesh".into(), dashboard: "mesh", vars: Vec::new() },
+        Variant {
+            label: "mesh".into(),
+            dashboard: "mesh",
+            vars: Vec::new(),
+        },
     ];
     // "All" resolved to exactly this mesh's values.
-    let var = |i: usize, n: &str| variants[i].vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+    let var = |i: usize, n: &str| {
+        variants[i]
+            .vars
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
     assert_eq!(var(0, "srcwl"), "productpage-v1");
     assert_eq!(var(0, "srcns"), "default");
     assert_eq!(var(0, "dstwl"), "ratings-v1");
     assert_eq!(var(0, "dstcluster"), "Kubernetes");
-    assert_eq!(var(3, "dstsvc"), "ratings\\\\.default\\\\.svc\\\\.cluster\\\\.local");
+    assert_eq!(
+        var(3, "dstsvc"),
+        "ratings\\\\.default\\\\.svc\\\\.cluster\\\\.local"
+    );
 
     let mut failures: Vec<String> = Vec::new();
     let (mut total, mut non_empty, mut empty) = (0, 0, 0);
     let mut reasons: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     // Distinct (dashboard, expr) that returned data in at least one variant.
-    let mut with_data: std::collections::BTreeSet<(&str, String)> = std::collections::BTreeSet::new();
+    let mut with_data: std::collections::BTreeSet<(&str, String)> =
+        std::collections::BTreeSet::new();
     // (variant, panel title, legend-less expr) → values, for the key-panel checks below.
     let mut results: Vec<(String, String, String, Vec<Value>)> = Vec::new();
     for variant in &variants {
-        let dashboard = dashboards.iter().find(|(n, _)| *n == variant.dashboard).unwrap().1;
+        let dashboard = dashboards
+            .iter()
+            .find(|(n, _)| *n == variant.dashboard)
+            .unwrap()
+            .1;
         for (title, expr) in exprs(dashboard) {
             total += 1;
             let q = substitute(&expr, &variant.vars);
@@ -415,7 +578,10 @@ fn istio_grafana_dashboards_work_unchanged() {
             let result = match prom.query(&q) {
                 Ok(r) => r,
                 Err(e) => {
-                    failures.push(format!("[{}] {title}: REJECTED {e}\n    {q}", variant.label));
+                    failures.push(format!(
+                        "[{}] {title}: REJECTED {e}\n    {q}",
+                        variant.label
+                    ));
                     continue;
                 }
             };
@@ -424,7 +590,10 @@ fn istio_grafana_dashboards_work_unchanged() {
                     empty += 1;
                     *reasons.entry(why).or_insert(0) += 1;
                     if !result.is_empty() {
-                        failures.push(format!("[{}] {title}: expected empty ({why}), got {result:?}\n    {q}", variant.label));
+                        failures.push(format!(
+                            "[{}] {title}: expected empty ({why}), got {result:?}\n    {q}",
+                            variant.label
+                        ));
                     }
                 }
                 None => {
@@ -432,20 +601,44 @@ fn istio_grafana_dashboards_work_unchanged() {
                     with_data.insert((variant.dashboard, expr.clone()));
                     let v = values(&result);
                     if v.is_empty() || v.iter().any(|x| !x.is_finite()) {
-                        failures.push(format!("[{}] {title}: expected finite data, got {v:?}\n    {q}", variant.label));
+                        failures.push(format!(
+                            "[{}] {title}: expected finite data, got {v:?}\n    {q}",
+                            variant.label
+                        ));
                     }
                 }
             }
             results.push((variant.label.clone(), title, q, result));
         }
     }
-    let expected_total: usize = variants.iter().map(|v| exprs(dashboards.iter().find(|(n, _)| *n == v.dashboard).unwrap().1).len()).sum();
+    let expected_total: usize = variants
+        .iter()
+        .map(|v| {
+            exprs(
+                dashboards
+                    .iter()
+                    .find(|(n, _)| *n == v.dashboard)
+                    .unwrap()
+                    .1,
+            )
+            .len()
+        })
+        .sum();
     assert_eq!(total, expected_total);
-    assert!(failures.is_empty(), "{} of {total} dashboard queries failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {total} dashboard queries failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 
     // Key panels, while the traffic (3 × 200, 1 × 503, repeated) still flows.
     let find = |variant: &str, title: &str| -> Vec<&Vec<Value>> {
-        results.iter().filter(|(v, t, _, _)| v == variant && t == title).map(|(_, _, _, r)| r).collect()
+        results
+            .iter()
+            .filter(|(v, t, _, _)| v == variant && t == title)
+            .map(|(_, _, _, r)| r)
+            .collect()
     };
     let single = |variant: &str, title: &str| -> f64 {
         let r = find(variant, title);
@@ -454,14 +647,26 @@ fn istio_grafana_dashboards_work_unchanged() {
         assert_eq!(v.len(), 1, "{variant} / {title}: {:?}", r[0]);
         v[0]
     };
-    for variant in ["service ratings, qrep=destination", "service ratings, qrep=source"] {
+    for variant in [
+        "service ratings, qrep=destination",
+        "service ratings, qrep=source",
+    ] {
         for title in ["Client Request Volume", "Server Request Volume"] {
             let rps = single(variant, title);
-            assert!(rps > 5.0 && rps < 100.0, "{variant} / {title}: {rps} req/s (~40 sent)");
+            assert!(
+                rps > 5.0 && rps < 100.0,
+                "{variant} / {title}: {rps} req/s (~40 sent)"
+            );
         }
-        for title in ["Client Success Rate (non-5xx responses)", "Server Success Rate (non-5xx responses)"] {
+        for title in [
+            "Client Success Rate (non-5xx responses)",
+            "Server Success Rate (non-5xx responses)",
+        ] {
             let rate = single(variant, title);
-            assert!((rate - 0.75).abs() < 0.12, "{variant} / {title}: {rate}, sent 3 of 4 non-5xx");
+            assert!(
+                (rate - 0.75).abs() < 0.12,
+                "{variant} / {title}: {rate}, sent 3 of 4 non-5xx"
+            );
         }
         // By source and response code: productpage-v1.default, 200 and 503, no other source.
         let by_code = find(variant, "Incoming Requests By Source And Response Code");
@@ -478,14 +683,20 @@ fn istio_grafana_dashboards_work_unchanged() {
         assert_eq!(codes, ["200", "503"], "{variant}");
     }
     let mesh_rate = single("mesh", "Success Rate");
-    assert!((mesh_rate - 0.75).abs() < 0.1, "mesh success rate {mesh_rate}");
+    assert!(
+        (mesh_rate - 0.75).abs() < 0.1,
+        "mesh success rate {mesh_rate}"
+    );
     assert_eq!(single("mesh", "4xxs"), 0.0);
     assert!(single("mesh", "5xxs") > 0.0);
     let table = find("mesh", "HTTP/gRPC Workloads");
     assert_eq!(table.len(), 5);
     for r in &table {
         assert_eq!(r.len(), 1, "{r:?}");
-        assert_eq!(r[0]["metric"]["destination_workload_var"], "ratings-v1.default", "{r:?}");
+        assert_eq!(
+            r[0]["metric"]["destination_workload_var"], "ratings-v1.default",
+            "{r:?}"
+        );
     }
     let versions = find("mesh", "Istio Component Versions");
     assert_eq!(versions[0][0]["metric"]["component"], "proxy");
@@ -505,7 +716,10 @@ fn istio_grafana_dashboards_work_unchanged() {
             if (got_ok, got_failed) == (ok, failed) {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "{reporter}: Prometheus has {got_ok}/{got_failed}, sent {ok}/{failed}");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{reporter}: Prometheus has {got_ok}/{got_failed}, sent {ok}/{failed}"
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -513,7 +727,10 @@ fn istio_grafana_dashboards_work_unchanged() {
         &prom,
         &format!("sum(istio_request_duration_milliseconds_count{{reporter=\"destination\",destination_service=\"{RATINGS_SERVICE}\"}})"),
     );
-    assert!(count <= ok + failed && count > 0.0, "duration histogram count {count}");
+    assert!(
+        count <= ok + failed && count > 0.0,
+        "duration histogram count {count}"
+    );
 
     let distinct: usize = dashboards.iter().map(|(_, d)| exprs(d).len()).sum();
     eprintln!(

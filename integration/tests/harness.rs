@@ -15,7 +15,12 @@ fn socket(a: SocketAddr) -> Value {
 }
 
 /// listener -> HCM -> router -> one STATIC cluster, nothing else.
-fn bare_bootstrap(listen: SocketAddr, upstream: SocketAddr, admin: SocketAddr, cluster: &str) -> Value {
+fn bare_bootstrap(
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    admin: SocketAddr,
+    cluster: &str,
+) -> Value {
     json!({
         "node": { "id": "harness", "cluster": "harness" },
         // Histograms reach the admin page at a stats flush (every 5 s by default); with
@@ -60,8 +65,12 @@ fn bare_envoy_proxies_and_counts_upstream_requests() {
     let backend = Backend::start();
     let (listen, admin) = (addr(free_port()), addr(free_port()));
     let cluster = "backend";
-    let envoy = Envoy::start("bare", &bare_bootstrap(listen, backend.addr(), admin, cluster), admin)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let envoy = Envoy::start(
+        "bare",
+        &bare_bootstrap(listen, backend.addr(), admin, cluster),
+        admin,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 
     for i in 0..5 {
         let r = http_get(listen, &format!("/hello/{i}"), &[("x-test", "harness")]).unwrap();
@@ -73,36 +82,71 @@ fn bare_envoy_proxies_and_counts_upstream_requests() {
     let seen = backend.requests();
     assert_eq!(seen.len(), 5);
     assert_eq!(seen[4].path, "/hello/4");
-    assert_eq!(seen[4].headers.get("x-test").map(String::as_str), Some("harness"));
+    assert_eq!(
+        seen[4].headers.get("x-test").map(String::as_str),
+        Some("harness")
+    );
 
     let labels = [("envoy_cluster_name", cluster)];
-    let scrape = envoy.wait_for_value("envoy_cluster_upstream_rq_total", &labels, 5.0).unwrap();
-    assert_eq!(scrape.kind("envoy_cluster_upstream_rq_total"), Some(Kind::Counter));
+    let scrape = envoy
+        .wait_for_value("envoy_cluster_upstream_rq_total", &labels, 5.0)
+        .unwrap();
+    assert_eq!(
+        scrape.kind("envoy_cluster_upstream_rq_total"),
+        Some(Kind::Counter)
+    );
     // Per response code, exactly: one series, 200, five requests.
     let by_code = scrape.matching("envoy_cluster_upstream_rq", &labels);
-    let codes: Vec<(String, f64)> = by_code.iter().map(|s| (s.label("envoy_response_code").to_string(), s.value)).collect();
+    let codes: Vec<(String, f64)> = by_code
+        .iter()
+        .map(|s| (s.label("envoy_response_code").to_string(), s.value))
+        .collect();
     assert_eq!(codes, vec![("200".to_string(), 5.0)]);
     // A histogram family, through the parser: 5 requests timed (histograms show up one
     // stats flush later than counters, hence the wait).
     let rq_time = "envoy_cluster_upstream_rq_time";
     let scrape = envoy
-        .wait_for(Duration::from_secs(10), |s| s.histogram(rq_time, &labels).is_some_and(|h| h.count == 5.0).then(|| s.clone()))
+        .wait_for(Duration::from_secs(10), |s| {
+            s.histogram(rq_time, &labels)
+                .is_some_and(|h| h.count == 5.0)
+                .then(|| s.clone())
+        })
         .unwrap();
     let h = scrape.histogram(rq_time, &labels).unwrap();
     assert_eq!(h.buckets.last(), Some(&(f64::INFINITY, 5.0)));
-    assert!(h.buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "{h:?}");
-    assert_eq!(scrape.counter(&format!("{rq_time}_count"), &labels), Some(5.0));
-    assert_eq!(scrape.counter(&format!("{rq_time}_bucket"), &[("envoy_cluster_name", cluster), ("le", "+Inf")]), Some(5.0));
+    assert!(
+        h.buckets
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+        "{h:?}"
+    );
+    assert_eq!(
+        scrape.counter(&format!("{rq_time}_count"), &labels),
+        Some(5.0)
+    );
+    assert_eq!(
+        scrape.counter(
+            &format!("{rq_time}_bucket"),
+            &[("envoy_cluster_name", cluster), ("le", "+Inf")]
+        ),
+        Some(5.0)
+    );
     // Untagged stats are served as `name{} value`; they must parse too.
     assert_eq!(scrape.counter("envoy_server_live", &[]), Some(1.0));
-    assert!(envoy.log().contains("starting main dispatch loop"), "log:\n{}", envoy.log());
+    assert!(
+        envoy.log().contains("starting main dispatch loop"),
+        "log:\n{}",
+        envoy.log()
+    );
 }
 
 #[test]
 fn envoy_start_failure_reports_the_log() {
     let admin = addr(free_port());
     let bad = json!({ "admin": { "address": socket(admin) }, "static_resources": { "clusters": [{ "name": 7 }] } });
-    let err = Envoy::start("broken", &bad, admin).err().expect("a broken bootstrap must not start");
+    let err = Envoy::start("broken", &bad, admin)
+        .err()
+        .expect("a broken bootstrap must not start");
     assert!(err.contains("exited during startup"), "{err}");
     assert!(err.contains("log tail"), "{err}");
 }
@@ -110,7 +154,9 @@ fn envoy_start_failure_reports_the_log() {
 #[test]
 fn envoy_start_rejects_a_mismatched_admin_address() {
     let bootstrap = json!({ "admin": { "address": socket(addr(1)) } });
-    let err = Envoy::start("mismatch", &bootstrap, addr(2)).err().expect("must refuse");
+    let err = Envoy::start("mismatch", &bootstrap, addr(2))
+        .err()
+        .expect("must refuse");
     assert!(err.contains("admin"), "{err}");
 }
 
@@ -137,14 +183,67 @@ fn scrape_parser_resolves_escapes_and_histograms() {
     let m = "istio_requests_total";
     assert_eq!(s.kind(m), Some(Kind::Counter));
     assert_eq!(s.series(m).len(), 4);
-    assert_eq!(s.counter(m, &[("reporter", "destination"), ("source_workload", "productpage-v1"), ("response_code", "200")]), Some(7.0));
+    assert_eq!(
+        s.counter(
+            m,
+            &[
+                ("reporter", "destination"),
+                ("source_workload", "productpage-v1"),
+                ("response_code", "200")
+            ]
+        ),
+        Some(7.0)
+    );
     // Label order does not matter, but the set must be exact.
-    assert_eq!(s.counter(m, &[("response_code", "200"), ("reporter", "destination"), ("source_workload", "productpage-v1")]), Some(7.0));
-    assert_eq!(s.counter(m, &[("reporter", "destination"), ("response_code", "200")]), None);
+    assert_eq!(
+        s.counter(
+            m,
+            &[
+                ("response_code", "200"),
+                ("reporter", "destination"),
+                ("source_workload", "productpage-v1")
+            ]
+        ),
+        Some(7.0)
+    );
+    assert_eq!(
+        s.counter(m, &[("reporter", "destination"), ("response_code", "200")]),
+        None
+    );
     // \" \\ \n resolved; non-ASCII kept; , = } inside a quoted value are data.
-    assert_eq!(s.counter(m, &[("reporter", "source"), ("source_workload", "we\"ird\\name\nline"), ("response_code", "503")]), Some(2.0));
-    assert_eq!(s.counter(m, &[("reporter", "source"), ("source_workload", "bücher-v1 ✓"), ("response_code", "200")]), Some(15.0));
-    assert_eq!(s.counter(m, &[("reporter", "source"), ("source_workload", "a,b=c}d"), ("response_code", "404")]), Some(3.0));
+    assert_eq!(
+        s.counter(
+            m,
+            &[
+                ("reporter", "source"),
+                ("source_workload", "we\"ird\\name\nline"),
+                ("response_code", "503")
+            ]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.counter(
+            m,
+            &[
+                ("reporter", "source"),
+                ("source_workload", "bücher-v1 ✓"),
+                ("response_code", "200")
+            ]
+        ),
+        Some(15.0)
+    );
+    assert_eq!(
+        s.counter(
+            m,
+            &[
+                ("reporter", "source"),
+                ("source_workload", "a,b=c}d"),
+                ("response_code", "404")
+            ]
+        ),
+        Some(3.0)
+    );
     assert_eq!(s.sum(m, &[("reporter", "source")]), 20.0);
 
     let h = "istio_request_duration_milliseconds";
@@ -152,11 +251,32 @@ fn scrape_parser_resolves_escapes_and_histograms() {
     let hist = s.histogram(h, &[("reporter", "destination")]).unwrap();
     assert_eq!(hist.count, 7.0);
     assert_eq!(hist.sum, 12.25);
-    assert_eq!(hist.buckets, vec![(0.5, 0.0), (1.0, 2.0), (5.0, 6.0), (f64::INFINITY, 7.0)]);
-    assert_eq!(s.counter(&format!("{h}_count"), &[("reporter", "destination")]), Some(7.0));
-    assert_eq!(s.counter(&format!("{h}_sum"), &[("reporter", "destination")]), Some(12.25));
-    assert_eq!(s.counter(&format!("{h}_bucket"), &[("reporter", "destination"), ("le", "+Inf")]), Some(7.0));
-    assert_eq!(s.counter(&format!("{h}_bucket"), &[("reporter", "destination"), ("le", "5")]), Some(6.0));
+    assert_eq!(
+        hist.buckets,
+        vec![(0.5, 0.0), (1.0, 2.0), (5.0, 6.0), (f64::INFINITY, 7.0)]
+    );
+    assert_eq!(
+        s.counter(&format!("{h}_count"), &[("reporter", "destination")]),
+        Some(7.0)
+    );
+    assert_eq!(
+        s.counter(&format!("{h}_sum"), &[("reporter", "destination")]),
+        Some(12.25)
+    );
+    assert_eq!(
+        s.counter(
+            &format!("{h}_bucket"),
+            &[("reporter", "destination"), ("le", "+Inf")]
+        ),
+        Some(7.0)
+    );
+    assert_eq!(
+        s.counter(
+            &format!("{h}_bucket"),
+            &[("reporter", "destination"), ("le", "5")]
+        ),
+        Some(6.0)
+    );
     assert_eq!(s.kind(&format!("{h}_bucket")), Some(Kind::Histogram));
 
     assert_eq!(s.counter("envoy_server_live", &[]), Some(1.0));
@@ -196,7 +316,11 @@ fn backend_keeps_connections_alive_and_records_requests() {
         }
         let mut body = vec![0; len];
         r.read_exact(&mut body).unwrap();
-        (status.trim_end().to_string(), headers, String::from_utf8(body).unwrap())
+        (
+            status.trim_end().to_string(),
+            headers,
+            String::from_utf8(body).unwrap(),
+        )
     }
 
     let backend = Backend::start();
@@ -210,24 +334,55 @@ fn backend_keeps_connections_alive_and_records_requests() {
         .unwrap();
     let (status, headers, body) = read_response(&mut reader);
     assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
-    assert!(headers.contains(&"x-saw-peer-metadata: no".to_string()), "{headers:?}");
+    assert!(
+        headers.contains(&"x-saw-peer-metadata: no".to_string()),
+        "{headers:?}"
+    );
     assert_eq!(body, "hello from backend\n");
     writer.write_all(b"GET /b HTTP/1.1\r\nHost: x\r\nX-Envoy-Peer-Metadata: abc\r\nx-dup: 1\r\nx-dup: 2\r\n\r\n").unwrap();
     let (status, headers, _) = read_response(&mut reader);
     assert_eq!(status, "HTTP/1.1 200 OK");
-    assert!(headers.contains(&"x-saw-peer-metadata: yes".to_string()), "{headers:?}");
+    assert!(
+        headers.contains(&"x-saw-peer-metadata: yes".to_string()),
+        "{headers:?}"
+    );
 
     let seen = backend.requests();
     assert_eq!(seen.len(), 2);
-    assert_eq!((seen[0].method.as_str(), seen[0].path.as_str(), seen[0].body.as_slice()), ("POST", "/a", &b"abcde"[..]));
-    assert_eq!(seen[1].headers.get("x-envoy-peer-metadata").map(String::as_str), Some("abc"));
-    assert_eq!(seen[1].headers.get("x-dup").map(String::as_str), Some("1,2"));
-    assert_eq!(backend.last_request().map(|r| r.path), Some("/b".to_string()));
+    assert_eq!(
+        (
+            seen[0].method.as_str(),
+            seen[0].path.as_str(),
+            seen[0].body.as_slice()
+        ),
+        ("POST", "/a", &b"abcde"[..])
+    );
+    assert_eq!(
+        seen[1]
+            .headers
+            .get("x-envoy-peer-metadata")
+            .map(String::as_str),
+        Some("abc")
+    );
+    assert_eq!(
+        seen[1].headers.get("x-dup").map(String::as_str),
+        Some("1,2")
+    );
+    assert_eq!(
+        backend.last_request().map(|r| r.path),
+        Some("/b".to_string())
+    );
 
     // Dropping the backend closes the still-open keep-alive connection.
     let started = std::time::Instant::now();
     drop(backend);
     assert!(started.elapsed() < Duration::from_secs(2));
     let mut rest = Vec::new();
-    assert_eq!(reader.read_to_end(&mut rest).map(|_| rest.len()).unwrap_or(0), 0);
+    assert_eq!(
+        reader
+            .read_to_end(&mut rest)
+            .map(|_| rest.len())
+            .unwrap_or(0),
+        0
+    );
 }

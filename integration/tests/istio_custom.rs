@@ -14,7 +14,10 @@ fn example(name: &str) -> String {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn send(entry: SocketAddr, n: usize, headers: &[(&str, &str)]) {
@@ -29,7 +32,15 @@ fn send(entry: SocketAddr, n: usize, headers: &[(&str, &str)]) {
 fn wait(envoy: &Envoy, what: &str, check: impl Fn(&Scrape) -> bool) -> Scrape {
     envoy
         .wait_for(Duration::from_secs(10), |s| check(s).then(|| s.clone()))
-        .unwrap_or_else(|e| panic!("{e}: {what}; scrape:\n{}", envoy.prometheus().map(|s| s.text().to_string()).unwrap_or_default()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: {what}; scrape:\n{}",
+                envoy
+                    .prometheus()
+                    .map(|s| s.text().to_string())
+                    .unwrap_or_default()
+            )
+        })
 }
 
 #[test]
@@ -39,8 +50,17 @@ fn mixer_double_request_count() {
     let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
     send(mesh.entry, 5, &[]);
     for (envoy, reporter) in [(&mesh.client, "client"), (&mesh.server, "server")] {
-        let want = labels(&[("reporter", reporter), ("source", "productpage-v1"), ("destination", "ratings-v1"), ("message", "twice the fun!")]);
-        let s = wait(envoy, "istio_double_request_count == 10", |s| s.series("istio_double_request_count").iter().any(|x| x.value == 10.0));
+        let want = labels(&[
+            ("reporter", reporter),
+            ("source", "productpage-v1"),
+            ("destination", "ratings-v1"),
+            ("message", "twice the fun!"),
+        ]);
+        let s = wait(envoy, "istio_double_request_count == 10", |s| {
+            s.series("istio_double_request_count")
+                .iter()
+                .any(|x| x.value == 10.0)
+        });
         let series = s.series("istio_double_request_count");
         assert_eq!(series.len(), 1, "{reporter}: {series:?}");
         assert_eq!(series[0].labels, want, "{reporter}");
@@ -59,20 +79,35 @@ fn customized_stats_every_feature() {
     send(mesh.entry, 2, &[("user-agent", "kube-probe/1.28")]);
     send(mesh.entry, 1, &[]);
 
-    let s = wait(&mesh.server, "requests_total from 4 non-probe requests", |s| s.sum("istio_requests_total", &[]) == 4.0 && s.sum("istio_custom", &[]) == 6.0);
+    let s = wait(
+        &mesh.server,
+        "requests_total from 4 non-probe requests",
+        |s| s.sum("istio_requests_total", &[]) == 4.0 && s.sum("istio_custom", &[]) == 6.0,
+    );
     // Added tags from request.host and a header, a standard tag overridden, three removed;
     // kube-probe requests not counted (match), everything else as standard.
     let series = s.series("istio_requests_total");
     assert_eq!(series.len(), 2, "{series:?}");
     for (user, n) in [("alice", 3.0), ("anonymous", 1.0)] {
-        let x = series.iter().find(|x| x.label("user") == user).unwrap_or_else(|| panic!("no user={user}: {series:?}"));
+        let x = series
+            .iter()
+            .find(|x| x.label("user") == user)
+            .unwrap_or_else(|| panic!("no user={user}: {series:?}"));
         assert_eq!(x.value, n);
         assert_eq!(x.label("request_host"), "ratings:9080");
         assert_eq!(x.label("destination_version"), "v1");
         assert_eq!(x.label("reporter"), "destination");
         assert_eq!(x.label("source_workload"), "productpage-v1");
-        for gone in ["grpc_response_status", "source_principal", "destination_principal"] {
-            assert!(!x.labels.contains_key(gone), "{gone} should be removed: {:?}", x.labels);
+        for gone in [
+            "grpc_response_status",
+            "source_principal",
+            "destination_principal",
+        ] {
+            assert!(
+                !x.labels.contains_key(gone),
+                "{gone} should be removed: {:?}",
+                x.labels
+            );
         }
         assert_eq!(x.labels.len(), 25 - 3 + 2, "{:?}", x.labels);
     }
@@ -81,7 +116,10 @@ fn customized_stats_every_feature() {
     // A definitions[] counter with every standard label but the removed ones, reporter overridden.
     let custom = s.series("istio_custom");
     assert_eq!(custom.len(), 1, "{custom:?}");
-    assert_eq!(custom[0].value, 6.0, "not gated by the requests_total match");
+    assert_eq!(
+        custom[0].value, 6.0,
+        "not gated by the requests_total match"
+    );
     assert_eq!(custom[0].label("reporter"), "proxy");
     assert_eq!(custom[0].labels.len(), 25 - 2);
     // Own-label counter with a conditional value: no request took 250 ms.
@@ -102,22 +140,44 @@ fn histograms_use_the_configured_buckets() {
     let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
     send(mesh.entry, 4, &[]);
     let s = wait(&mesh.server, "histograms flushed", |s| {
-        s.series("istio_request_duration_milliseconds").first().and_then(|x| x.histogram.as_ref()).is_some_and(|h| h.count == 4.0)
-            && s.series("istio_response_kilobytes").first().and_then(|x| x.histogram.as_ref()).is_some_and(|h| h.count == 4.0)
+        s.series("istio_request_duration_milliseconds")
+            .first()
+            .and_then(|x| x.histogram.as_ref())
+            .is_some_and(|h| h.count == 4.0)
+            && s.series("istio_response_kilobytes")
+                .first()
+                .and_then(|x| x.histogram.as_ref())
+                .is_some_and(|h| h.count == 4.0)
     });
     let bounds = |metric: &str| -> Vec<f64> {
         let series = s.series(metric);
         let h = series[0].histogram.clone().unwrap();
-        h.buckets.iter().map(|(le, _)| *le).filter(|le| le.is_finite()).collect()
+        h.buckets
+            .iter()
+            .map(|(le, _)| *le)
+            .filter(|le| le.is_finite())
+            .collect()
     };
     // exponential: 0.25 · 4^i for i < 8
-    assert_eq!(bounds("istio_request_duration_milliseconds"), vec![0.25, 1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]);
-    assert_eq!(bounds("istio_response_kilobytes"), vec![1.0, 4.0, 16.0, 64.0, 256.0]);
+    assert_eq!(
+        bounds("istio_request_duration_milliseconds"),
+        vec![0.25, 1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]
+    );
+    assert_eq!(
+        bounds("istio_response_kilobytes"),
+        vec![1.0, 4.0, 16.0, 64.0, 256.0]
+    );
     // The standard response_bytes keeps Envoy's default buckets (0.5 … 3 600 000).
     let default = bounds("istio_response_bytes");
-    assert_eq!((default.len(), default[0], default[18]), (19, 0.5, 3_600_000.0));
+    assert_eq!(
+        (default.len(), default[0], default[18]),
+        (19, 0.5, 3_600_000.0)
+    );
     // Small responses: all four in the first kilobyte bucket.
-    let kb = s.series("istio_response_kilobytes")[0].histogram.clone().unwrap();
+    let kb = s.series("istio_response_kilobytes")[0]
+        .histogram
+        .clone()
+        .unwrap();
     assert_eq!(kb.buckets[0], (1.0, 4.0));
 }
 
@@ -138,15 +198,45 @@ fn istio_spellings_read_real_attributes() {
         "code_class": "string(response.code / 100) + 'xx'"}}]}"#;
     let mesh = Bookinfo::start(app.addr(), config, config).unwrap();
     send(mesh.entry, 2, &[("user-agent", "probe/1")]);
-    for (envoy, local, peer) in [(&mesh.client, "productpage", "ratings"), (&mesh.server, "ratings", "productpage")] {
-        let s = wait(envoy, "2 requests", |s| s.sum("istio_requests_total", &[]) == 2.0);
+    for (envoy, local, peer) in [
+        (&mesh.client, "productpage", "ratings"),
+        (&mesh.server, "ratings", "productpage"),
+    ] {
+        let s = wait(envoy, "2 requests", |s| {
+            s.sum("istio_requests_total", &[]) == 2.0
+        });
         let series = s.series("istio_requests_total");
         assert_eq!(series.len(), 1, "{series:?}");
-        let got: Vec<&str> = ["local_app", "local_version", "svc", "peer_app", "method", "path", "agent", "mixer_source", "code_class"]
-            .iter()
-            .map(|k| series[0].label(k))
-            .collect();
-        assert_eq!(got, [local, "v1", "ratings", peer, "GET", "/ratings/7", "probe/1", "productpage-v1", "2xx"], "{}", envoy.name());
+        let got: Vec<&str> = [
+            "local_app",
+            "local_version",
+            "svc",
+            "peer_app",
+            "method",
+            "path",
+            "agent",
+            "mixer_source",
+            "code_class",
+        ]
+        .iter()
+        .map(|k| series[0].label(k))
+        .collect();
+        assert_eq!(
+            got,
+            [
+                local,
+                "v1",
+                "ratings",
+                peer,
+                "GET",
+                "/ratings/7",
+                "probe/1",
+                "productpage-v1",
+                "2xx"
+            ],
+            "{}",
+            envoy.name()
+        );
     }
 }
 
@@ -158,7 +248,9 @@ fn broken_expression_same_words_in_filter_log_and_validate() {
     let config = r#"{"metrics": [{"name": "requests_total", "dimensions": {"user": "request.header['x-user'] | 'anonymous'", "host": "request.host"}}]}"#;
     let mesh = Bookinfo::start(app.addr(), "{}", config).unwrap();
     send(mesh.entry, 3, &[]);
-    let s = wait(&mesh.server, "3 requests", |s| s.sum("istio_requests_total", &[]) == 3.0);
+    let s = wait(&mesh.server, "3 requests", |s| {
+        s.sum("istio_requests_total", &[]) == 3.0
+    });
     let series = s.series("istio_requests_total");
     assert_eq!(series.len(), 1);
     assert_eq!(series[0].label("host"), "ratings:9080");
@@ -168,17 +260,35 @@ fn broken_expression_same_words_in_filter_log_and_validate() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("broken.json");
     std::fs::write(&file, config).unwrap();
-    let out = std::process::Command::new(meshstats_integration::meshstats_bin()).arg("validate").arg(&file).output().unwrap();
+    let out = std::process::Command::new(meshstats_integration::meshstats_bin())
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let printed = stderr.trim().strip_prefix(&format!("{}: ", file.display())).unwrap_or_else(|| panic!("{stderr}"));
-    assert!(printed.starts_with("invalid meshstats config at `metrics[0].dimensions.user`: column 1: unknown attribute"), "{printed}");
+    let printed = stderr
+        .trim()
+        .strip_prefix(&format!("{}: ", file.display()))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        printed.starts_with(
+            "invalid meshstats config at `metrics[0].dimensions.user`: column 1: unknown attribute"
+        ),
+        "{printed}"
+    );
     let log = mesh.server.log();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("meshstats: invalid")).collect();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("meshstats: invalid"))
+        .collect();
     assert!(!lines.is_empty(), "nothing logged");
     for line in lines {
-        assert!(line.ends_with(&format!("meshstats: {printed}; the dimension is left out")), "{line}");
+        assert!(
+            line.ends_with(&format!("meshstats: {printed}; the dimension is left out")),
+            "{line}"
+        );
     }
     let errors = s.series("meshstats_config_errors_total");
     assert!(errors.len() == 1 && errors[0].value >= 1.0, "{errors:?}");
@@ -194,7 +304,8 @@ fn non_utf8_header_values_do_not_break_anything() {
     let mesh = Bookinfo::start(app.addr(), config, config).unwrap();
     for _ in 0..3 {
         let mut conn = std::net::TcpStream::connect(mesh.entry).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut req = b"GET /ratings/7 HTTP/1.1\r\nhost: ratings:9080\r\nx-evil: latin1 ".to_vec();
         req.extend_from_slice(&[0xe4, 0xf6, b' ', 0xff]);
         req.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
@@ -204,7 +315,9 @@ fn non_utf8_header_values_do_not_break_anything() {
         assert_eq!(status.trim_end(), "HTTP/1.1 200 OK");
     }
     for envoy in [&mesh.client, &mesh.server] {
-        let s = wait(envoy, "3 requests", |s| s.sum("istio_requests_total", &[]) == 3.0);
+        let s = wait(envoy, "3 requests", |s| {
+            s.sum("istio_requests_total", &[]) == 3.0
+        });
         let series = s.series("istio_requests_total");
         assert_eq!(series.len(), 1, "{series:?}");
         assert_eq!(series[0].label("evil"), "latin1 \u{fffd}\u{fffd} \u{fffd}");

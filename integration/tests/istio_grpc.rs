@@ -58,7 +58,9 @@ impl tonic::server::UnaryService<Ask> for GetSvc {
             if ask.name == "deny" {
                 return Err(tonic::Status::permission_denied("not for you"));
             }
-            Ok(tonic::Response::new(Reply { text: format!("hello {}", ask.name) }))
+            Ok(tonic::Response::new(Reply {
+                text: format!("hello {}", ask.name),
+            }))
         })
     }
 }
@@ -80,7 +82,13 @@ impl tonic::server::ServerStreamingService<Ask> for WatchSvc {
                     if i > 0 {
                         tokio::time::sleep(Duration::from_millis(300)).await;
                     }
-                    if tx.send(Ok(Reply { text: format!("update {i}") })).await.is_err() {
+                    if tx
+                        .send(Ok(Reply {
+                            text: format!("update {i}"),
+                        }))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -113,43 +121,77 @@ where
                 let mut grpc = tonic::server::Grpc::new(tonic::codec::ProstCodec::default());
                 Ok(grpc.server_streaming(WatchSvc, req).await)
             }),
-            _ => Box::pin(async move { Ok(tonic::Status::unimplemented("no such method").into_http()) }),
+            _ => Box::pin(
+                async move { Ok(tonic::Status::unimplemented("no such method").into_http()) },
+            ),
         }
     }
 }
 
 /// The tonic server on a free loopback port, served by `rt`.
 fn start_server(rt: &tokio::runtime::Runtime) -> SocketAddr {
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    rt.spawn(tonic::transport::Server::builder().add_service(RatingsServer).serve_with_incoming(incoming));
+    rt.spawn(
+        tonic::transport::Server::builder()
+            .add_service(RatingsServer)
+            .serve_with_incoming(incoming),
+    );
     addr
 }
 
 fn grpc_sidecars(app: SocketAddr, config: &str) -> Bookinfo {
-    Bookinfo::start_with(app, |c| Sidecar { grpc: true, ..c.config(config) }, |s| Sidecar { grpc: true, ..s.config(config) })
-        .unwrap()
+    Bookinfo::start_with(
+        app,
+        |c| Sidecar {
+            grpc: true,
+            ..c.config(config)
+        },
+        |s| Sidecar {
+            grpc: true,
+            ..s.config(config)
+        },
+    )
+    .unwrap()
 }
 
 async fn client(entry: SocketAddr) -> tonic::client::Grpc<tonic::transport::Channel> {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{entry}")).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{entry}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     tonic::client::Grpc::new(channel)
 }
 
 async fn get(entry: SocketAddr, name: &str) -> Result<Reply, tonic::Status> {
     let mut c = client(entry).await;
     c.ready().await.unwrap();
-    let ask = Ask { name: name.to_string(), count: 0 };
+    let ask = Ask {
+        name: name.to_string(),
+        count: 0,
+    };
     let path = PathAndQuery::from_static("/test.Ratings/Get");
-    c.unary(tonic::Request::new(ask), path, tonic::codec::ProstCodec::default()).await.map(|r| r.into_inner())
+    c.unary(
+        tonic::Request::new(ask),
+        path,
+        tonic::codec::ProstCodec::default(),
+    )
+    .await
+    .map(|r| r.into_inner())
 }
-
 
 /// All 25 labels of `istio_requests_total` for a gRPC call answered with `grpc_status`.
 fn request_labels(reporter: &str, grpc_status: &str) -> Labels {
     let mut labels = bookinfo_peer_labels(reporter);
-    let policy = if reporter == "destination" { "none" } else { "unknown" };
+    let policy = if reporter == "destination" {
+        "none"
+    } else {
+        "unknown"
+    };
     for (k, v) in [
         ("request_protocol", "grpc"),
         ("response_flags", "-"),
@@ -165,7 +207,11 @@ fn request_labels(reporter: &str, grpc_status: &str) -> Labels {
 fn describe(s: &Scrape) -> Vec<String> {
     [REQUESTS, REQ_MSGS, RESP_MSGS]
         .iter()
-        .flat_map(|m| s.series(m).into_iter().map(move |x| format!("{m}{:?} = {}", x.labels, x.value)))
+        .flat_map(|m| {
+            s.series(m)
+                .into_iter()
+                .map(move |x| format!("{m}{:?} = {}", x.labels, x.value))
+        })
         .collect()
 }
 
@@ -175,16 +221,27 @@ fn wait_exact(envoy: &Envoy, expected: &[(&str, &Labels, f64)]) {
     let found = envoy.wait_for(Duration::from_secs(10), |s| {
         expected
             .iter()
-            .all(|(metric, labels, n)| s.series(metric).iter().any(|x| &x.labels == *labels && x.value == *n))
+            .all(|(metric, labels, n)| {
+                s.series(metric)
+                    .iter()
+                    .any(|x| &x.labels == *labels && x.value == *n)
+            })
             .then_some(())
     });
     if let Err(e) = found {
-        panic!("{}: {e}; wanted {expected:?}; present: {:#?}", envoy.name(), envoy.prometheus().as_ref().map(describe));
+        panic!(
+            "{}: {e}; wanted {expected:?}; present: {:#?}",
+            envoy.name(),
+            envoy.prometheus().as_ref().map(describe)
+        );
     }
 }
 
 fn values(envoy: &Envoy, metric: &str) -> Vec<f64> {
-    envoy.prometheus().map(|s| s.series(metric).iter().map(|x| x.value).collect()).unwrap_or_default()
+    envoy
+        .prometheus()
+        .map(|s| s.series(metric).iter().map(|x| x.value).collect())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -196,7 +253,14 @@ fn unary_calls_report_protocol_status_and_messages_on_both_sides() {
     assert_eq!(reply.text, "hello meshstats");
     for (envoy, reporter) in [(&mesh.client, "source"), (&mesh.server, "destination")] {
         let peer = bookinfo_peer_labels(reporter);
-        wait_exact(envoy, &[(REQUESTS, &request_labels(reporter, "0"), 1.0), (REQ_MSGS, &peer, 1.0), (RESP_MSGS, &peer, 1.0)]);
+        wait_exact(
+            envoy,
+            &[
+                (REQUESTS, &request_labels(reporter, "0"), 1.0),
+                (REQ_MSGS, &peer, 1.0),
+                (RESP_MSGS, &peer, 1.0),
+            ],
+        );
     }
     // PERMISSION_DENIED: a trailers-only response (grpc-status in the headers), HTTP 200.
     let denied = rt.block_on(get(mesh.entry, "deny")).unwrap_err();
@@ -214,8 +278,20 @@ fn unary_calls_report_protocol_status_and_messages_on_both_sides() {
             ],
         );
         let s = envoy.prometheus().unwrap();
-        assert_eq!(s.series(REQUESTS).len(), 2, "{}: {:?}", envoy.name(), describe(&s));
-        assert_eq!((s.series(REQ_MSGS).len(), s.series(RESP_MSGS).len()), (1, 1), "{}: {:?}", envoy.name(), describe(&s));
+        assert_eq!(
+            s.series(REQUESTS).len(),
+            2,
+            "{}: {:?}",
+            envoy.name(),
+            describe(&s)
+        );
+        assert_eq!(
+            (s.series(REQ_MSGS).len(), s.series(RESP_MSGS).len()),
+            (1, 1),
+            "{}: {:?}",
+            envoy.name(),
+            describe(&s)
+        );
     }
 }
 
@@ -227,10 +303,16 @@ fn server_stream_messages_move_while_open_and_settle_at_exact_totals() {
     let mut stream: tonic::Streaming<Reply> = rt.block_on(async {
         let mut c = client(mesh.entry).await;
         c.ready().await.unwrap();
-        let ask = Ask { name: "watch".into(), count: 5 };
+        let ask = Ask {
+            name: "watch".into(),
+            count: 5,
+        };
         let path = PathAndQuery::from_static("/test.Ratings/Watch");
         let codec = tonic::codec::ProstCodec::<Ask, Reply>::default();
-        c.server_streaming(tonic::Request::new(ask), path, codec).await.unwrap().into_inner()
+        c.server_streaming(tonic::Request::new(ask), path, codec)
+            .await
+            .unwrap()
+            .into_inner()
     });
     let first = rt.block_on(stream.message()).unwrap().unwrap();
     assert_eq!(first.text, "update 0");
@@ -241,9 +323,23 @@ fn server_stream_messages_move_while_open_and_settle_at_exact_totals() {
             let v: f64 = s.series(RESP_MSGS).iter().map(|x| x.value).sum();
             (v > 0.0).then_some(v)
         });
-        let open = open.unwrap_or_else(|e| panic!("{}: {e}; no progress while open: {:?}", envoy.name(), values(envoy, RESP_MSGS)));
-        assert!(open < 5.0, "{}: {open} response messages before the stream ended", envoy.name());
-        assert!(values(envoy, REQUESTS).is_empty(), "{}: the stream has not ended", envoy.name());
+        let open = open.unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; no progress while open: {:?}",
+                envoy.name(),
+                values(envoy, RESP_MSGS)
+            )
+        });
+        assert!(
+            open < 5.0,
+            "{}: {open} response messages before the stream ended",
+            envoy.name()
+        );
+        assert!(
+            values(envoy, REQUESTS).is_empty(),
+            "{}: the stream has not ended",
+            envoy.name()
+        );
     }
     let mut rest = Vec::new();
     while let Some(reply) = rt.block_on(stream.message()).unwrap() {
@@ -252,8 +348,21 @@ fn server_stream_messages_move_while_open_and_settle_at_exact_totals() {
     assert_eq!(rest, ["update 1", "update 2", "update 3", "update 4"]);
     for (envoy, reporter) in [(&mesh.client, "source"), (&mesh.server, "destination")] {
         let peer = bookinfo_peer_labels(reporter);
-        wait_exact(envoy, &[(REQUESTS, &request_labels(reporter, "0"), 1.0), (REQ_MSGS, &peer, 1.0), (RESP_MSGS, &peer, 5.0)]);
+        wait_exact(
+            envoy,
+            &[
+                (REQUESTS, &request_labels(reporter, "0"), 1.0),
+                (REQ_MSGS, &peer, 1.0),
+                (RESP_MSGS, &peer, 5.0),
+            ],
+        );
         let s = envoy.prometheus().unwrap();
-        assert_eq!((s.series(REQ_MSGS).len(), s.series(RESP_MSGS).len()), (1, 1), "{}: {:?}", envoy.name(), describe(&s));
+        assert_eq!(
+            (s.series(REQ_MSGS).len(), s.series(RESP_MSGS).len()),
+            (1, 1),
+            "{}: {:?}",
+            envoy.name(),
+            describe(&s)
+        );
     }
 }

@@ -2,9 +2,9 @@
 //! (OUTBOUND) → a ratings-v1 server sidecar (INBOUND) → the ratings app, all on loopback.
 //! Every assertion is on an exact label set and value scraped from `/stats/prometheus`.
 
+use meshstats_cli::Direction;
 use meshstats_integration::mesh::{bookinfo_peer_labels, workload_metadata, Bookinfo, Sidecar};
 use meshstats_integration::{free_port, http_get, meshstats_bin, Backend, Envoy, Scrape};
-use meshstats_cli::Direction;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,7 +38,8 @@ fn with(mut labels: Labels, changes: &[(&str, &str)]) -> Labels {
 
 fn send(entry: SocketAddr, n: usize, expect_status: u16) {
     for i in 0..n {
-        let r = http_get(entry, "/ratings/0", &[("host", HOST)]).unwrap_or_else(|e| panic!("request {i}: {e}"));
+        let r = http_get(entry, "/ratings/0", &[("host", HOST)])
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
         assert_eq!(r.status, expect_status, "request {i}: {}", r.body);
     }
 }
@@ -51,23 +52,40 @@ fn only_series(envoy: &Envoy, metric: &str, n: f64) -> Labels {
             let series = s.series(metric);
             (series.len() == 1 && series[0].value == n).then(|| s.clone())
         })
-        .unwrap_or_else(|e| panic!("{e}; {metric} series: {:?}", envoy.prometheus().map(|s| describe(&s, metric))));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}; {metric} series: {:?}",
+                envoy.prometheus().map(|s| describe(&s, metric))
+            )
+        });
     let series = scrape.series(metric);
     series[0].labels.clone()
 }
 
 fn describe(s: &Scrape, metric: &str) -> Vec<String> {
-    s.series(metric).iter().map(|x| format!("{:?} = {}", x.labels, x.value)).collect()
+    s.series(metric)
+        .iter()
+        .map(|x| format!("{:?} = {}", x.labels, x.value))
+        .collect()
 }
 
 /// Histograms reach `/stats/prometheus` at Envoy's next stats flush, so wait for them.
 fn assert_histograms(envoy: &Envoy, labels: &Labels, n: f64) {
-    const HISTOGRAMS: [&str; 3] = ["istio_request_duration_milliseconds", "istio_request_bytes", "istio_response_bytes"];
+    const HISTOGRAMS: [&str; 3] = [
+        "istio_request_duration_milliseconds",
+        "istio_request_bytes",
+        "istio_response_bytes",
+    ];
     let scrape = envoy
         .wait_for(std::time::Duration::from_secs(10), |s| {
             HISTOGRAMS
                 .iter()
-                .all(|m| s.series(m).first().and_then(|x| x.histogram.as_ref()).is_some_and(|h| h.count == n))
+                .all(|m| {
+                    s.series(m)
+                        .first()
+                        .and_then(|x| x.histogram.as_ref())
+                        .is_some_and(|h| h.count == n)
+                })
                 .then(|| s.clone())
         })
         .unwrap_or_else(|e| panic!("{e}: histograms never reached count {n}"));
@@ -76,7 +94,11 @@ fn assert_histograms(envoy: &Envoy, labels: &Labels, n: f64) {
         assert_eq!(series.len(), 1, "{metric}: {:?}", describe(&scrape, metric));
         assert_eq!(&series[0].labels, labels, "{metric}");
         let h = series[0].histogram.as_ref().unwrap();
-        assert_eq!(h.buckets.last().map(|b| b.1), Some(n), "{metric} +Inf bucket");
+        assert_eq!(
+            h.buckets.last().map(|b| b.1),
+            Some(n),
+            "{metric} +Inf bucket"
+        );
         if metric != "istio_request_duration_milliseconds" {
             assert!(h.sum > 0.0, "{metric} sum is {}", h.sum);
         }
@@ -99,8 +121,16 @@ fn both_sidecars_report_all_25_labels_exactly() {
     // Exchange headers are between proxies only: the app never saw them.
     assert_eq!(app.request_count(), 10);
     for req in app.requests() {
-        assert!(!req.headers.contains_key("x-envoy-peer-metadata"), "{:?}", req.headers);
-        assert!(!req.headers.contains_key("x-envoy-peer-metadata-id"), "{:?}", req.headers);
+        assert!(
+            !req.headers.contains_key("x-envoy-peer-metadata"),
+            "{:?}",
+            req.headers
+        );
+        assert!(
+            !req.headers.contains_key("x-envoy-peer-metadata-id"),
+            "{:?}",
+            req.headers
+        );
     }
     // …and neither did the calling app on the response.
     let r = http_get(mesh.entry, "/", &[("host", HOST)]).unwrap();
@@ -110,7 +140,13 @@ fn both_sidecars_report_all_25_labels_exactly() {
     let build = mesh.server.prometheus().unwrap();
     let b = build.series("istio_build");
     assert_eq!(b.len(), 1);
-    assert_eq!(b[0].labels, [("component", "proxy"), ("tag", meshstats_filter::VERSION)].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Labels>());
+    assert_eq!(
+        b[0].labels,
+        [("component", "proxy"), ("tag", meshstats_filter::VERSION)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Labels>()
+    );
     assert_eq!(b[0].value, 1.0);
 }
 
@@ -120,10 +156,17 @@ fn host_header_fallback_on_and_off() {
     // No service metadata on either cluster: destination_service comes from the Host header,
     // unless the fallback is disabled.
     // Also Istio's root ids, which select the direction like the listener does.
-    let plain = |s: Sidecar| Sidecar { cluster_metadata: None, root_id: format!("stats_{}", s.direction), ..s };
+    let plain = |s: Sidecar| Sidecar {
+        cluster_metadata: None,
+        root_id: format!("stats_{}", s.direction),
+        ..s
+    };
     let mesh = Bookinfo::start_with(app.addr(), plain, plain).unwrap();
     send(mesh.entry, 3, 200);
-    let host_labels = [("destination_service", HOST), ("destination_service_name", HOST)];
+    let host_labels = [
+        ("destination_service", HOST),
+        ("destination_service_name", HOST),
+    ];
     assert_eq!(
         only_series(&mesh.client, "istio_requests_total", 3.0),
         with(bookinfo_labels("source", "unknown", "200"), &host_labels)
@@ -134,21 +177,32 @@ fn host_header_fallback_on_and_off() {
     );
 
     let off = r#"{"disable_host_header_fallback": true}"#;
-    let mesh = Bookinfo::start_with(app.addr(), |s| plain(s.config(off)), |s| plain(s.config(off))).unwrap();
+    let mesh = Bookinfo::start_with(
+        app.addr(),
+        |s| plain(s.config(off)),
+        |s| plain(s.config(off)),
+    )
+    .unwrap();
     send(mesh.entry, 3, 200);
     // Client side: unknown. Server side: its own canonical service name.
     assert_eq!(
         only_series(&mesh.client, "istio_requests_total", 3.0),
         with(
             bookinfo_labels("source", "unknown", "200"),
-            &[("destination_service", "unknown"), ("destination_service_name", "unknown")]
+            &[
+                ("destination_service", "unknown"),
+                ("destination_service_name", "unknown")
+            ]
         )
     );
     assert_eq!(
         only_series(&mesh.server, "istio_requests_total", 3.0),
         with(
             bookinfo_labels("destination", "none", "200"),
-            &[("destination_service", "ratings"), ("destination_service_name", "ratings")]
+            &[
+                ("destination_service", "ratings"),
+                ("destination_service_name", "ratings")
+            ]
         )
     );
 }
@@ -158,7 +212,12 @@ fn server_without_exchange_client_falls_back_to_endpoint_metadata() {
     let app = Backend::start();
     let mesh = Bookinfo::start_with(
         app.addr(),
-        |c| Sidecar { endpoint_metadata: Some(json!({"istio": {"workload": "ratings-v1;default;ratings;v1;Kubernetes"}})), ..c },
+        |c| Sidecar {
+            endpoint_metadata: Some(
+                json!({"istio": {"workload": "ratings-v1;default;ratings;v1;Kubernetes"}}),
+            ),
+            ..c
+        },
         |s| s.config(r#"{"disable_metadata_exchange": true}"#),
     )
     .unwrap();
@@ -166,27 +225,56 @@ fn server_without_exchange_client_falls_back_to_endpoint_metadata() {
     // The endpoint metadata carries no app/version labels.
     assert_eq!(
         only_series(&mesh.client, "istio_requests_total", 10.0),
-        with(bookinfo_labels("source", "unknown", "200"), &[("destination_app", "unknown"), ("destination_version", "unknown")])
+        with(
+            bookinfo_labels("source", "unknown", "200"),
+            &[
+                ("destination_app", "unknown"),
+                ("destination_version", "unknown")
+            ]
+        )
     );
     // The server still knows its caller from the request's exchange headers.
-    assert_eq!(only_series(&mesh.server, "istio_requests_total", 10.0), bookinfo_labels("destination", "none", "200"));
+    assert_eq!(
+        only_series(&mesh.server, "istio_requests_total", 10.0),
+        bookinfo_labels("destination", "none", "200")
+    );
 }
 
 #[test]
 fn unreachable_upstream_is_a_503_with_response_flags() {
     let closed: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let (client, entry) = Sidecar::new("client-unreachable", Direction::Outbound, closed, workload_metadata("productpage", "v1"))
-        .start()
-        .unwrap();
+    let (client, entry) = Sidecar::new(
+        "client-unreachable",
+        Direction::Outbound,
+        closed,
+        workload_metadata("productpage", "v1"),
+    )
+    .start()
+    .unwrap();
     send(entry, 4, 503);
     let labels = only_series(&client, "istio_requests_total", 4.0);
     let flags = labels["response_flags"].clone();
-    assert!(flags == "UF" || flags == "URX" || flags == "UF,URX", "response_flags={flags}");
+    assert!(
+        flags == "UF" || flags == "URX" || flags == "UF,URX",
+        "response_flags={flags}"
+    );
     let mut want = with(
         bookinfo_labels("source", "unknown", "503"),
-        &[("response_flags", &flags), ("destination_service", HOST), ("destination_service_name", HOST)],
+        &[
+            ("response_flags", &flags),
+            ("destination_service", HOST),
+            ("destination_service_name", HOST),
+        ],
     );
-    for k in ["destination_workload", "destination_workload_namespace", "destination_app", "destination_version", "destination_service_namespace", "destination_canonical_service", "destination_cluster"] {
+    for k in [
+        "destination_workload",
+        "destination_workload_namespace",
+        "destination_app",
+        "destination_version",
+        "destination_service_namespace",
+        "destination_canonical_service",
+        "destination_cluster",
+    ] {
         want.insert(k.into(), "unknown".into());
     }
     want.insert("destination_canonical_revision".into(), "latest".into());
@@ -199,14 +287,25 @@ fn unusable_config_is_logged_counted_and_traffic_still_flows() {
     let bad = r#"{"metrics": [{"name": "requests_total", "nmae": "typo"}]}"#;
     let mesh = Bookinfo::start(app.addr(), "{}", bad).unwrap();
     send(mesh.entry, 5, 200);
-    assert_eq!(only_series(&mesh.server, "istio_requests_total", 5.0), bookinfo_labels("destination", "none", "200"));
+    assert_eq!(
+        only_series(&mesh.server, "istio_requests_total", 5.0),
+        bookinfo_labels("destination", "none", "200")
+    );
 
     let expected = "invalid meshstats config at `metrics[0].nmae`: unknown field `nmae`, expected one of `name`, `dimensions`, `tagsToRemove`, `tags_to_remove`, `match`, `drop`, `buckets`";
     let log = mesh.server.log();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("meshstats: invalid")).collect();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("meshstats: invalid"))
+        .collect();
     assert!(!lines.is_empty(), "no error line in the server log");
     for line in &lines {
-        assert!(line.ends_with(&format!("meshstats: {expected}; serving with the defaults of {{}}")), "{line}");
+        assert!(
+            line.ends_with(&format!(
+                "meshstats: {expected}; serving with the defaults of {{}}"
+            )),
+            "{line}"
+        );
     }
     let scrape = mesh.server.prometheus().unwrap();
     let errors = scrape.series("meshstats_config_errors_total");
@@ -219,10 +318,17 @@ fn unusable_config_is_logged_counted_and_traffic_still_flows() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bad.json");
     std::fs::write(&file, bad).unwrap();
-    let out = std::process::Command::new(meshstats_bin()).arg("validate").arg(&file).output().unwrap();
+    let out = std::process::Command::new(meshstats_bin())
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), format!("{}: {expected}", file.display()));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!("{}: {expected}", file.display())
+    );
 }
 
 #[test]
@@ -237,7 +343,10 @@ fn overrides_drop_metrics_and_remove_tags() {
     want.remove("destination_principal");
     assert_eq!(only_series(&mesh.server, "istio_requests_total", 2.0), want);
     let scrape = mesh.server.prometheus().unwrap();
-    assert!(scrape.series("istio_request_bytes").is_empty(), "dropped metric is present");
+    assert!(
+        scrape.series("istio_request_bytes").is_empty(),
+        "dropped metric is present"
+    );
     assert_eq!(scrape.series("istio_response_bytes").len(), 1);
 }
 
@@ -247,7 +356,10 @@ fn overrides_drop_metrics_and_remove_tags() {
 #[test]
 fn host_header_values_round_trip_through_envoy() {
     let app = Backend::start();
-    let plain = |s: Sidecar| Sidecar { cluster_metadata: None, ..s };
+    let plain = |s: Sidecar| Sidecar {
+        cluster_metadata: None,
+        ..s
+    };
     let mesh = Bookinfo::start_with(app.addr(), plain, plain).unwrap();
     let cases = [
         ("a.b.c:80", "a.b.c:80"),
@@ -266,16 +378,36 @@ fn host_header_values_round_trip_through_envoy() {
     // "dots..and" are one series (two would be duplicate series to Prometheus).
     let scrape = mesh
         .client
-        .wait_for(std::time::Duration::from_secs(10), |s| (s.series("istio_requests_total").len() == cases.len() - 1).then(|| s.clone()))
-        .unwrap_or_else(|e| panic!("{e}: {:?}", mesh.client.prometheus().map(|s| describe(&s, "istio_requests_total"))));
+        .wait_for(std::time::Duration::from_secs(10), |s| {
+            (s.series("istio_requests_total").len() == cases.len() - 1).then(|| s.clone())
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: {:?}",
+                mesh.client
+                    .prometheus()
+                    .map(|s| describe(&s, "istio_requests_total"))
+            )
+        });
     for (sent, want) in cases {
         let count = cases.iter().filter(|(_, w)| *w == want).count() as f64;
         let labels = with(
             bookinfo_labels("source", "unknown", "200"),
-            &[("destination_service", want), ("destination_service_name", want)],
+            &[
+                ("destination_service", want),
+                ("destination_service_name", want),
+            ],
         );
-        let found = scrape.series("istio_requests_total").into_iter().find(|s| s.labels == labels);
-        assert_eq!(found.map(|s| s.value), Some(count), "Host {sent:?}: {:?}", describe(&scrape, "istio_requests_total"));
+        let found = scrape
+            .series("istio_requests_total")
+            .into_iter()
+            .find(|s| s.labels == labels);
+        assert_eq!(
+            found.map(|s| s.value),
+            Some(count),
+            "Host {sent:?}: {:?}",
+            describe(&scrape, "istio_requests_total")
+        );
     }
 
     // Envoy refuses non-ASCII and spaces in Host, so those travel in node metadata instead,
@@ -283,19 +415,38 @@ fn host_header_values_round_trip_through_envoy() {
     let odd = "r\u{e4}tings \"v1\" \\ \u{2713} \u{65e5}\u{672c}";
     let mut meta = workload_metadata("ratings", "v1");
     meta["LABELS"]["app"] = json!(odd);
-    let mesh = Bookinfo::start_with(app.addr(), |c| c, |s| Sidecar { node_metadata: meta, ..s }).unwrap();
+    let mesh = Bookinfo::start_with(
+        app.addr(),
+        |c| c,
+        |s| Sidecar {
+            node_metadata: meta,
+            ..s
+        },
+    )
+    .unwrap();
     send(mesh.entry, 2, 200);
-    let want = with(bookinfo_labels("source", "unknown", "200"), &[("destination_app", odd)]);
+    let want = with(
+        bookinfo_labels("source", "unknown", "200"),
+        &[("destination_app", odd)],
+    );
     assert_eq!(only_series(&mesh.client, "istio_requests_total", 2.0), want);
-    let want = with(bookinfo_labels("destination", "none", "200"), &[("destination_app", odd)]);
+    let want = with(
+        bookinfo_labels("destination", "none", "200"),
+        &[("destination_app", odd)],
+    );
     assert_eq!(only_series(&mesh.server, "istio_requests_total", 2.0), want);
 }
 
 fn raw_get_status(addr: SocketAddr, host: &str) -> String {
     use std::io::{BufRead, BufReader, Write};
     let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    write!(conn, "GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        conn,
+        "GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut status = String::new();
     BufReader::new(conn).read_line(&mut status).unwrap();
     status.trim_end().to_string()
@@ -306,8 +457,14 @@ fn server_gateway_reporter_is_waypoint() {
     let app = Backend::start();
     let mesh = Bookinfo::start(app.addr(), "{}", r#"{"reporter": "SERVER_GATEWAY"}"#).unwrap();
     send(mesh.entry, 3, 200);
-    assert_eq!(only_series(&mesh.server, "istio_requests_total", 3.0), bookinfo_labels("waypoint", "none", "200"));
-    assert_eq!(only_series(&mesh.client, "istio_requests_total", 3.0), bookinfo_labels("source", "unknown", "200"));
+    assert_eq!(
+        only_series(&mesh.server, "istio_requests_total", 3.0),
+        bookinfo_labels("waypoint", "none", "200")
+    );
+    assert_eq!(
+        only_series(&mesh.client, "istio_requests_total", 3.0),
+        bookinfo_labels("source", "unknown", "200")
+    );
 }
 
 /// HTTP over mTLS between the sidecars (SPIFFE certificates made at run time): both sides
@@ -320,15 +477,30 @@ fn mtls_between_sidecars_reports_spiffe_principals() {
     let app = Backend::start();
     let mesh = Bookinfo::start_with(
         app.addr(),
-        |c| Sidecar { upstream_tls: Some(pki.client.clone()), ..c },
-        |s| Sidecar { downstream_tls: Some(pki.server.clone()), ..s },
+        |c| Sidecar {
+            upstream_tls: Some(pki.client.clone()),
+            ..c
+        },
+        |s| Sidecar {
+            downstream_tls: Some(pki.server.clone()),
+            ..s
+        },
     )
     .unwrap();
     send(mesh.entry, 5, 200);
-    let principals = [("source_principal", PRODUCTPAGE_ID), ("destination_principal", RATINGS_ID)];
+    let principals = [
+        ("source_principal", PRODUCTPAGE_ID),
+        ("destination_principal", RATINGS_ID),
+    ];
     let mut server = principals.to_vec();
     server.push(("connection_security_policy", "mutual_tls"));
-    assert_eq!(only_series(&mesh.server, "istio_requests_total", 5.0), with(bookinfo_labels("destination", "none", "200"), &server));
-    assert_eq!(only_series(&mesh.client, "istio_requests_total", 5.0), with(bookinfo_labels("source", "unknown", "200"), &principals));
+    assert_eq!(
+        only_series(&mesh.server, "istio_requests_total", 5.0),
+        with(bookinfo_labels("destination", "none", "200"), &server)
+    );
+    assert_eq!(
+        only_series(&mesh.client, "istio_requests_total", 5.0),
+        with(bookinfo_labels("source", "unknown", "200"), &principals)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

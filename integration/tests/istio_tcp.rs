@@ -23,12 +23,19 @@ const SENT: &str = "istio_tcp_sent_bytes_total";
 const RECEIVED: &str = "istio_tcp_received_bytes_total";
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// What the client sidecar reports: the peer from the endpoint's `istio.workload` metadata.
 fn client_labels(mtls: bool) -> Labels {
-    let (src, dst) = if mtls { (PRODUCTPAGE_ID, RATINGS_ID) } else { ("unknown", "unknown") };
+    let (src, dst) = if mtls {
+        (PRODUCTPAGE_ID, RATINGS_ID)
+    } else {
+        ("unknown", "unknown")
+    };
     labels(&[
         ("reporter", "source"),
         ("source_workload", "productpage-v1"),
@@ -60,8 +67,11 @@ fn client_labels(mtls: bool) -> Labels {
 /// What the server sidecar reports: no metadata exchange on TCP, so the source is known only
 /// by its certificate (principal, and the namespace in its SPIFFE id).
 fn server_labels(mtls: bool) -> Labels {
-    let (src, src_ns, dst, policy) =
-        if mtls { (PRODUCTPAGE_ID, "default", RATINGS_ID, "mutual_tls") } else { ("unknown", "unknown", "unknown", "none") };
+    let (src, src_ns, dst, policy) = if mtls {
+        (PRODUCTPAGE_ID, "default", RATINGS_ID, "mutual_tls")
+    } else {
+        ("unknown", "unknown", "unknown", "none")
+    };
     labels(&[
         ("reporter", "destination"),
         ("source_workload", "unknown"),
@@ -104,7 +114,11 @@ fn start(echo: &TcpEcho, config: &str, pki: Option<&Pki>) -> Bookinfo {
             upstream_tls: pki.map(|p| p.client.clone()),
             ..c.config(config)
         },
-        |s| Sidecar { protocol: Protocol::Tcp, downstream_tls: pki.map(|p| p.server.clone()), ..s.config(config) },
+        |s| Sidecar {
+            protocol: Protocol::Tcp,
+            downstream_tls: pki.map(|p| p.server.clone()),
+            ..s.config(config)
+        },
     )
     .unwrap()
 }
@@ -120,7 +134,8 @@ fn round_trip(conn: &mut TcpStream, n: usize, fill: u8) {
 
 fn connect(entry: SocketAddr) -> TcpStream {
     let conn = TcpStream::connect(entry).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     conn
 }
 
@@ -140,14 +155,22 @@ fn wait_exact(envoy: &Envoy, expected: &[(&str, f64)]) -> Labels {
     });
     found.unwrap_or_else(|e| {
         let scrape = envoy.prometheus().ok();
-        panic!("{}: {e}; tcp series: {:?}", envoy.name(), scrape.as_ref().map(describe))
+        panic!(
+            "{}: {e}; tcp series: {:?}",
+            envoy.name(),
+            scrape.as_ref().map(describe)
+        )
     })
 }
 
 fn describe(s: &Scrape) -> Vec<String> {
     [OPENED, CLOSED, SENT, RECEIVED]
         .iter()
-        .flat_map(|m| s.series(m).into_iter().map(move |x| format!("{m}{:?} = {}", x.labels, x.value)))
+        .flat_map(|m| {
+            s.series(m)
+                .into_iter()
+                .map(move |x| format!("{m}{:?} = {}", x.labels, x.value))
+        })
         .collect()
 }
 
@@ -155,7 +178,13 @@ fn same_labels(envoy: &Envoy, want: &Labels) {
     let s = envoy.prometheus().unwrap();
     for metric in [OPENED, CLOSED, SENT, RECEIVED] {
         let series = s.series(metric);
-        assert_eq!(series.len(), 1, "{} {metric}: {:?}", envoy.name(), describe(&s));
+        assert_eq!(
+            series.len(),
+            1,
+            "{} {metric}: {:?}",
+            envoy.name(),
+            describe(&s)
+        );
         assert_eq!(&series[0].labels, want, "{} {metric}", envoy.name());
     }
 }
@@ -173,7 +202,12 @@ fn ten_connections(mtls: bool) {
         drop(conn);
     }
     let total = (N * BYTES) as f64;
-    let expected = [(OPENED, N as f64), (CLOSED, N as f64), (SENT, total), (RECEIVED, total)];
+    let expected = [
+        (OPENED, N as f64),
+        (CLOSED, N as f64),
+        (SENT, total),
+        (RECEIVED, total),
+    ];
     let client = wait_exact(&mesh.client, &expected);
     assert_eq!(client, client_labels(mtls));
     same_labels(&mesh.client, &client);
@@ -205,7 +239,11 @@ fn long_lived_connection_reports_progress() {
         wait_exact(envoy, &[(OPENED, 1.0), (SENT, 100.0), (RECEIVED, 100.0)]);
         // Defined with the connection's first report, so present, but at 0 while open.
         let closed = envoy.prometheus().unwrap().series(CLOSED);
-        assert!(closed.iter().all(|s| s.value == 0.0), "still open: {:?}", closed.iter().map(|s| s.value).collect::<Vec<_>>());
+        assert!(
+            closed.iter().all(|s| s.value == 0.0),
+            "still open: {:?}",
+            closed.iter().map(|s| s.value).collect::<Vec<_>>()
+        );
     }
     round_trip(&mut conn, 250, b'y');
     for envoy in [&mesh.client, &mesh.server] {
@@ -213,7 +251,15 @@ fn long_lived_connection_reports_progress() {
     }
     drop(conn);
     for envoy in [&mesh.client, &mesh.server] {
-        wait_exact(envoy, &[(OPENED, 1.0), (CLOSED, 1.0), (SENT, 350.0), (RECEIVED, 350.0)]);
+        wait_exact(
+            envoy,
+            &[
+                (OPENED, 1.0),
+                (CLOSED, 1.0),
+                (SENT, 350.0),
+                (RECEIVED, 350.0),
+            ],
+        );
     }
     let client = wait_exact(&mesh.client, &[(CLOSED, 1.0)]);
     assert_eq!(client, client_labels(false));

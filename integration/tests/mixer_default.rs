@@ -43,38 +43,95 @@ fn imported_istio_1_0_default_telemetry_in_envoy() {
     let app = Backend::start();
     let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
     for i in 0..3 {
-        let r = http_get(mesh.entry, "/ratings/7", &[("host", "ratings:9080")]).unwrap_or_else(|e| panic!("request {i}: {e}"));
+        let r = http_get(mesh.entry, "/ratings/7", &[("host", "ratings:9080")])
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
         assert_eq!(r.status, 200, "request {i}: {}", r.body);
     }
     let want_labels: BTreeSet<String> = MIXER_LABELS.iter().map(|s| s.to_string()).collect();
-    for (envoy, reporter, peer) in [(&mesh.client, "source", "ratings-v1"), (&mesh.server, "destination", "productpage-v1")] {
+    for (envoy, reporter, peer) in [
+        (&mesh.client, "source", "ratings-v1"),
+        (&mesh.server, "destination", "productpage-v1"),
+    ] {
         let s: Scrape = envoy
             .wait_for(Duration::from_secs(10), |s| {
                 let done = s.sum("istio_requests_total", &[]) == 3.0
-                    && s.series("istio_request_duration_seconds").first().and_then(|x| x.histogram.as_ref()).is_some_and(|h| h.count == 3.0)
-                    && s.series("istio_response_bytes").first().and_then(|x| x.histogram.as_ref()).is_some_and(|h| h.count == 3.0);
+                    && s.series("istio_request_duration_seconds")
+                        .first()
+                        .and_then(|x| x.histogram.as_ref())
+                        .is_some_and(|h| h.count == 3.0)
+                    && s.series("istio_response_bytes")
+                        .first()
+                        .and_then(|x| x.histogram.as_ref())
+                        .is_some_and(|h| h.count == 3.0);
                 done.then(|| s.clone())
             })
-            .unwrap_or_else(|e| panic!("{e}: {reporter}; scrape:\n{}", envoy.prometheus().map(|s| s.text().to_string()).unwrap_or_default()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{e}: {reporter}; scrape:\n{}",
+                    envoy
+                        .prometheus()
+                        .map(|s| s.text().to_string())
+                        .unwrap_or_default()
+                )
+            });
 
         // Mixer's metric names, and nothing else of Istio's but istio_build (the proxy's own).
-        let istio: Vec<&str> = s.names().into_iter().filter(|n| n.starts_with("istio_") && *n != "istio_build").collect();
-        assert_eq!(istio, ["istio_request_bytes", "istio_request_duration_seconds", "istio_requests_total", "istio_response_bytes"], "{reporter}");
-        assert!(s.series("meshstats_config_errors_total").is_empty(), "{reporter}: nothing left out at load time");
+        let istio: Vec<&str> = s
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with("istio_") && *n != "istio_build")
+            .collect();
+        assert_eq!(
+            istio,
+            [
+                "istio_request_bytes",
+                "istio_request_duration_seconds",
+                "istio_requests_total",
+                "istio_response_bytes"
+            ],
+            "{reporter}"
+        );
+        assert!(
+            s.series("meshstats_config_errors_total").is_empty(),
+            "{reporter}: nothing left out at load time"
+        );
 
         for metric in istio {
             let series = s.series(metric);
             assert_eq!(series.len(), 1, "{reporter} {metric}: {series:?}");
             let names: BTreeSet<String> = series[0].labels.keys().cloned().collect();
-            assert_eq!(names, want_labels, "{reporter} {metric}: exactly Mixer's label names");
+            assert_eq!(
+                names, want_labels,
+                "{reporter} {metric}: exactly Mixer's label names"
+            );
             let x = &series[0];
             assert_eq!(x.label("reporter"), reporter, "{metric}");
             assert_eq!(x.label("request_protocol"), "http", "{metric}");
             assert_eq!(x.label("response_code"), "200", "{metric}");
-            assert_eq!(x.label("connection_security_policy"), if reporter == "source" { "unknown" } else { "none" }, "{metric}");
-            let (src, dst) = if reporter == "source" { ("productpage-v1", peer) } else { (peer, "ratings-v1") };
-            assert_eq!((x.label("source_workload"), x.label("destination_workload")), (src, dst), "{metric}");
-            assert_eq!((x.label("source_app"), x.label("destination_app")), ("productpage", "ratings"), "{metric}");
+            assert_eq!(
+                x.label("connection_security_policy"),
+                if reporter == "source" {
+                    "unknown"
+                } else {
+                    "none"
+                },
+                "{metric}"
+            );
+            let (src, dst) = if reporter == "source" {
+                ("productpage-v1", peer)
+            } else {
+                (peer, "ratings-v1")
+            };
+            assert_eq!(
+                (x.label("source_workload"), x.label("destination_workload")),
+                (src, dst),
+                "{metric}"
+            );
+            assert_eq!(
+                (x.label("source_app"), x.label("destination_app")),
+                ("productpage", "ratings"),
+                "{metric}"
+            );
         }
         assert_eq!(s.sum("istio_requests_total", &[]), 3.0, "{reporter}");
 
@@ -82,15 +139,42 @@ fn imported_istio_1_0_default_telemetry_in_envoy() {
         // histograms 1, 10, … 1e8 (Mixer's 8 finite buckets made 9 bounds).
         let bounds = |metric: &str| -> Vec<f64> {
             let h = s.series(metric)[0].histogram.clone().unwrap();
-            h.buckets.iter().map(|(le, _)| *le).filter(|le| le.is_finite()).collect()
+            h.buckets
+                .iter()
+                .map(|(le, _)| *le)
+                .filter(|le| le.is_finite())
+                .collect()
         };
-        assert_eq!(bounds("istio_request_duration_seconds"), [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0]);
-        assert_eq!(bounds("istio_request_bytes"), [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]);
-        assert_eq!(bounds("istio_response_bytes"), [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]);
+        assert_eq!(
+            bounds("istio_request_duration_seconds"),
+            [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0]
+        );
+        assert_eq!(
+            bounds("istio_request_bytes"),
+            [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
+        );
+        assert_eq!(
+            bounds("istio_response_bytes"),
+            [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
+        );
         // Loopback requests take well under 5 ms; 19-byte responses fall in the 100 bucket.
-        let duration = s.series("istio_request_duration_seconds")[0].histogram.clone().unwrap();
+        let duration = s.series("istio_request_duration_seconds")[0]
+            .histogram
+            .clone()
+            .unwrap();
         assert!(duration.sum < 3.0 * 5000.0, "milliseconds: {duration:?}");
-        let bytes = s.series("istio_response_bytes")[0].histogram.clone().unwrap();
-        assert_eq!(bytes.buckets.iter().find(|(le, _)| *le == 100.0).map(|b| b.1), Some(3.0), "{bytes:?}");
+        let bytes = s.series("istio_response_bytes")[0]
+            .histogram
+            .clone()
+            .unwrap();
+        assert_eq!(
+            bytes
+                .buckets
+                .iter()
+                .find(|(le, _)| *le == 100.0)
+                .map(|b| b.1),
+            Some(3.0),
+            "{bytes:?}"
+        );
     }
 }

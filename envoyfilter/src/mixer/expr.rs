@@ -46,7 +46,12 @@ pub fn carry(source: &str, ty: Option<Type>) -> Result<Carried, String> {
     // Each round removes one alternative, so this ends; the bound is only a backstop.
     for _ in 0..64 {
         let err = match compile(&text, ty) {
-            Ok(_) => return Ok(Carried { source: text, absent }),
+            Ok(_) => {
+                return Ok(Carried {
+                    source: text,
+                    absent,
+                })
+            }
             Err(e) => e,
         };
         let Some(attr) = unknown_attribute(&err.message) else {
@@ -165,22 +170,37 @@ fn lex(source: &str) -> Vec<Token> {
             }
             Kind::Str
         } else if c.is_ascii_alphabetic() || c == '_' {
-            while chars.get(i).is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_') {
+            while chars
+                .get(i)
+                .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_')
+            {
                 i += 1;
             }
             Kind::Ident
         } else if c.is_ascii_digit() {
-            while chars.get(i).is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_' || *d == '.') {
+            while chars
+                .get(i)
+                .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_' || *d == '.')
+            {
                 i += 1;
             }
             Kind::Num
         } else {
             let two: String = chars.iter().skip(i).take(2).collect();
-            i += if ["&&", "||", "==", "!=", "<=", ">="].contains(&two.as_str()) { 2 } else { 1 };
+            i += if ["&&", "||", "==", "!=", "<=", ">="].contains(&two.as_str()) {
+                2
+            } else {
+                1
+            };
             Kind::Punct
         };
         let i_end = i.min(chars.len());
-        out.push(Token { kind, text: chars.get(start..i_end).unwrap_or_default().iter().collect(), start, end: i_end });
+        out.push(Token {
+            kind,
+            text: chars.get(start..i_end).unwrap_or_default().iter().collect(),
+            start,
+            end: i_end,
+        });
     }
     out
 }
@@ -234,8 +254,15 @@ fn convert_literals(source: &str) -> String {
     let mut edits = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         let free = i == 0 || !is_punct(tokens.get(i.wrapping_sub(1)), ".");
-        if t.kind == Kind::Ident && free && LITERAL_CONVERSIONS.contains(&t.text.as_str()) && is_punct(tokens.get(i + 1), "(") {
-            if let (Some(lit), true) = (tokens.get(i + 2).filter(|l| l.kind == Kind::Str), is_punct(tokens.get(i + 3), ")")) {
+        if t.kind == Kind::Ident
+            && free
+            && LITERAL_CONVERSIONS.contains(&t.text.as_str())
+            && is_punct(tokens.get(i + 1), "(")
+        {
+            if let (Some(lit), true) = (
+                tokens.get(i + 2).filter(|l| l.kind == Kind::Str),
+                is_punct(tokens.get(i + 3), ")"),
+            ) {
                 let end = tokens.get(i + 3).map_or(lit.end, |c| c.end);
                 edits.push((t.start, end, lit.text.clone()));
             }
@@ -259,7 +286,9 @@ fn rename(source: &str) -> String {
         // The dotted chain from here.
         let mut j = i;
         let mut name = t.text.clone();
-        while is_punct(tokens.get(j + 1), ".") && tokens.get(j + 2).is_some_and(|n| n.kind == Kind::Ident) {
+        while is_punct(tokens.get(j + 1), ".")
+            && tokens.get(j + 2).is_some_and(|n| n.kind == Kind::Ident)
+        {
             j += 2;
             name.push('.');
             name.push_str(tokens.get(j).map(|n| n.text.as_str()).unwrap_or_default());
@@ -279,9 +308,10 @@ fn loose_left(t: Option<&Token>) -> bool {
     match t {
         None => true,
         Some(t) if t.kind == Kind::Ident => t.text == "in",
-        Some(t) if t.kind == Kind::Punct => {
-            ["(", ",", "[", "?", ":", "&&", "||", "==", "!=", "<", "<=", ">", ">=", "|"].contains(&t.text.as_str())
-        }
+        Some(t) if t.kind == Kind::Punct => [
+            "(", ",", "[", "?", ":", "&&", "||", "==", "!=", "<", "<=", ">", ">=", "|",
+        ]
+        .contains(&t.text.as_str()),
         Some(_) => false,
     }
 }
@@ -290,9 +320,10 @@ fn loose_right(t: Option<&Token>) -> bool {
     match t {
         None => true,
         Some(t) if t.kind == Kind::Ident => t.text == "in",
-        Some(t) if t.kind == Kind::Punct => {
-            [")", ",", "]", "?", ":", "&&", "||", "==", "!=", "<", "<=", ">", ">=", "|", "+", "-"].contains(&t.text.as_str())
-        }
+        Some(t) if t.kind == Kind::Punct => [
+            ")", ",", "]", "?", ":", "&&", "||", "==", "!=", "<", "<=", ">", ">=", "|", "+", "-",
+        ]
+        .contains(&t.text.as_str()),
         Some(_) => false,
     }
 }
@@ -309,7 +340,11 @@ fn remove_alternative(source: &str, column: usize) -> Option<String> {
         if is_punct(next, ".") && tokens.get(last + 2).is_some_and(|t| t.kind == Kind::Ident) {
             last += 2;
         } else if is_punct(next, "[") || is_punct(next, "(") {
-            let (open, close) = if is_punct(next, "[") { ("[", "]") } else { ("(", ")") };
+            let (open, close) = if is_punct(next, "[") {
+                ("[", "]")
+            } else {
+                ("(", ")")
+            };
             let mut depth = 0usize;
             let mut k = last + 1;
             loop {
@@ -370,18 +405,38 @@ mod tests {
     #[test]
     fn unknown_alternatives_are_absent() {
         assert_eq!(
-            ok("api.protocol | context.protocol | \"unknown\"", Some(Type::String)),
-            ("context.protocol | \"unknown\"".to_string(), vec!["api.protocol".to_string()])
+            ok(
+                "api.protocol | context.protocol | \"unknown\"",
+                Some(Type::String)
+            ),
+            (
+                "context.protocol | \"unknown\"".to_string(),
+                vec!["api.protocol".to_string()]
+            )
         );
         assert_eq!(
-            ok("request.api_key | request.headers[\"x-api-key\"] | \"\"", None),
-            ("request.headers[\"x-api-key\"] | \"\"".to_string(), vec!["request.api_key".to_string()])
+            ok(
+                "request.api_key | request.headers[\"x-api-key\"] | \"\"",
+                None
+            ),
+            (
+                "request.headers[\"x-api-key\"] | \"\"".to_string(),
+                vec!["request.api_key".to_string()]
+            )
         );
         assert_eq!(ok("request.auth.raw_claims | \"\"", None).0, "\"\"");
-        assert_eq!(ok("request.host | request.auth.claims[\"iss\"]", None).0, "request.host");
-        assert_eq!(ok("(api.operation | \"x\") == \"y\"", Some(Type::Bool)).0, "(\"x\") == \"y\"");
+        assert_eq!(
+            ok("request.host | request.auth.claims[\"iss\"]", None).0,
+            "request.host"
+        );
+        assert_eq!(
+            ok("(api.operation | \"x\") == \"y\"", Some(Type::Bool)).0,
+            "(\"x\") == \"y\""
+        );
         // Not a whole alternative: `a + X | b` is `(a + X) | b`.
-        assert!(carry("request.host + api.service | \"x\"", None).unwrap_err().contains("`api.service`"));
+        assert!(carry("request.host + api.service | \"x\"", None)
+            .unwrap_err()
+            .contains("`api.service`"));
         assert_eq!(
             carry("origin.ip", None).unwrap_err(),
             "attribute `origin.ip` is not available in the filter (docs/attributes.md) and has no `|` default"
@@ -390,8 +445,14 @@ mod tests {
 
     #[test]
     fn conversions_and_renames() {
-        assert_eq!(ok("source.ip | ip(\"0.0.0.0\")", None).0, "source.ip | \"0.0.0.0\"");
-        assert_eq!(ok("response.time", Some(Type::Timestamp)).0, "(request.time + response.duration)");
+        assert_eq!(
+            ok("source.ip | ip(\"0.0.0.0\")", None).0,
+            "source.ip | \"0.0.0.0\""
+        );
+        assert_eq!(
+            ok("response.time", Some(Type::Timestamp)).0,
+            "(request.time + response.duration)"
+        );
         assert_eq!(
             ok("context.reporter.uid | \"\"", Some(Type::String)).0,
             "conditional(context.reporter.kind == \"outbound\", source.uid, destination.uid) | \"\""
@@ -404,14 +465,21 @@ mod tests {
     fn other_errors_are_the_filters_text() {
         let source = "response.code == \"200\"";
         let e = compile(source, Some(Type::Bool)).unwrap_err();
-        assert_eq!(carry(source, Some(Type::Bool)).unwrap_err(), format!("{e} in `{source}`"));
+        assert_eq!(
+            carry(source, Some(Type::Bool)).unwrap_err(),
+            format!("{e} in `{source}`")
+        );
     }
 
     #[test]
     fn tcp_matches_never_hold() {
         assert!(never_holds_for_http("context.protocol == \"tcp\""));
-        assert!(never_holds_for_http("context.protocol == \"tcp\" && destination.port == 5432"));
-        assert!(!never_holds_for_http("context.protocol == \"http\" || context.protocol == \"grpc\""));
+        assert!(never_holds_for_http(
+            "context.protocol == \"tcp\" && destination.port == 5432"
+        ));
+        assert!(!never_holds_for_http(
+            "context.protocol == \"http\" || context.protocol == \"grpc\""
+        ));
         assert!(!never_holds_for_http("request.host == \"x\""));
         assert!(!never_holds_for_http("true"));
     }

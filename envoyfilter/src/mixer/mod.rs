@@ -26,8 +26,16 @@ pub struct Warning {
 }
 
 impl Warning {
-    pub fn new(resource: impl Into<String>, field: impl Into<String>, reason: impl Into<String>) -> Warning {
-        Warning { resource: resource.into(), field: field.into(), reason: reason.into() }
+    pub fn new(
+        resource: impl Into<String>,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Warning {
+        Warning {
+            resource: resource.into(),
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -56,7 +64,8 @@ pub fn import(inputs: &[(String, String)]) -> Result<Import, (String, String)> {
     let mut resources = Vec::new();
     let mut warnings = Vec::new();
     for (origin, text) in inputs {
-        resources::read(origin, text, &mut resources, &mut warnings).map_err(|e| (origin.clone(), e))?;
+        resources::read(origin, text, &mut resources, &mut warnings)
+            .map_err(|e| (origin.clone(), e))?;
     }
     let (config, more) = translate::Translator::new(&resources).run();
     warnings.extend(more);
@@ -70,7 +79,10 @@ pub fn import(inputs: &[(String, String)]) -> Result<Import, (String, String)> {
         }
     }
     let config = config.filter(|c| c.get("definitions").is_some() || c.get("logs").is_some());
-    Ok(Import { config, warnings: out })
+    Ok(Import {
+        config,
+        warnings: out,
+    })
 }
 
 /// Compiles the configuration as the filter (and `meshstats validate`) will, and removes each
@@ -83,8 +95,17 @@ fn validated(mut config: Value, warnings: &mut Vec<(usize, Warning)>) -> Value {
             Ok(c) => c.problems,
             Err(e) => vec![e],
         };
-        let Some(problem) = problems.into_iter().next() else { return config };
-        warnings.push((usize::MAX, Warning::new("meshstats", problem.path.clone(), format!("{}; left out", problem.reason))));
+        let Some(problem) = problems.into_iter().next() else {
+            return config;
+        };
+        warnings.push((
+            usize::MAX,
+            Warning::new(
+                "meshstats",
+                problem.path.clone(),
+                format!("{}; left out", problem.reason),
+            ),
+        ));
         if !remove(&mut config, &problem.path) {
             return Value::Object(Default::default());
         }
@@ -98,16 +119,26 @@ fn remove(config: &mut Value, path: &str) -> bool {
     let mut parts = path.splitn(2, '.');
     let head = parts.next().unwrap_or_default();
     let rest = parts.next().unwrap_or_default();
-    let Some((list, index)) = head.strip_suffix(']').and_then(|h| h.split_once('[')) else { return false };
-    let Ok(index) = index.parse::<usize>() else { return false };
-    let Some(items) = config.get_mut(list).and_then(Value::as_array_mut) else { return false };
+    let Some((list, index)) = head.strip_suffix(']').and_then(|h| h.split_once('[')) else {
+        return false;
+    };
+    let Ok(index) = index.parse::<usize>() else {
+        return false;
+    };
+    let Some(items) = config.get_mut(list).and_then(Value::as_array_mut) else {
+        return false;
+    };
     if index >= items.len() {
         return false;
     }
     for container in ["dimensions.", "variables."] {
         if let Some(key) = rest.strip_prefix(container) {
             let field = container.trim_end_matches('.');
-            if let Some(map) = items.get_mut(index).and_then(|i| i.get_mut(field)).and_then(Value::as_object_mut) {
+            if let Some(map) = items
+                .get_mut(index)
+                .and_then(|i| i.get_mut(field))
+                .and_then(Value::as_object_mut)
+            {
                 return map.remove(key).is_some();
             }
         }
@@ -128,7 +159,10 @@ pub fn run(files: &[PathBuf]) -> Result<Output, InputError> {
     for path in files {
         inputs.push((path.display().to_string(), read_text(path)?));
     }
-    let imported = import(&inputs).map_err(|(origin, reason)| InputError { path: PathBuf::from(origin), reason })?;
+    let imported = import(&inputs).map_err(|(origin, reason)| InputError {
+        path: PathBuf::from(origin),
+        reason,
+    })?;
     let mut stderr = String::new();
     for w in &imported.warnings {
         stderr.push_str(&w.to_string());
@@ -138,11 +172,19 @@ pub fn run(files: &[PathBuf]) -> Result<Output, InputError> {
         Some(config) => {
             let mut stdout = serde_json::to_string_pretty(&config).unwrap_or_default();
             stdout.push('\n');
-            Ok(Output { stdout, stderr, success: true })
+            Ok(Output {
+                stdout,
+                stderr,
+                success: true,
+            })
         }
         None => {
             stderr.push_str("meshstats: nothing to import: no metric or logentry instance reaches a prometheus or stdio handler through a rule\n");
-            Ok(Output { stdout: String::new(), stderr, success: false })
+            Ok(Output {
+                stdout: String::new(),
+                stderr,
+                success: false,
+            })
         }
     }
 }

@@ -21,10 +21,18 @@ pub struct Resource {
 #[derive(Debug, Clone)]
 pub enum Role {
     /// A template instance: v1alpha2 `metric`/`logentry`/…, or 1.1+ `instance`.
-    Instance { template: String, params: Value },
+    Instance {
+        template: String,
+        params: Value,
+    },
     /// An adapter handler: v1alpha2 `prometheus`/`stdio`/…, or 1.1+ `handler`.
-    Handler { adapter: String, params: Value },
-    Rule { spec: Value },
+    Handler {
+        adapter: String,
+        params: Value,
+    },
+    Rule {
+        spec: Value,
+    },
     /// Not imported; the reason was reported.
     Skipped,
 }
@@ -43,15 +51,40 @@ impl Resource {
 
 /// Template kinds of Mixer's v1alpha2 API other than `metric` and `logentry`.
 const OTHER_TEMPLATES: &[&str] = &[
-    "apikey", "authorization", "checknothing", "edge", "kubernetes", "listentry", "quota", "reportnothing",
-    "tracespan", "servicecontrolreport", "cloudwatch",
+    "apikey",
+    "authorization",
+    "checknothing",
+    "edge",
+    "kubernetes",
+    "listentry",
+    "quota",
+    "reportnothing",
+    "tracespan",
+    "servicecontrolreport",
+    "cloudwatch",
 ];
 
 /// Adapter kinds of Mixer's v1alpha2 API other than `prometheus` and `stdio`.
 const OTHER_ADAPTERS: &[&str] = &[
-    "bypass", "circonus", "cloudwatch", "denier", "dogstatsd", "fluentd", "kubernetesenv", "listchecker",
-    "memquota", "noop", "opa", "rbac", "redisquota", "servicecontrol", "signalfx", "solarwinds", "stackdriver",
-    "statsd", "zipkin",
+    "bypass",
+    "circonus",
+    "cloudwatch",
+    "denier",
+    "dogstatsd",
+    "fluentd",
+    "kubernetesenv",
+    "listchecker",
+    "memquota",
+    "noop",
+    "opa",
+    "rbac",
+    "redisquota",
+    "servicecontrol",
+    "signalfx",
+    "solarwinds",
+    "stackdriver",
+    "statsd",
+    "zipkin",
 ];
 
 /// Why a kind is not imported, for the kinds a Mixer export usually holds.
@@ -91,33 +124,78 @@ pub fn scalar(v: &Value) -> Option<String> {
 /// The first of `names` present in the object `v` (protobuf JSON accepts `snake_case` and
 /// `lowerCamelCase`, and Mixer configs use both).
 pub fn field<'a>(v: &'a Value, names: &[&str]) -> Option<&'a Value> {
-    names.iter().find_map(|n| v.get(*n)).filter(|v| !v.is_null())
+    names
+        .iter()
+        .find_map(|n| v.get(*n))
+        .filter(|v| !v.is_null())
 }
 
 /// Reads the YAML documents of one input into resources. `Err` is YAML that does not parse.
-pub fn read(origin: &str, text: &str, out: &mut Vec<Resource>, warnings: &mut Vec<(usize, Warning)>) -> Result<(), String> {
+pub fn read(
+    origin: &str,
+    text: &str,
+    out: &mut Vec<Resource>,
+    warnings: &mut Vec<(usize, Warning)>,
+) -> Result<(), String> {
     let mut docs = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
         let value = Value::deserialize(doc).map_err(|e| format!("not valid YAML: {e}"))?;
         flatten(value, &mut docs);
     }
     for (i, doc) in docs.into_iter().enumerate() {
-        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kind = doc
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let meta = doc.get("metadata");
-        let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
-        let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default").to_string();
+        let name = meta
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let namespace = meta
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            .to_string();
         let order = out.len();
         if kind.is_empty() || name.is_empty() {
             let resource = format!("{origin}: document {}", i + 1);
-            warnings.push((order, Warning::new(resource, "", "not a Kubernetes resource (no kind or metadata.name); skipped")));
-            out.push(Resource { kind, namespace, name, role: Role::Skipped });
+            warnings.push((
+                order,
+                Warning::new(
+                    resource,
+                    "",
+                    "not a Kubernetes resource (no kind or metadata.name); skipped",
+                ),
+            ));
+            out.push(Resource {
+                kind,
+                namespace,
+                name,
+                role: Role::Skipped,
+            });
             continue;
         }
-        let spec = doc.get("spec").cloned().unwrap_or(Value::Object(Default::default()));
-        let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("config.istio.io/v1alpha2");
-        let mut resource = Resource { kind: kind.clone(), namespace, name, role: Role::Skipped };
+        let spec = doc
+            .get("spec")
+            .cloned()
+            .unwrap_or(Value::Object(Default::default()));
+        let api = doc
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("config.istio.io/v1alpha2");
+        let mut resource = Resource {
+            kind: kind.clone(),
+            namespace,
+            name,
+            role: Role::Skipped,
+        };
         let role = if !api.starts_with("config.istio.io/") {
-            Err(format!("apiVersion {api} is not Mixer configuration (config.istio.io); not imported"))
+            Err(format!(
+                "apiVersion {api} is not Mixer configuration (config.istio.io); not imported"
+            ))
         } else {
             role(&kind, spec)
         };
@@ -131,23 +209,51 @@ pub fn read(origin: &str, text: &str, out: &mut Vec<Resource>, warnings: &mut Ve
 }
 
 fn role(kind: &str, spec: Value) -> Result<Role, String> {
-    let params = |spec: &Value| field(spec, &["params"]).cloned().unwrap_or(Value::Object(Default::default()));
-    let named = |spec: &Value, names: &[&str]| field(spec, names).and_then(Value::as_str).unwrap_or_default().to_string();
+    let params = |spec: &Value| {
+        field(spec, &["params"])
+            .cloned()
+            .unwrap_or(Value::Object(Default::default()))
+    };
+    let named = |spec: &Value, names: &[&str]| {
+        field(spec, names)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     match kind {
-        "metric" | "logentry" => Ok(Role::Instance { template: kind.into(), params: spec }),
-        "prometheus" | "stdio" => Ok(Role::Handler { adapter: kind.into(), params: spec }),
+        "metric" | "logentry" => Ok(Role::Instance {
+            template: kind.into(),
+            params: spec,
+        }),
+        "prometheus" | "stdio" => Ok(Role::Handler {
+            adapter: kind.into(),
+            params: spec,
+        }),
         "rule" => Ok(Role::Rule { spec }),
-        "instance" => match named(&spec, &["compiledTemplate", "compiled_template", "template"]).as_str() {
+        "instance" => match named(
+            &spec,
+            &["compiledTemplate", "compiled_template", "template"],
+        )
+        .as_str()
+        {
             "" => Err("spec.compiledTemplate (or template) is missing; not imported".into()),
-            t @ ("metric" | "logentry") => Ok(Role::Instance { template: t.into(), params: params(&spec) }),
+            t @ ("metric" | "logentry") => Ok(Role::Instance {
+                template: t.into(),
+                params: params(&spec),
+            }),
             t => Err(template_reason(t)),
         },
-        "handler" => match named(&spec, &["compiledAdapter", "compiled_adapter", "adapter"]).as_str() {
-            "" => Err("spec.compiledAdapter (or adapter) is missing; not imported".into()),
-            a @ ("prometheus" | "stdio") => Ok(Role::Handler { adapter: a.into(), params: params(&spec) }),
-            a if a == "kubernetesenv" => Err(skip_reason(a)),
-            a => Err(adapter_reason(a)),
-        },
+        "handler" => {
+            match named(&spec, &["compiledAdapter", "compiled_adapter", "adapter"]).as_str() {
+                "" => Err("spec.compiledAdapter (or adapter) is missing; not imported".into()),
+                a @ ("prometheus" | "stdio") => Ok(Role::Handler {
+                    adapter: a.into(),
+                    params: params(&spec),
+                }),
+                a if a == "kubernetesenv" => Err(skip_reason(a)),
+                a => Err(adapter_reason(a)),
+            }
+        }
         other => Err(skip_reason(other)),
     }
 }
@@ -156,7 +262,10 @@ fn flatten(value: Value, out: &mut Vec<Value>) {
     if value.is_null() {
         return;
     }
-    let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"));
+    let is_list = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List" || k.ends_with("List"));
     match (is_list, value.get("items").and_then(Value::as_array)) {
         (true, Some(items)) => {
             for item in items.clone() {
@@ -171,15 +280,24 @@ fn flatten(value: Value, out: &mut Vec<Value>) {
 /// Mixer did (whatever its role here: the caller reports skipped ones):
 /// `name.kind.namespace`, `name.kind` (the referrer's namespace), and in the 1.1+ forms `name`
 /// and `name.namespace`.
-pub fn resolve(resources: &[Resource], reference: &str, namespace: &str, handler: bool) -> Option<usize> {
+pub fn resolve(
+    resources: &[Resource],
+    reference: &str,
+    namespace: &str,
+    handler: bool,
+) -> Option<usize> {
     let parts: Vec<&str> = reference.trim().split('.').collect();
     let modern = if handler { "handler" } else { "instance" };
     let find = |name: &str, kind: Option<&str>, ns: &str| {
-        resources.iter().position(|r| r.name == name && r.namespace == ns && kind.is_none_or(|k| r.kind == k))
+        resources
+            .iter()
+            .position(|r| r.name == name && r.namespace == ns && kind.is_none_or(|k| r.kind == k))
     };
     match parts.as_slice() {
         [name] => find(name, Some(modern), namespace),
-        [name, second] => find(name, Some(second), namespace).or_else(|| find(name, Some(modern), second)),
+        [name, second] => {
+            find(name, Some(second), namespace).or_else(|| find(name, Some(modern), second))
+        }
         [name, kind, ns @ ..] => find(name, Some(kind), &ns.join(".")),
         [] => None,
     }

@@ -167,7 +167,9 @@ pub fn envoy_bootstrap(opts: &SidecarOptions) -> Value {
 fn listener(opts: &SidecarOptions, cluster_name: &str) -> Value {
     let dir = opts.direction.as_str();
     let filters = match opts.protocol {
-        Protocol::Http => vec![json!({ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm(opts, cluster_name) })],
+        Protocol::Http => vec![
+            json!({ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm(opts, cluster_name) }),
+        ],
         Protocol::Tcp => tcp_filters(opts, cluster_name),
     };
     let mut chain = json!({ "filters": filters });
@@ -188,7 +190,8 @@ fn tcp_filters(opts: &SidecarOptions, cluster_name: &str) -> Vec<Value> {
     if opts.with_filter {
         let mut wasm = wasm_filter(opts);
         wasm["name"] = json!("envoy.filters.network.wasm");
-        wasm["typed_config"]["@type"] = json!("type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm");
+        wasm["typed_config"]["@type"] =
+            json!("type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm");
         filters.push(wasm);
     }
     let mut proxy = json!({

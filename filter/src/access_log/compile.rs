@@ -17,13 +17,24 @@ const DEFAULT_TIMESTAMP: &str = "request.time";
 
 /// Severities Mixer's stdio handler knew; written bare (`"severity": "warning"`) they are no
 /// attribute, so they are read as the string they name instead of failing.
-const LEVEL_NAMES: [&str; 7] = ["info", "informational", "warn", "warning", "error", "err", "fatal"];
+const LEVEL_NAMES: [&str; 7] = [
+    "info",
+    "informational",
+    "warn",
+    "warning",
+    "error",
+    "err",
+    "fatal",
+];
 
 /// Compiles `config.logs`, resolving attributes through `vocab`. Call it after the metrics:
 /// the slots resolved until then are the metrics', which every request fills anyway.
 pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (LogTable, Vec<ConfigError>) {
     let mut eager: Vec<usize> = (0..vocab.slots().len()).collect();
-    let mut c = Compiler { vocab, problems: Vec::new() };
+    let mut c = Compiler {
+        vocab,
+        problems: Vec::new(),
+    };
     let mut logs = Vec::new();
     for (i, log) in config.logs.iter().enumerate() {
         if let Some(log) = c.log(i, log, &mut eager) {
@@ -36,7 +47,12 @@ pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (LogTable, Vec<
     for log in &mut logs {
         log.lazy.retain(|s| eager.binary_search(s).is_err());
     }
-    let table = LogTable { logs, delivery: config.log_delivery, eager, ..LogTable::default() };
+    let table = LogTable {
+        logs,
+        delivery: config.log_delivery,
+        eager,
+        ..LogTable::default()
+    };
     (table, c.problems)
 }
 
@@ -70,7 +86,10 @@ impl Compiler<'_> {
             None => Sampler::new(1.0),
             Some(f) if f > 0.0 && f <= 1.0 => Sampler::new(f),
             Some(f) => {
-                self.problem(at("sampling"), format!("must be a fraction in (0, 1], got {f}"));
+                self.problem(
+                    at("sampling"),
+                    format!("must be a fraction in (0, 1], got {f}"),
+                );
                 return None;
             }
         };
@@ -98,13 +117,32 @@ impl Compiler<'_> {
             .and_then(|t| self.program(&at("timestamp"), t, Some(Type::Timestamp)))
             .or_else(|| expr::compile(DEFAULT_TIMESTAMP, Some(Type::Timestamp), self.vocab).ok());
         let variables = self.variables(i, config);
-        let mut lazy: Vec<usize> = severity.iter().chain(&timestamp).flat_map(|p| p.slots().iter().copied()).collect();
-        lazy.extend(variables.iter().flat_map(|v| v.program.slots().iter().copied()));
+        let mut lazy: Vec<usize> = severity
+            .iter()
+            .chain(&timestamp)
+            .flat_map(|p| p.slots().iter().copied())
+            .collect();
+        lazy.extend(
+            variables
+                .iter()
+                .flat_map(|v| v.program.slots().iter().copied()),
+        );
         lazy.sort_unstable();
         lazy.dedup();
         let mut instance = String::from(",\"instance\":");
-        json::write_str(&mut instance, config.instance.as_deref().unwrap_or(&config.name));
-        Some(Log { instance, matcher, severity, timestamp, variables, lazy, sampler })
+        json::write_str(
+            &mut instance,
+            config.instance.as_deref().unwrap_or(&config.name),
+        );
+        Some(Log {
+            instance,
+            matcher,
+            severity,
+            timestamp,
+            variables,
+            lazy,
+            sampler,
+        })
     }
 
     /// The preset's variables, then `variables` (which may override them), sorted by name.
@@ -113,7 +151,10 @@ impl Compiler<'_> {
         if let Some(preset) = config.preset {
             let (vars, null_if_absent) = presets::variables(preset);
             for (name, source) in vars {
-                sources.insert(name, (source, null_if_absent, format!("logs[{i}].preset.{name}")));
+                sources.insert(
+                    name,
+                    (source, null_if_absent, format!("logs[{i}].preset.{name}")),
+                );
             }
         }
         for (name, source) in &config.variables {
@@ -126,11 +167,17 @@ impl Compiler<'_> {
                 self.problem(path, reason);
                 continue;
             }
-            let Some(program) = self.program(&path, source, None) else { continue };
+            let Some(program) = self.program(&path, source, None) else {
+                continue;
+            };
             let mut key = String::from(",");
             json::write_str(&mut key, name);
             key.push(':');
-            out.push(Variable { key, program, null_if_absent });
+            out.push(Variable {
+                key,
+                program,
+                null_if_absent,
+            });
         }
         out
     }

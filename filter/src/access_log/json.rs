@@ -31,8 +31,12 @@ pub fn escape_into(out: &mut String, s: &str) {
             0x0c => ("\\f", 1),
             0..=0x1f => ("", 1),
             // U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
-            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa8) => ("\\u2028", 3),
-            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa9) => ("\\u2029", 3),
+            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa8) => {
+                ("\\u2028", 3)
+            }
+            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa9) => {
+                ("\\u2029", 3)
+            }
             _ => continue,
         };
         // `i` is an ASCII byte or the first byte of a character: a char boundary.
@@ -118,7 +122,9 @@ fn write_map(out: &mut String, entries: &[(String, String)], order: &mut Vec<usi
     out.push('{');
     let mut last: Option<&str> = None;
     for &i in order.iter() {
-        let Some((k, v)) = entries.get(i) else { continue };
+        let Some((k, v)) = entries.get(i) else {
+            continue;
+        };
         if last == Some(k.as_str()) {
             out.push(',');
         } else {

@@ -34,12 +34,19 @@ fn hostile_strings_read_back_unchanged() {
     ];
     for s in cases {
         let json = string_json(s);
-        let back: String = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json:.200}"));
+        let back: String =
+            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json:.200}"));
         assert_eq!(back, s);
-        assert!(!json.bytes().any(|b| b < 0x20), "raw control character in {json:.200}");
+        assert!(
+            !json.bytes().any(|b| b < 0x20),
+            "raw control character in {json:.200}"
+        );
         assert!(!json.contains('\u{2028}') && !json.contains('\u{2029}'));
     }
-    assert_eq!(string_json("a\"b\\c\nd\te\u{1}f\u{2028}"), r#""a\"b\\c\nd\te\u0001f\u2028""#);
+    assert_eq!(
+        string_json("a\"b\\c\nd\te\u{1}f\u{2028}"),
+        r#""a\"b\\c\nd\te\u0001f\u2028""#
+    );
     assert_eq!(string_json("\u{8}\u{c}\r\u{1f}"), r#""\b\f\r\u001f""#);
 }
 
@@ -68,9 +75,20 @@ fn values_by_type() {
     assert_eq!(value_json(Value::Duration(9_486_802)), "\"9.486802ms\"");
     assert_eq!(value_json(Value::Duration(1_500)), "\"1.5µs\"");
     assert_eq!(value_json(Value::Duration(0)), "\"0s\"");
-    assert_eq!(value_json(Value::Timestamp(1_542_159_986_528_539_000)), "\"2018-11-14T01:46:26.528539Z\"");
+    assert_eq!(
+        value_json(Value::Timestamp(1_542_159_986_528_539_000)),
+        "\"2018-11-14T01:46:26.528539Z\""
+    );
     assert_eq!(value_json(Value::Str(Cow::Borrowed("x\"y"))), r#""x\"y""#);
-    for d in [0.1, -0.0, 123456.789, 1e300, -2.5e-300, f64::MAX, f64::MIN_POSITIVE] {
+    for d in [
+        0.1,
+        -0.0,
+        123456.789,
+        1e300,
+        -2.5e-300,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+    ] {
         let json = value_json(Value::Double(d));
         assert_eq!(serde_json::from_str::<f64>(&json).unwrap(), d, "{json}");
     }
@@ -78,12 +96,21 @@ fn values_by_type() {
 
 #[test]
 fn maps_are_objects_with_sorted_keys_and_repeated_keys_joined() {
-    let entries: Vec<(String, String)> = [("b", "2"), ("a\"", "1"), ("set-cookie", "x=1"), ("c", ""), ("set-cookie", "y=\n2")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let entries: Vec<(String, String)> = [
+        ("b", "2"),
+        ("a\"", "1"),
+        ("set-cookie", "x=1"),
+        ("c", ""),
+        ("set-cookie", "y=\n2"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     let json = value_json(Value::Map(&entries));
-    assert_eq!(json, r#"{"a\"":"1","b":"2","c":"","set-cookie":"x=1,y=\n2"}"#);
+    assert_eq!(
+        json,
+        r#"{"a\"":"1","b":"2","c":"","set-cookie":"x=1,y=\n2"}"#
+    );
     let back: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(back["set-cookie"], "x=1,y=\n2");
     assert_eq!(value_json(Value::Map(&[])), "{}");
@@ -96,10 +123,23 @@ fn time_has_exactly_six_fraction_digits() {
         write_time(&mut out, ns);
         out
     };
-    assert_eq!(time(1_542_159_986_528_539_000), "\"2018-11-14T01:46:26.528539Z\"");
-    assert_eq!(time(1_542_159_986_528_539_999), "\"2018-11-14T01:46:26.528539Z\"", "truncated, not rounded");
-    assert_eq!(time(1_542_159_986_000_000_000), "\"2018-11-14T01:46:26.000000Z\"");
-    assert_eq!(time(1_542_159_986_500_000_000), "\"2018-11-14T01:46:26.500000Z\"");
+    assert_eq!(
+        time(1_542_159_986_528_539_000),
+        "\"2018-11-14T01:46:26.528539Z\""
+    );
+    assert_eq!(
+        time(1_542_159_986_528_539_999),
+        "\"2018-11-14T01:46:26.528539Z\"",
+        "truncated, not rounded"
+    );
+    assert_eq!(
+        time(1_542_159_986_000_000_000),
+        "\"2018-11-14T01:46:26.000000Z\""
+    );
+    assert_eq!(
+        time(1_542_159_986_500_000_000),
+        "\"2018-11-14T01:46:26.500000Z\""
+    );
     assert_eq!(time(0), "\"1970-01-01T00:00:00.000000Z\"");
     assert_eq!(time(-1), "\"1969-12-31T23:59:59.999999Z\"");
     for ns in [i64::MIN, i64::MAX] {
@@ -136,10 +176,17 @@ fn sampling_is_deterministic() {
         let mut s = Sampler::new(fraction);
         (0..n).map(|_| s.take()).collect::<Vec<bool>>()
     };
-    assert_eq!(pattern(0.25, 8), [true, false, false, false, true, false, false, false]);
+    assert_eq!(
+        pattern(0.25, 8),
+        [true, false, false, false, true, false, false, false]
+    );
     assert_eq!(pattern(1.0, 3), [true, true, true]);
     assert_eq!(pattern(0.3, 100).iter().filter(|b| **b).count(), 30);
     assert_eq!(pattern(0.3, 10).iter().filter(|b| **b).count(), 3);
-    assert_eq!(pattern(1e-9, 3), [true, false, false], "below the resolution: one per million");
+    assert_eq!(
+        pattern(1e-9, 3),
+        [true, false, false],
+        "below the resolution: one per million"
+    );
     assert_eq!(pattern(0.25, 8), pattern(0.25, 8));
 }

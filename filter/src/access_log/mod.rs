@@ -96,8 +96,13 @@ struct Sampler {
 impl Sampler {
     /// `fraction` in (0, 1]; anything below one per million logs one per million.
     fn new(fraction: f64) -> Sampler {
-        let rate = (fraction * f64::from(MILLION)).round().clamp(1.0, f64::from(MILLION)) as u32;
-        Sampler { rate, credit: MILLION - rate }
+        let rate = (fraction * f64::from(MILLION))
+            .round()
+            .clamp(1.0, f64::from(MILLION)) as u32;
+        Sampler {
+            rate,
+            credit: MILLION - rate,
+        }
     }
 
     fn take(&mut self) -> bool {
@@ -136,13 +141,28 @@ impl LogTable {
 
     /// Writes and delivers this request's entries. `values` holds the eager slots; the others
     /// are read here, only for selected logs.
-    pub fn record<H: Host>(&mut self, inputs: &Inputs<'_, H>, defs: &[SlotDef], values: &mut [Option<Attr>]) {
-        let LogTable { logs, delivery, filled, out, order, .. } = self;
+    pub fn record<H: Host>(
+        &mut self,
+        inputs: &Inputs<'_, H>,
+        defs: &[SlotDef],
+        values: &mut [Option<Attr>],
+    ) {
+        let LogTable {
+            logs,
+            delivery,
+            filled,
+            out,
+            order,
+            ..
+        } = self;
         out.clear();
         let mut any = false;
         for log in logs.iter_mut() {
             // A `match` that cannot be decided is false, as for metrics.
-            let matched = log.matcher.as_ref().is_none_or(|m| m.eval_bool(values) == Ok(true));
+            let matched = log
+                .matcher
+                .as_ref()
+                .is_none_or(|m| m.eval_bool(values) == Ok(true));
             if !matched || !log.sampler.take() {
                 continue;
             }

@@ -30,12 +30,18 @@ pub const ISTIO: &[(&str, &str)] = &[
     ("authority", "request.host"),
     ("bytes_received", "request.size | 0"),
     ("bytes_sent", "response.size | 0"),
-    ("connection_termination_details", "connection.termination_details"),
+    (
+        "connection_termination_details",
+        "connection.termination_details",
+    ),
     ("downstream_local_address", "destination.address"),
     ("downstream_remote_address", "source.address"),
     ("duration", "int(request.duration) / 1000000"),
     ("method", "request.method"),
-    ("path", "request.headers['x-envoy-original-path'] | request.path"),
+    (
+        "path",
+        "request.headers['x-envoy-original-path'] | request.path",
+    ),
     ("protocol", "request.protocol"),
     ("request_id", "request.id"),
     ("requested_server_name", "connection.requested_server_name"),
@@ -47,8 +53,14 @@ pub const ISTIO: &[(&str, &str)] = &[
     ("upstream_cluster", "xds.cluster_name"),
     ("upstream_host", "upstream.address"),
     ("upstream_local_address", "upstream.local_address"),
-    ("upstream_service_time", "response.headers['x-envoy-upstream-service-time']"),
-    ("upstream_transport_failure_reason", "upstream.transport_failure_reason"),
+    (
+        "upstream_service_time",
+        "response.headers['x-envoy-upstream-service-time']",
+    ),
+    (
+        "upstream_transport_failure_reason",
+        "upstream.transport_failure_reason",
+    ),
     ("user_agent", "request.useragent"),
     ("x_forwarded_for", "request.headers['x-forwarded-for']"),
 ];

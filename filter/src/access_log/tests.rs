@@ -15,11 +15,20 @@ const NEWLOG: &str = r#"{"logs": [{"name": "newlog", "instance": "newlog.logentr
 
 fn sidecar(direction: i64, workload: &str, app: &str, config: &str) -> (FakeHost, Root) {
     let h = FakeHost::default();
-    h.set(&["xds", "node", "id"], format!("sidecar~10.0.0.1~{workload}-1.default~default.svc.cluster.local"));
-    h.set(&["xds", "node", "metadata", "NAME"], format!("{workload}-1"));
+    h.set(
+        &["xds", "node", "id"],
+        format!("sidecar~10.0.0.1~{workload}-1.default~default.svc.cluster.local"),
+    );
+    h.set(
+        &["xds", "node", "metadata", "NAME"],
+        format!("{workload}-1"),
+    );
     h.set(&["xds", "node", "metadata", "NAMESPACE"], "default");
     h.set(&["xds", "node", "metadata", "WORKLOAD_NAME"], workload);
-    h.set(&["xds", "node", "metadata", "LABELS"], decode::encode_pairs(&[("app", app)]));
+    h.set(
+        &["xds", "node", "metadata", "LABELS"],
+        decode::encode_pairs(&[("app", app)]),
+    );
     h.set_int(&["xds", "listener_direction"], direction);
     let root = Root::configure(&h, config);
     (h, root)
@@ -41,10 +50,14 @@ fn request(h: &FakeHost, root: &mut Root) {
 
 /// Every value `set_property` stored, as text.
 fn stored(h: &FakeHost) -> Vec<String> {
-    h.properties_set.borrow().iter().map(|(k, v)| {
-        assert_eq!(k, LOG_PROPERTY);
-        String::from_utf8(v.clone()).unwrap()
-    }).collect()
+    h.properties_set
+        .borrow()
+        .iter()
+        .map(|(k, v)| {
+            assert_eq!(k, LOG_PROPERTY);
+            String::from_utf8(v.clone()).unwrap()
+        })
+        .collect()
 }
 
 /// The Istio 1.0 logging task's entry, byte for byte as Mixer's stdio handler wrote it.
@@ -67,10 +80,16 @@ fn mixer_newlog_line() {
     client.on_log(&client_h, &mut cs);
     assert_eq!(
         stored(&client_h),
-        [r#"{"level":"warn","time":"2018-11-14T01:46:26.528539Z","instance":"newlog.logentry.istio-system","destination":"details","latency":"9.486802ms","responseCode":200,"responseSize":178,"source":"productpage","user":"unknown"}"#]
+        [
+            r#"{"level":"warn","time":"2018-11-14T01:46:26.528539Z","instance":"newlog.logentry.istio-system","destination":"details","latency":"9.486802ms","responseCode":200,"responseSize":178,"source":"productpage","user":"unknown"}"#
+        ]
     );
     // Metrics are recorded as before.
-    assert!(client_h.values.borrow().keys().any(|k| k.ends_with("istio_requests_total")));
+    assert!(client_h
+        .values
+        .borrow()
+        .keys()
+        .any(|k| k.ends_with("istio_requests_total")));
 }
 
 #[test]
@@ -85,7 +104,11 @@ fn match_selects_requests_and_unmatched_requests_cost_nothing() {
         request(&plain_h, &mut plain);
         request(&h, &mut root);
     }
-    assert_eq!(*h.calls.borrow(), *plain_h.calls.borrow(), "a request no log selects makes no extra host call");
+    assert_eq!(
+        *h.calls.borrow(),
+        *plain_h.calls.borrow(),
+        "a request no log selects makes no extra host call"
+    );
     assert!(stored(&h).is_empty());
     h.set_int(&["response", "code"], 503);
     h.set(&["request", "useragent"], "curl/8");
@@ -95,12 +118,32 @@ fn match_selects_requests_and_unmatched_requests_cost_nothing() {
     let calls = h.calls.borrow().clone();
     // A new label tuple (503) defines and records new metrics: not the logs' doing.
     let metric = |c: &&String| c.starts_with("increment_metric") || c.starts_with("record_metric");
-    let extra: Vec<&str> = calls.iter().filter(|c| !plain_h.calls.borrow().contains(c) && !metric(c)).map(String::as_str).collect();
-    assert_eq!(extra, ["property request.time", "property request.useragent", "header Request x-user", "set_property meshstats_log"]);
+    let extra: Vec<&str> = calls
+        .iter()
+        .filter(|c| !plain_h.calls.borrow().contains(c) && !metric(c))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        extra,
+        [
+            "property request.time",
+            "property request.useragent",
+            "header Request x-user",
+            "set_property meshstats_log"
+        ]
+    );
     let lines = stored(&h);
     assert_eq!(lines.len(), 1);
-    assert!(lines[0].starts_with(r#"{"level":"info","time":"1970-01-01T00:00:00.000000Z","#), "{}", lines[0]);
-    assert!(lines[0].ends_with(r#","instance":"errors","ua":"curl/8","user":"anonymous"}"#), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with(r#"{"level":"info","time":"1970-01-01T00:00:00.000000Z","#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].ends_with(r#","instance":"errors","ua":"curl/8","user":"anonymous"}"#),
+        "{}",
+        lines[0]
+    );
 }
 
 #[test]
@@ -110,10 +153,28 @@ fn one_set_property_per_request_whatever_the_number_of_entries() {
     let (h, mut root) = server(config, 200);
     assert!(root.problems().is_empty(), "{:?}", root.problems());
     request(&h, &mut root);
-    assert_eq!(h.calls.borrow().iter().filter(|c| c.starts_with("set_property")).count(), 1);
+    assert_eq!(
+        h.calls
+            .borrow()
+            .iter()
+            .filter(|c| c.starts_with("set_property"))
+            .count(),
+        1
+    );
     let all = stored(&h);
-    let lines: Vec<serde_json::Value> = all[0].split('\n').map(|l| serde_json::from_str(l).unwrap()).collect();
-    let got: Vec<(&str, &str)> = lines.iter().map(|l| (l["instance"].as_str().unwrap(), l["level"].as_str().unwrap())).collect();
+    let lines: Vec<serde_json::Value> = all[0]
+        .split('\n')
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["instance"].as_str().unwrap(),
+                l["level"].as_str().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(got, [("a", "info"), ("c", "error"), ("d", "warn")]);
     assert_eq!(lines[0]["n"], 1);
     assert!(!all[0].ends_with('\n'));
@@ -142,8 +203,16 @@ fn proxy_log_mode_logs_each_entry() {
     assert_eq!(
         *h.logs.borrow(),
         [
-            (LogLevel::Info, r#"{"level":"info","time":"2018-11-14T01:46:26.000000Z","instance":"a"}"#.to_string()),
-            (LogLevel::Info, r#"{"level":"info","time":"2018-11-14T01:46:27.000000Z","instance":"b"}"#.to_string()),
+            (
+                LogLevel::Info,
+                r#"{"level":"info","time":"2018-11-14T01:46:26.000000Z","instance":"a"}"#
+                    .to_string()
+            ),
+            (
+                LogLevel::Info,
+                r#"{"level":"info","time":"2018-11-14T01:46:27.000000Z","instance":"b"}"#
+                    .to_string()
+            ),
         ]
     );
 }
@@ -158,21 +227,60 @@ fn broken_parts_are_problems_with_paths() {
         {"name": "d", "sampling": 0}]}"#;
     let c = compile(config).unwrap();
     let paths: Vec<&str> = c.problems.iter().map(|p| p.path.as_str()).collect();
-    assert_eq!(paths, ["logs[0].match", "logs[1].severity", "logs[1].timestamp", "logs[1].variables.bad", "logs[1].variables.time", "logs[2].name", "logs[3].sampling"]);
-    assert!(c.problems[0].reason.contains("did you mean `request.host`?"), "{}", c.problems[0]);
-    assert_eq!(c.problems[4].reason, "`time` is a field of every line (level, time, instance); choose another name");
+    assert_eq!(
+        paths,
+        [
+            "logs[0].match",
+            "logs[1].severity",
+            "logs[1].timestamp",
+            "logs[1].variables.bad",
+            "logs[1].variables.time",
+            "logs[2].name",
+            "logs[3].sampling"
+        ]
+    );
+    assert!(
+        c.problems[0]
+            .reason
+            .contains("did you mean `request.host`?"),
+        "{}",
+        c.problems[0]
+    );
+    assert_eq!(
+        c.problems[4].reason,
+        "`time` is a field of every line (level, time, instance); choose another name"
+    );
     assert_eq!(c.problems[6].reason, "must be a fraction in (0, 1], got 0");
     let (h, mut root) = server(config, 200);
     h.set_int(&["request", "time"], 0);
     h.set(&["request", "method"], "GET");
     let logged: Vec<String> = h.logs.borrow().iter().map(|(_, l)| l.clone()).collect();
-    assert!(logged[0].ends_with("; the log is disabled"), "{}", logged[0]);
-    assert!(logged[1].ends_with("; the log's level is info"), "{}", logged[1]);
-    assert!(logged[2].ends_with("; the log's time is the request's start"), "{}", logged[2]);
-    assert!(logged[3].ends_with("; the variable is left out of the log's entries"), "{}", logged[3]);
+    assert!(
+        logged[0].ends_with("; the log is disabled"),
+        "{}",
+        logged[0]
+    );
+    assert!(
+        logged[1].ends_with("; the log's level is info"),
+        "{}",
+        logged[1]
+    );
+    assert!(
+        logged[2].ends_with("; the log's time is the request's start"),
+        "{}",
+        logged[2]
+    );
+    assert!(
+        logged[3].ends_with("; the variable is left out of the log's entries"),
+        "{}",
+        logged[3]
+    );
     assert_eq!(h.value(crate::metrics::CONFIG_ERRORS_METRIC), Some(7));
     request(&h, &mut root);
-    assert_eq!(stored(&h), [r#"{"level":"info","time":"1970-01-01T00:00:00.000000Z","instance":"b","ok":"GET"}"#]);
+    assert_eq!(
+        stored(&h),
+        [r#"{"level":"info","time":"1970-01-01T00:00:00.000000Z","instance":"b","ok":"GET"}"#]
+    );
 }
 
 #[test]
@@ -180,18 +288,41 @@ fn failing_variables_are_left_out_and_attributes_read_once() {
     let config = r#"{"logs": [{"name": "a", "variables": {"ua": "request.useragent", "absent": "request.referer", "code": "response.code"}},
                               {"name": "b", "match": "request.useragent.startsWith('curl')", "variables": {"ua": "request.useragent", "hdrs": "request.headers"}}]}"#;
     let (h, mut root) = server(config, 200);
-    h.set(&["request", "useragent"], vec![b'c', b'u', b'r', b'l', 0xff, b'"']);
-    h.request_headers.borrow_mut().insert("x-b".into(), "2".into());
-    h.request_headers.borrow_mut().insert("x-a".into(), "\u{1}".into());
+    h.set(
+        &["request", "useragent"],
+        vec![b'c', b'u', b'r', b'l', 0xff, b'"'],
+    );
+    h.request_headers
+        .borrow_mut()
+        .insert("x-b".into(), "2".into());
+    h.request_headers
+        .borrow_mut()
+        .insert("x-a".into(), "\u{1}".into());
     h.reads.borrow_mut().clear();
     request(&h, &mut root);
     let lines = stored(&h);
     let lines: Vec<&str> = lines[0].split('\n').collect();
-    assert!(lines[0].ends_with(r#""instance":"a","code":200,"ua":"curl�\""}"#), "{}", lines[0]);
-    assert!(lines[1].ends_with(r#""instance":"b","hdrs":{"x-a":"\u0001","x-b":"2"},"ua":"curl�\""}"#), "{}", lines[1]);
+    assert!(
+        lines[0].ends_with(r#""instance":"a","code":200,"ua":"curl�\""}"#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with(r#""instance":"b","hdrs":{"x-a":"\u0001","x-b":"2"},"ua":"curl�\""}"#),
+        "{}",
+        lines[1]
+    );
     let reads = h.reads.borrow();
-    assert_eq!(reads.iter().filter(|r| *r == "request.useragent").count(), 1, "{reads:?}");
-    assert_eq!(reads.iter().filter(|r| *r == "request.time").count(), 1, "{reads:?}");
+    assert_eq!(
+        reads.iter().filter(|r| *r == "request.useragent").count(),
+        1,
+        "{reads:?}"
+    );
+    assert_eq!(
+        reads.iter().filter(|r| *r == "request.time").count(),
+        1,
+        "{reads:?}"
+    );
 }
 
 #[test]
@@ -204,7 +335,9 @@ fn istio_preset_matches_envoys_json_fields() {
     h.set_int(&["request", "time"], 1_542_159_986_528_539_000);
     h.set_int(&["response", "size"], 95);
     h.set(&["request", "path"], "/status/503");
-    h.request_headers.borrow_mut().insert("x-envoy-original-path".into(), "/orig".into());
+    h.request_headers
+        .borrow_mut()
+        .insert("x-envoy-original-path".into(), "/orig".into());
     request(&h, &mut root);
     let line: serde_json::Value = serde_json::from_str(&stored(&h)[0]).unwrap();
     let fields = line.as_object().unwrap();
@@ -218,10 +351,23 @@ fn istio_preset_matches_envoys_json_fields() {
     assert_eq!(line["route_name"], "mine", "variables override the preset");
     assert_eq!(line["extra"], "x");
     assert_eq!(line["start_time"], "2018-11-14T01:46:26.528539Z");
-    for absent in ["authority", "upstream_host", "requested_server_name", "upstream_transport_failure_reason", "user_agent"] {
+    for absent in [
+        "authority",
+        "upstream_host",
+        "requested_server_name",
+        "upstream_transport_failure_reason",
+        "user_agent",
+    ] {
         assert!(line[absent].is_null(), "{absent}: {}", line[absent]);
     }
-    assert_eq!(h.reads.borrow().iter().filter(|r| *r == "response.flags").count(), 1);
+    assert_eq!(
+        h.reads
+            .borrow()
+            .iter()
+            .filter(|r| *r == "response.flags")
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -233,7 +379,10 @@ fn mixer_preset_compiles_and_fills_defaults() {
     h.set_int(&["request", "duration"], 2_000_000);
     request(&h, &mut root);
     let line: serde_json::Value = serde_json::from_str(&stored(&h)[0]).unwrap();
-    assert_eq!(line.as_object().unwrap().len(), 3 + super::presets::MIXER.len());
+    assert_eq!(
+        line.as_object().unwrap().len(),
+        3 + super::presets::MIXER.len()
+    );
     assert_eq!(line["latency"], "2ms");
     assert_eq!(line["responseCode"], 200);
     assert_eq!(line["reporter"], "destination");
@@ -252,15 +401,31 @@ fn response_flags_are_read_once_when_only_logs_need_them() {
     h.set_int(&["response", "flags"], 1 << 8);
     h.reads.borrow_mut().clear();
     request(&h, &mut root);
-    assert!(stored(&h)[0].ends_with(r#""instance":"f","bits":256,"short":"NR"}"#), "{}", stored(&h)[0]);
-    assert_eq!(h.reads.borrow().iter().filter(|r| *r == "response.flags").count(), 1);
+    assert!(
+        stored(&h)[0].ends_with(r#""instance":"f","bits":256,"short":"NR"}"#),
+        "{}",
+        stored(&h)[0]
+    );
+    assert_eq!(
+        h.reads
+            .borrow()
+            .iter()
+            .filter(|r| *r == "response.flags")
+            .count(),
+        1
+    );
 }
 
 #[test]
 fn megabyte_hostile_header_yields_one_valid_line() {
-    let (h, mut root) = server(r#"{"logs": [{"name": "big", "variables": {"v": "request.headers['x-big']"}}]}"#, 200);
+    let (h, mut root) = server(
+        r#"{"logs": [{"name": "big", "variables": {"v": "request.headers['x-big']"}}]}"#,
+        200,
+    );
     let value: String = "\"\\\u{0}\u{2028}é<>\n".repeat(150_000);
-    h.request_headers.borrow_mut().insert("x-big".into(), value.clone());
+    h.request_headers
+        .borrow_mut()
+        .insert("x-big".into(), value.clone());
     request(&h, &mut root);
     let line = &stored(&h)[0];
     assert!(line.len() > 1_000_000 && !line.contains('\n'));

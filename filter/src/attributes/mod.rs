@@ -58,8 +58,11 @@ pub struct RequestAttributes {
     pub needs: Needs,
 }
 
-const GRPC_CONTENT_TYPES: [&str; 3] =
-    ["application/grpc", "application/grpc+proto", "application/grpc+json"];
+const GRPC_CONTENT_TYPES: [&str; 3] = [
+    "application/grpc",
+    "application/grpc+proto",
+    "application/grpc+json",
+];
 
 /// What the stream's header callbacks already saw, so stream end need not ask again. Each
 /// map is fetched with one host call (`header_map`): a host call costs about as much as
@@ -86,7 +89,10 @@ impl SeenHeaders {
     }
 
     pub fn note_response(&mut self, headers: &[(String, String)]) {
-        self.status = headers.iter().find(|(k, _)| k == ":status").and_then(|(_, v)| v.parse().ok());
+        self.status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| v.parse().ok());
     }
 }
 
@@ -171,23 +177,45 @@ impl RequestAttributes {
         services: &mut ServiceCache,
     ) -> RequestAttributes {
         let string = |path: &[&str], need: bool| {
-            if need { host.property(path).map(decode::string).unwrap_or_default() } else { String::new() }
+            if need {
+                host.property(path).map(decode::string).unwrap_or_default()
+            } else {
+                String::new()
+            }
         };
-        let int = |path: &[&str], need: bool| if need { host.property(path).and_then(|b| decode::int(&b)) } else { None };
+        let int = |path: &[&str], need: bool| {
+            if need {
+                host.property(path).and_then(|b| decode::int(&b))
+            } else {
+                None
+            }
+        };
         let grpc = seen.grpc.unwrap_or_else(|| {
-            host.header(Headers::Request, "content-type").is_some_and(|ct| GRPC_CONTENT_TYPES.contains(&ct.as_str()))
+            host.header(Headers::Request, "content-type")
+                .is_some_and(|ct| GRPC_CONTENT_TYPES.contains(&ct.as_str()))
         });
         let [need_source, need_destination] = needs.principals;
         let (source_principal, destination_principal, mtls) = match direction {
             Direction::Inbound => {
                 let mtls = if needs.security_policy || need_source {
-                    host.property(&["connection", "mtls"]).and_then(|b| decode::boolean(&b))
+                    host.property(&["connection", "mtls"])
+                        .and_then(|b| decode::boolean(&b))
                 } else {
                     None
                 };
                 // Without a client certificate there is no peer SAN to read.
-                let peer = string(&["connection", "uri_san_peer_certificate"], need_source && mtls != Some(false));
-                (peer, string(&["connection", "uri_san_local_certificate"], need_destination), mtls)
+                let peer = string(
+                    &["connection", "uri_san_peer_certificate"],
+                    need_source && mtls != Some(false),
+                );
+                (
+                    peer,
+                    string(
+                        &["connection", "uri_san_local_certificate"],
+                        need_destination,
+                    ),
+                    mtls,
+                )
             }
             Direction::Outbound => (
                 string(&["upstream", "uri_san_local_certificate"], need_source),
@@ -197,20 +225,32 @@ impl RequestAttributes {
         };
         let cluster_name = string(&["xds", "cluster_name"], needs.service);
         // The route name matters only for Istio's cluster-less `block_all` route.
-        let route_name = string(&["xds", "route_name"], needs.service && cluster_name.is_empty());
-        let service = if cluster_name.is_empty() { None } else { services.get(host, &cluster_name) };
+        let route_name = string(
+            &["xds", "route_name"],
+            needs.service && cluster_name.is_empty(),
+        );
+        let service = if cluster_name.is_empty() {
+            None
+        } else {
+            services.get(host, &cluster_name)
+        };
         let size = |path: &[&str], need: bool| int(path, need).unwrap_or(0).max(0) as u64;
         RequestAttributes {
             grpc,
             host: match (&seen.authority, want_host_header && needs.service) {
                 (_, false) => String::new(),
                 (Some(a), true) => a.clone(),
-                (None, true) => host.header(Headers::Request, ":authority").unwrap_or_default(),
+                (None, true) => host
+                    .header(Headers::Request, ":authority")
+                    .unwrap_or_default(),
             },
             service,
             cluster_name,
             route_name,
-            response_code: seen.status.or_else(|| int(&["response", "code"], true)).unwrap_or(0),
+            response_code: seen
+                .status
+                .or_else(|| int(&["response", "code"], true))
+                .unwrap_or(0),
             response_flags: int(&["response", "flags"], needs.response_flags).unwrap_or(0) as u64,
             grpc_status: int(&["response", "grpc_status"], grpc && needs.grpc_status),
             mtls,
@@ -226,7 +266,14 @@ impl RequestAttributes {
 
 // One read for the whole entry: Envoy serializes a map of strings as proxy-wasm pairs.
 fn read_cluster_service(host: &impl Host) -> Option<ClusterService> {
-    let bytes = host.property(&["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0"])?;
+    let bytes = host.property(&[
+        "xds",
+        "cluster_metadata",
+        "filter_metadata",
+        "istio",
+        "services",
+        "0",
+    ])?;
     let mut service = ClusterService::default();
     for (k, v) in decode::pairs(&bytes) {
         match k.as_str() {
@@ -295,26 +342,57 @@ mod tests {
     #[test]
     fn reads_server_side_attributes() {
         let h = FakeHost::default();
-        h.request_headers.borrow_mut().insert("content-type".into(), "application/grpc".into());
-        h.request_headers.borrow_mut().insert(":authority".into(), "ratings:9080".into());
+        h.request_headers
+            .borrow_mut()
+            .insert("content-type".into(), "application/grpc".into());
+        h.request_headers
+            .borrow_mut()
+            .insert(":authority".into(), "ratings:9080".into());
         h.set(&["xds", "cluster_name"], "inbound|9080||");
         h.set(
-            &["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0"],
-            decode::encode_pairs(&[("host", "ratings.default.svc.cluster.local"), ("name", "ratings"), ("namespace", "default")]),
+            &[
+                "xds",
+                "cluster_metadata",
+                "filter_metadata",
+                "istio",
+                "services",
+                "0",
+            ],
+            decode::encode_pairs(&[
+                ("host", "ratings.default.svc.cluster.local"),
+                ("name", "ratings"),
+                ("namespace", "default"),
+            ]),
         );
         h.set_int(&["response", "code"], 200);
         h.set_int(&["response", "grpc_status"], 7);
         h.set_bool(&["connection", "mtls"], true);
-        h.set(&["connection", "uri_san_peer_certificate"], "spiffe://cluster.local/ns/default/sa/productpage");
+        h.set(
+            &["connection", "uri_san_peer_certificate"],
+            "spiffe://cluster.local/ns/default/sa/productpage",
+        );
         h.set_int(&["request", "duration"], 12_500_000);
         h.set_int(&["request", "total_size"], 321);
-        let a = RequestAttributes::read(&h, Direction::Inbound, true, &SeenHeaders::default(), &Needs::ALL, &mut ServiceCache::default());
+        let a = RequestAttributes::read(
+            &h,
+            Direction::Inbound,
+            true,
+            &SeenHeaders::default(),
+            &Needs::ALL,
+            &mut ServiceCache::default(),
+        );
         assert!(a.grpc);
         assert_eq!(a.host, "ratings:9080");
-        assert_eq!(a.service.as_ref().unwrap().host, "ratings.default.svc.cluster.local");
+        assert_eq!(
+            a.service.as_ref().unwrap().host,
+            "ratings.default.svc.cluster.local"
+        );
         assert_eq!(a.grpc_status, Some(7));
         assert_eq!(a.mtls, Some(true));
-        assert_eq!(a.source_principal, "spiffe://cluster.local/ns/default/sa/productpage");
+        assert_eq!(
+            a.source_principal,
+            "spiffe://cluster.local/ns/default/sa/productpage"
+        );
         assert_eq!(a.duration_ns, 12_500_000);
         assert_eq!(a.request_bytes, 321);
         assert_eq!(a.response_bytes, 0);
@@ -329,8 +407,17 @@ mod tests {
     #[test]
     fn host_header_is_not_read_unless_needed() {
         let h = FakeHost::default();
-        h.request_headers.borrow_mut().insert(":authority".into(), "x".into());
-        let a = RequestAttributes::read(&h, Direction::Outbound, false, &SeenHeaders::default(), &Needs::ALL, &mut ServiceCache::default());
+        h.request_headers
+            .borrow_mut()
+            .insert(":authority".into(), "x".into());
+        let a = RequestAttributes::read(
+            &h,
+            Direction::Outbound,
+            false,
+            &SeenHeaders::default(),
+            &Needs::ALL,
+            &mut ServiceCache::default(),
+        );
         assert_eq!(a.host, "");
         assert_eq!(a.response_code, 0);
         assert_eq!(a.grpc_status, None);

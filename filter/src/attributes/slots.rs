@@ -34,7 +34,12 @@ pub fn reset(defs: &[SlotDef], values: &mut Vec<Option<Attr>>) {
 
 /// Fills only the listed slots: attributes that only some requests need (say, those of a
 /// log entry whose `match` held) cost nothing on the others.
-pub fn fill_some<H: Host>(defs: &[SlotDef], values: &mut [Option<Attr>], which: &[usize], inputs: &Inputs<'_, H>) {
+pub fn fill_some<H: Host>(
+    defs: &[SlotDef],
+    values: &mut [Option<Attr>],
+    which: &[usize],
+    inputs: &Inputs<'_, H>,
+) {
     for &i in which {
         if let (Some(def), Some(value)) = (defs.get(i), values.get_mut(i)) {
             *value = read(def, inputs);
@@ -64,16 +69,24 @@ fn read<H: Host>(def: &SlotDef, cx: &Inputs<'_, H>) -> Option<Attr> {
                 Side::UpstreamPeer => outbound.then_some(false)?,
                 Side::DownstreamPeer => (!outbound).then_some(true)?,
             };
-            let p = if is_source { &cx.req.source_principal } else { &cx.req.destination_principal };
+            let p = if is_source {
+                &cx.req.source_principal
+            } else {
+                &cx.req.destination_principal
+            };
             string(Some(p.clone()))
         }
         Source::Node(side, field) => node_field(node(*side, cx)?, *field),
-        Source::NodeLabel(side, key) => string(node(*side, cx)?.node.label(key).map(str::to_string)),
+        Source::NodeLabel(side, key) => {
+            string(node(*side, cx)?.node.label(key).map(str::to_string))
+        }
         Source::NodeLabels(side) => {
             let n = node(*side, cx)?;
             n.labels_known.then(|| Attr::Map(n.node.labels.clone()))
         }
-        Source::ReporterKind => string(Some(if outbound { "outbound" } else { "inbound" }.to_string())),
+        Source::ReporterKind => string(Some(
+            if outbound { "outbound" } else { "inbound" }.to_string(),
+        )),
         Source::Protocol => string(Some(if cx.req.grpc { "grpc" } else { "http" }.to_string())),
         Source::DestinationServiceHost => dim(cx.dims, idx::DESTINATION_SERVICE),
         Source::DestinationServiceName => dim(cx.dims, idx::DESTINATION_SERVICE_NAME),
@@ -123,7 +136,10 @@ fn node_field(view: NodeView<'_>, field: NodeField) -> Option<Attr> {
             None if view.labels_known => n.workload_name.clone(),
             None => String::new(),
         },
-        NodeField::CanonicalRevision => n.label(CANONICAL_REVISION_LABEL).unwrap_or(LATEST).to_string(),
+        NodeField::CanonicalRevision => n
+            .label(CANONICAL_REVISION_LABEL)
+            .unwrap_or(LATEST)
+            .to_string(),
         NodeField::Uid if !n.name.is_empty() => format!("kubernetes://{}.{}", n.name, n.namespace),
         NodeField::WorkloadUid if !n.workload_name.is_empty() => {
             format!("istio://{}/workloads/{}", n.namespace, n.workload_name)
@@ -168,9 +184,13 @@ fn already_read(path: &[String], req: &RequestAttributes) -> Option<Option<Attr>
         ["response", "flags"] if n.response_flags => Some(Attr::Int(req.response_flags as i64)),
         ["request", "duration"] if n.duration => Some(Attr::Duration(req.duration_ns as i64)),
         ["request", "total_size"] if n.request_bytes => Some(Attr::Int(req.request_bytes as i64)),
-        ["response", "total_size"] if n.response_bytes => Some(Attr::Int(req.response_bytes as i64)),
+        ["response", "total_size"] if n.response_bytes => {
+            Some(Attr::Int(req.response_bytes as i64))
+        }
         ["xds", "cluster_name"] if n.service => string(Some(req.cluster_name.clone())),
-        ["xds", "route_name"] if n.service && req.cluster_name.is_empty() => string(Some(req.route_name.clone())),
+        ["xds", "route_name"] if n.service && req.cluster_name.is_empty() => {
+            string(Some(req.route_name.clone()))
+        }
         ["request", "host"] if !req.host.is_empty() => string(Some(req.host.clone())),
         ["response", "grpc_status"] if req.grpc && n.grpc_status => req.grpc_status.map(Attr::Int),
         ["connection", "mtls"] if req.mtls.is_some() => req.mtls.map(Attr::Bool),

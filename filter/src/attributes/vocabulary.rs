@@ -79,58 +79,178 @@ pub struct SlotDef {
 /// Fixed names: (spellings, type, property path). Alternative spellings share one slot.
 const PROPERTIES: &[(&[&str], Type, &[&str])] = &[
     (&["request.path"], Type::String, &["request", "path"]),
-    (&["request.url_path"], Type::String, &["request", "url_path"]),
+    (
+        &["request.url_path"],
+        Type::String,
+        &["request", "url_path"],
+    ),
     (&["request.host"], Type::String, &["request", "host"]),
     (&["request.scheme"], Type::String, &["request", "scheme"]),
     (&["request.method"], Type::String, &["request", "method"]),
-    (&["request.useragent"], Type::String, &["request", "useragent"]),
+    (
+        &["request.useragent"],
+        Type::String,
+        &["request", "useragent"],
+    ),
     (&["request.referer"], Type::String, &["request", "referer"]),
     (&["request.id"], Type::String, &["request", "id"]),
-    (&["request.protocol"], Type::String, &["request", "protocol"]),
+    (
+        &["request.protocol"],
+        Type::String,
+        &["request", "protocol"],
+    ),
     (&["request.query"], Type::String, &["request", "query"]),
-    (&["request.time", "context.time"], Type::Timestamp, &["request", "time"]),
-    (&["request.duration", "response.duration"], Type::Duration, &["request", "duration"]),
+    (
+        &["request.time", "context.time"],
+        Type::Timestamp,
+        &["request", "time"],
+    ),
+    (
+        &["request.duration", "response.duration"],
+        Type::Duration,
+        &["request", "duration"],
+    ),
     (&["request.size"], Type::Int, &["request", "size"]),
-    (&["request.total_size"], Type::Int, &["request", "total_size"]),
+    (
+        &["request.total_size"],
+        Type::Int,
+        &["request", "total_size"],
+    ),
     (&["response.code"], Type::Int, &["response", "code"]),
-    (&["response.code_details"], Type::String, &["response", "code_details"]),
+    (
+        &["response.code_details"],
+        Type::String,
+        &["response", "code_details"],
+    ),
     (&["response.flags"], Type::Int, &["response", "flags"]),
-    (&["response.grpc_status"], Type::Int, &["response", "grpc_status"]),
+    (
+        &["response.grpc_status"],
+        Type::Int,
+        &["response", "grpc_status"],
+    ),
     (&["response.size"], Type::Int, &["response", "size"]),
-    (&["response.total_size"], Type::Int, &["response", "total_size"]),
+    (
+        &["response.total_size"],
+        Type::Int,
+        &["response", "total_size"],
+    ),
     (&["connection.mtls"], Type::Bool, &["connection", "mtls"]),
-    (&["connection.requested_server_name"], Type::String, &["connection", "requested_server_name"]),
+    (
+        &["connection.requested_server_name"],
+        Type::String,
+        &["connection", "requested_server_name"],
+    ),
     (&["connection.id"], Type::Int, &["connection", "id"]),
-    (&["connection.tls_version"], Type::String, &["connection", "tls_version"]),
-    (&["connection.uri_san_peer_certificate"], Type::String, &["connection", "uri_san_peer_certificate"]),
-    (&["connection.uri_san_local_certificate"], Type::String, &["connection", "uri_san_local_certificate"]),
-    (&["connection.termination_details"], Type::String, &["connection", "termination_details"]),
-    (&["source.address", "source.ip"], Type::String, &["source", "address"]),
+    (
+        &["connection.tls_version"],
+        Type::String,
+        &["connection", "tls_version"],
+    ),
+    (
+        &["connection.uri_san_peer_certificate"],
+        Type::String,
+        &["connection", "uri_san_peer_certificate"],
+    ),
+    (
+        &["connection.uri_san_local_certificate"],
+        Type::String,
+        &["connection", "uri_san_local_certificate"],
+    ),
+    (
+        &["connection.termination_details"],
+        Type::String,
+        &["connection", "termination_details"],
+    ),
+    (
+        &["source.address", "source.ip"],
+        Type::String,
+        &["source", "address"],
+    ),
     (&["source.port"], Type::Int, &["source", "port"]),
-    (&["destination.address", "destination.ip"], Type::String, &["destination", "address"]),
+    (
+        &["destination.address", "destination.ip"],
+        Type::String,
+        &["destination", "address"],
+    ),
     (&["destination.port"], Type::Int, &["destination", "port"]),
-    (&["upstream.address"], Type::String, &["upstream", "address"]),
+    (
+        &["upstream.address"],
+        Type::String,
+        &["upstream", "address"],
+    ),
     (&["upstream.port"], Type::Int, &["upstream", "port"]),
-    (&["upstream.local_address"], Type::String, &["upstream", "local_address"]),
-    (&["upstream.uri_san_peer_certificate"], Type::String, &["upstream", "uri_san_peer_certificate"]),
-    (&["upstream.uri_san_local_certificate"], Type::String, &["upstream", "uri_san_local_certificate"]),
-    (&["upstream.transport_failure_reason"], Type::String, &["upstream", "transport_failure_reason"]),
-    (&["xds.cluster_name"], Type::String, &["xds", "cluster_name"]),
+    (
+        &["upstream.local_address"],
+        Type::String,
+        &["upstream", "local_address"],
+    ),
+    (
+        &["upstream.uri_san_peer_certificate"],
+        Type::String,
+        &["upstream", "uri_san_peer_certificate"],
+    ),
+    (
+        &["upstream.uri_san_local_certificate"],
+        Type::String,
+        &["upstream", "uri_san_local_certificate"],
+    ),
+    (
+        &["upstream.transport_failure_reason"],
+        Type::String,
+        &["upstream", "transport_failure_reason"],
+    ),
+    (
+        &["xds.cluster_name"],
+        Type::String,
+        &["xds", "cluster_name"],
+    ),
     (&["xds.route_name"], Type::String, &["xds", "route_name"]),
-    (&["xds.node.id", "node.id"], Type::String, &["xds", "node", "id"]),
-    (&["xds.listener_direction"], Type::Int, &["xds", "listener_direction"]),
+    (
+        &["xds.node.id", "node.id"],
+        Type::String,
+        &["xds", "node", "id"],
+    ),
+    (
+        &["xds.listener_direction"],
+        Type::Int,
+        &["xds", "listener_direction"],
+    ),
     (&["plugin_name"], Type::String, &["plugin_name"]),
     (&["plugin_root_id"], Type::String, &["plugin_root_id"]),
 ];
 
 /// Names whose value the filter derives (not a single Envoy property).
 const DERIVED: &[(&[&str], Type, Derived)] = &[
-    (&["context.reporter.kind"], Type::String, Derived::Plain(Source::ReporterKind)),
-    (&["context.protocol"], Type::String, Derived::Plain(Source::Protocol)),
-    (&["destination.service.host", "destination.service"], Type::String, Derived::Plain(Source::DestinationServiceHost)),
-    (&["destination.service.name"], Type::String, Derived::Plain(Source::DestinationServiceName)),
-    (&["destination.service.namespace"], Type::String, Derived::Plain(Source::DestinationServiceNamespace)),
-    (&["response.flags_short"], Type::String, Derived::Plain(Source::ResponseFlagsShort)),
+    (
+        &["context.reporter.kind"],
+        Type::String,
+        Derived::Plain(Source::ReporterKind),
+    ),
+    (
+        &["context.protocol"],
+        Type::String,
+        Derived::Plain(Source::Protocol),
+    ),
+    (
+        &["destination.service.host", "destination.service"],
+        Type::String,
+        Derived::Plain(Source::DestinationServiceHost),
+    ),
+    (
+        &["destination.service.name"],
+        Type::String,
+        Derived::Plain(Source::DestinationServiceName),
+    ),
+    (
+        &["destination.service.namespace"],
+        Type::String,
+        Derived::Plain(Source::DestinationServiceNamespace),
+    ),
+    (
+        &["response.flags_short"],
+        Type::String,
+        Derived::Plain(Source::ResponseFlagsShort),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -143,8 +263,16 @@ type KeySource = fn(String) -> Source;
 
 /// Map attributes looked up by key: `request.headers['x-user']`, `request.headers.foo`.
 const KEYED: &[(&str, KeySource, Source)] = &[
-    ("request.headers", Source::RequestHeader, Source::RequestHeaders),
-    ("response.headers", Source::ResponseHeader, Source::ResponseHeaders),
+    (
+        "request.headers",
+        Source::RequestHeader,
+        Source::RequestHeaders,
+    ),
+    (
+        "response.headers",
+        Source::ResponseHeader,
+        Source::ResponseHeaders,
+    ),
 ];
 
 /// Per-side node attributes: Mixer's `source.*`/`destination.*` and the peers' Wasm-era
@@ -159,7 +287,10 @@ const SIDES: &[(&str, Side)] = &[
 ];
 
 const NODE_FIELDS: &[(&[&str], NodeField)] = &[
-    (&["workload.name", "workload_name", "workload"], NodeField::WorkloadName),
+    (
+        &["workload.name", "workload_name", "workload"],
+        NodeField::WorkloadName,
+    ),
     (&["workload.namespace", "namespace"], NodeField::Namespace),
     (&["workload.uid"], NodeField::WorkloadUid),
     (&["name", "instance_name"], NodeField::Name),
@@ -183,7 +314,10 @@ const PASSTHROUGH: &[(&str, &[&str])] = &[
     ("node.metadata", &["xds", "node", "metadata"]),
     ("xds.cluster_metadata", &["xds", "cluster_metadata"]),
     ("xds.route_metadata", &["xds", "route_metadata"]),
-    ("xds.upstream_host_metadata", &["xds", "upstream_host_metadata"]),
+    (
+        "xds.upstream_host_metadata",
+        &["xds", "upstream_host_metadata"],
+    ),
     ("xds.listener_metadata", &["xds", "listener_metadata"]),
     ("filter_state", &[]),
 ];
@@ -216,7 +350,10 @@ impl Vocabulary {
         let dotted = parts.join(".");
         for (names, ty, path) in PROPERTIES {
             if names.contains(&dotted.as_str()) {
-                return Some(self.slot(Source::Property(path.iter().map(|s| s.to_string()).collect()), *ty));
+                return Some(self.slot(
+                    Source::Property(path.iter().map(|s| s.to_string()).collect()),
+                    *ty,
+                ));
             }
         }
         for (names, ty, Derived::Plain(source)) in DERIVED {
@@ -234,23 +371,34 @@ impl Vocabulary {
             }
         }
         if let Some([key]) = strip(parts, "response.trailers") {
-            return Some(self.slot(Source::ResponseTrailer(key.to_ascii_lowercase()), Type::String));
+            return Some(self.slot(
+                Source::ResponseTrailer(key.to_ascii_lowercase()),
+                Type::String,
+            ));
         }
         for (prefix, side) in SIDES {
-            let Some(rest) = strip(parts, prefix) else { continue };
+            let Some(rest) = strip(parts, prefix) else {
+                continue;
+            };
             if let Some(r) = self.resolve_node(*side, rest) {
                 return Some(r);
             }
         }
         for (prefix, path) in PASSTHROUGH {
-            let Some(rest) = strip(parts, prefix) else { continue };
+            let Some(rest) = strip(parts, prefix) else {
+                continue;
+            };
             if rest.is_empty() {
                 return None;
             }
             let mut full: Vec<String> = path.iter().map(|s| s.to_string()).collect();
             full.extend(rest.iter().map(|s| s.to_string()));
             // Node labels are the one well-known string map inside node metadata.
-            let ty = if rest.last() == Some(&"LABELS") { Type::Map } else { Type::String };
+            let ty = if rest.last() == Some(&"LABELS") {
+                Type::Map
+            } else {
+                Type::String
+            };
             return Some(self.slot(Source::Property(full), ty));
         }
         None
@@ -266,14 +414,24 @@ impl Vocabulary {
             _ => {}
         }
         let dotted = rest.join(".");
-        let field = NODE_FIELDS.iter().find(|(names, _)| names.contains(&dotted.as_str()))?.1;
+        let field = NODE_FIELDS
+            .iter()
+            .find(|(names, _)| names.contains(&dotted.as_str()))?
+            .1;
         Some(self.slot(Source::Node(side, field), Type::String))
     }
 
     /// Every spelled-out name, for suggestions and docs.
     pub fn known_names() -> Vec<String> {
-        let mut names: Vec<String> = PROPERTIES.iter().flat_map(|(n, _, _)| n.iter().map(|s| s.to_string())).collect();
-        names.extend(DERIVED.iter().flat_map(|(n, _, _)| n.iter().map(|s| s.to_string())));
+        let mut names: Vec<String> = PROPERTIES
+            .iter()
+            .flat_map(|(n, _, _)| n.iter().map(|s| s.to_string()))
+            .collect();
+        names.extend(
+            DERIVED
+                .iter()
+                .flat_map(|(n, _, _)| n.iter().map(|s| s.to_string())),
+        );
         names.extend(KEYED.iter().map(|(n, _, _)| n.to_string()));
         names.push("response.trailers".into());
         for (prefix, _) in SIDES {
@@ -323,7 +481,9 @@ impl Resolver for Vocabulary {
         }
         let written = parts.join(".");
         match suggest(&written) {
-            Some(s) => Err(format!("unknown attribute `{written}`; did you mean `{s}`?")),
+            Some(s) => Err(format!(
+                "unknown attribute `{written}`; did you mean `{s}`?"
+            )),
             None => Err(format!("unknown attribute `{written}`")),
         }
     }

@@ -64,7 +64,12 @@ mod tests {
         assert_eq!(c.log_delivery, LogDelivery::ProxyLog);
         assert_eq!(c.logs[0].preset, Some(LogPreset::Mixer));
         assert_eq!(c.logs[0].sampling, Some(0.25));
-        assert_eq!(PluginConfig::parse(r#"{"logs": [{"name": "x"}]}"#).unwrap().log_delivery, LogDelivery::FilterState);
+        assert_eq!(
+            PluginConfig::parse(r#"{"logs": [{"name": "x"}]}"#)
+                .unwrap()
+                .log_delivery,
+            LogDelivery::FilterState
+        );
         let e = PluginConfig::parse(r#"{"logs": [{"name": "x", "preset": "envoy"}]}"#).unwrap_err();
         assert_eq!(e.path, "logs[0].preset");
         let e = PluginConfig::parse(r#"{"logs": [{"name": "x", "sample": 1}]}"#).unwrap_err();

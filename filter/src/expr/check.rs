@@ -77,7 +77,9 @@ fn chain_of<'a>(ast: &'a Ast, out: &mut Vec<Seg<'a>>) -> bool {
 fn computed_select(ast: &Ast) -> Option<(usize, &str)> {
     match &ast.kind {
         Kind::Select(target, field, col) => computed_select(target).or(Some((*col, field))),
-        Kind::Index(target, key) if matches!(key.kind, Kind::Str(_) | Kind::Int(_)) => computed_select(target),
+        Kind::Index(target, key) if matches!(key.kind, Kind::Str(_) | Kind::Int(_)) => {
+            computed_select(target)
+        }
         _ => None,
     }
 }

@@ -183,15 +183,28 @@ fn display_types() {
 #[test]
 fn string_literal_defaults_of_durations_and_timestamps() {
     use super::tests::{ev_with, run};
-    assert_eq!(compile_as("response.duration | \"0ms\"", Type::Duration), Ok(Type::Duration));
+    assert_eq!(
+        compile_as("response.duration | \"0ms\"", Type::Duration),
+        Ok(Type::Duration)
+    );
     assert_eq!(ev_with("response.duration | \"0ms\"", &[]), "0s");
     let d = [("response.duration", Attr::Duration(9_486_802))];
     assert_eq!(ev_with("response.duration | \"1.5s\"", &d), "9.486802ms");
     assert_eq!(ev_with("response.duration | \"1.5s\"", &[]), "1.5s");
-    assert_eq!(ev_with("request.time | \"2017-01-01T00:00:00Z\"", &[]), "2017-01-01T00:00:00Z");
-    assert_eq!(run("request.time | '2017-01-01T00:00:00Z'", &[]).unwrap().0, Type::Timestamp);
-    assert_eq!(compile_err("response.duration | \"soon\""), "column 21: invalid duration \"soon\": expected a number");
-    assert!(compile_err("request.time | \"today\"").starts_with("column 16: invalid timestamp \"today\""));
+    assert_eq!(
+        ev_with("request.time | \"2017-01-01T00:00:00Z\"", &[]),
+        "2017-01-01T00:00:00Z"
+    );
+    assert_eq!(
+        run("request.time | '2017-01-01T00:00:00Z'", &[]).unwrap().0,
+        Type::Timestamp
+    );
+    assert_eq!(
+        compile_err("response.duration | \"soon\""),
+        "column 21: invalid duration \"soon\": expected a number"
+    );
+    assert!(compile_err("request.time | \"today\"")
+        .starts_with("column 16: invalid timestamp \"today\""));
     // Only a literal, only for these two types.
     assert_eq!(
         compile_err("response.duration | request.host"),

@@ -28,16 +28,50 @@ pub const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> Status;
-    fn proxy_get_property(path_data: *const u8, path_size: usize, value_data: *mut *mut u8, value_size: *mut usize) -> Status;
-    fn proxy_set_property(path_data: *const u8, path_size: usize, value_data: *const u8, value_size: usize) -> Status;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *mut *mut u8,
+        value_size: *mut usize,
+    ) -> Status;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> Status;
     fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> Status;
-    fn proxy_get_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, value_data: *mut *mut u8, value_size: *mut usize) -> Status;
-    fn proxy_replace_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize) -> Status;
-    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> Status;
-    fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> Status;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *mut *mut u8,
+        value_size: *mut usize,
+    ) -> Status;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> Status;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize)
+        -> Status;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> Status;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> Status;
     fn proxy_record_metric(metric_id: u32, value: u64) -> Status;
-    fn proxy_get_buffer_bytes(buffer_type: u32, start: usize, max_size: usize, data: *mut *mut u8, size: *mut usize) -> Status;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> Status;
     fn proxy_set_tick_period_milliseconds(period: u32) -> Status;
     fn proxy_set_effective_context(context_id: u32) -> Status;
 }
@@ -97,7 +131,9 @@ pub fn get_header_map_pairs(map_type: u32) -> Result<Option<Vec<u8>>, Status> {
 pub fn get_header_map_value(map_type: u32, key: &str) -> Result<Option<Vec<u8>>, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: live input buffer; out-pointers to locals.
-    let s = unsafe { proxy_get_header_map_value(map_type, key.as_ptr(), key.len(), &mut data, &mut size) };
+    let s = unsafe {
+        proxy_get_header_map_value(map_type, key.as_ptr(), key.len(), &mut data, &mut size)
+    };
     // A present but empty value comes back as no buffer: keep it distinct from absent.
     match owned(s, data, size)? {
         None if s == OK => Ok(Some(Vec::new())),
@@ -107,7 +143,15 @@ pub fn get_header_map_value(map_type: u32, key: &str) -> Result<Option<Vec<u8>>,
 
 pub fn replace_header_map_value(map_type: u32, key: &str, value: &str) -> Result<(), Status> {
     // SAFETY: live input buffers.
-    status(unsafe { proxy_replace_header_map_value(map_type, key.as_ptr(), key.len(), value.as_ptr(), value.len()) })
+    status(unsafe {
+        proxy_replace_header_map_value(
+            map_type,
+            key.as_ptr(),
+            key.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
 }
 
 pub fn remove_header_map_value(map_type: u32, key: &str) -> Result<(), Status> {

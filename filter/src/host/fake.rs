@@ -29,7 +29,9 @@ pub struct FakeHost {
 
 impl FakeHost {
     pub fn set(&self, path: &[&str], value: impl Into<Vec<u8>>) {
-        self.properties.borrow_mut().insert(path.join("."), value.into());
+        self.properties
+            .borrow_mut()
+            .insert(path.join("."), value.into());
     }
     pub fn set_int(&self, path: &[&str], value: i64) {
         self.set(path, value.to_le_bytes().to_vec());
@@ -57,15 +59,23 @@ impl Host for FakeHost {
         self.properties.borrow().get(&key).cloned()
     }
     fn header(&self, map: Headers, name: &str) -> Option<String> {
-        self.calls.borrow_mut().push(format!("header {map:?} {name}"));
+        self.calls
+            .borrow_mut()
+            .push(format!("header {map:?} {name}"));
         self.map(map).borrow().get(name).cloned()
     }
     fn header_map(&self, map: Headers) -> Vec<(String, String)> {
         self.calls.borrow_mut().push(format!("header_map {map:?}"));
-        self.map(map).borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.map(map)
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
     fn set_header(&self, map: Headers, name: &str, value: Option<&str>) {
-        self.calls.borrow_mut().push(format!("set_header {map:?} {name}"));
+        self.calls
+            .borrow_mut()
+            .push(format!("set_header {map:?} {name}"));
         let headers = self.map(map);
         match value {
             Some(v) => headers.borrow_mut().insert(name.to_string(), v.to_string()),
@@ -81,7 +91,9 @@ impl Host for FakeHost {
         u32::try_from(metrics.len() - 1).ok()
     }
     fn increment_metric(&self, id: u32, delta: i64) {
-        self.calls.borrow_mut().push(format!("increment_metric {id}"));
+        self.calls
+            .borrow_mut()
+            .push(format!("increment_metric {id}"));
         let name = self.metrics.borrow()[id as usize].1.clone();
         *self.values.borrow_mut().entry(name).or_default() += delta;
     }
@@ -89,7 +101,12 @@ impl Host for FakeHost {
         self.calls.borrow_mut().push(format!("record_metric {id}"));
         let (kind, name) = self.metrics.borrow()[id as usize].clone();
         match kind {
-            MetricKind::Histogram => self.samples.borrow_mut().entry(name).or_default().push(value),
+            MetricKind::Histogram => self
+                .samples
+                .borrow_mut()
+                .entry(name)
+                .or_default()
+                .push(value),
             _ => {
                 self.values.borrow_mut().insert(name, value as i64);
             }

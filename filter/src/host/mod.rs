@@ -2,10 +2,10 @@
 //! unchanged under `cargo test` with [`fake::FakeHost`] and inside Envoy with the proxy-wasm
 //! implementation in `proxy` (the only module that touches the ABI).
 
-#[cfg(test)]
-pub mod fake;
 #[cfg(target_arch = "wasm32")]
 mod abi;
+#[cfg(test)]
+pub mod fake;
 #[cfg(target_arch = "wasm32")]
 pub mod proxy;
 
@@ -64,18 +64,24 @@ pub mod decode {
     }
 
     pub fn string(bytes: Vec<u8>) -> String {
-        String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// proxy-wasm's serialized string pairs (used for maps such as node LABELS): a count,
     /// then all key/value lengths, then the NUL-terminated keys and values.
     pub fn pairs(bytes: &[u8]) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        let Some(count) = u32_at(bytes, 0) else { return out };
+        let Some(count) = u32_at(bytes, 0) else {
+            return out;
+        };
         let count = count as usize;
-        let Some(mut data) = 4usize.checked_add(count.saturating_mul(8)) else { return out };
+        let Some(mut data) = 4usize.checked_add(count.saturating_mul(8)) else {
+            return out;
+        };
         for i in 0..count {
-            let (Some(klen), Some(vlen)) = (u32_at(bytes, 4 + i * 8), u32_at(bytes, 8 + i * 8)) else {
+            let (Some(klen), Some(vlen)) = (u32_at(bytes, 4 + i * 8), u32_at(bytes, 8 + i * 8))
+            else {
                 return Vec::new();
             };
             let (klen, vlen) = (klen as usize, vlen as usize);
@@ -130,7 +136,11 @@ mod tests {
         let enc = encode_pairs(&[("app", "ratings"), ("version", ""), ("ü", "✓")]);
         assert_eq!(
             pairs(&enc),
-            vec![("app".into(), "ratings".into()), ("version".into(), "".into()), ("ü".into(), "✓".into())]
+            vec![
+                ("app".into(), "ratings".into()),
+                ("version".into(), "".into()),
+                ("ü".into(), "✓".into())
+            ]
         );
         assert!(pairs(&enc[..enc.len() - 3]).is_empty());
         assert!(pairs(&[255, 255, 255, 255]).is_empty());

@@ -32,10 +32,17 @@ impl Host for ProxyHost {
     }
     // Header values may carry bytes 0x80-0xFF (Envoy lets them through): decoded lossily.
     fn header(&self, map: Headers, name: &str) -> Option<String> {
-        abi::get_header_map_value(map_type(map), name).ok().flatten().map(decode::string)
+        abi::get_header_map_value(map_type(map), name)
+            .ok()
+            .flatten()
+            .map(decode::string)
     }
     fn header_map(&self, map: Headers) -> Vec<(String, String)> {
-        abi::get_header_map_pairs(map_type(map)).ok().flatten().map(|b| decode::pairs(&b)).unwrap_or_default()
+        abi::get_header_map_pairs(map_type(map))
+            .ok()
+            .flatten()
+            .map(|b| decode::pairs(&b))
+            .unwrap_or_default()
     }
     fn set_header(&self, map: Headers, name: &str, value: Option<&str>) {
         let _ = match value {
@@ -96,7 +103,9 @@ fn with_contexts(f: impl FnOnce(&mut Contexts)) {
 /// Runs `f` on stream `context_id` and its configured root; unknown ids are ignored.
 fn with_stream(context_id: u32, f: impl FnOnce(&mut Root, &mut Stream)) {
     with_contexts(|c| {
-        let Some((root_id, stream)) = c.streams.get_mut(&context_id) else { return };
+        let Some((root_id, stream)) = c.streams.get_mut(&context_id) else {
+            return;
+        };
         if let Some(Some(root)) = c.roots.get_mut(root_id) {
             f(root, stream);
         }
@@ -122,7 +131,8 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, root_context_id: u32)
         if root_context_id == 0 {
             c.roots.insert(context_id, None);
         } else {
-            c.streams.insert(context_id, (root_context_id, Stream::default()));
+            c.streams
+                .insert(context_id, (root_context_id, Stream::default()));
         }
     });
 }
@@ -134,7 +144,10 @@ pub extern "C" fn proxy_on_vm_start(_root_context_id: u32, _vm_configuration_siz
 
 #[no_mangle]
 pub extern "C" fn proxy_on_configure(root_context_id: u32, _configuration_size: usize) -> u32 {
-    let bytes = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION).ok().flatten().unwrap_or_default();
+    let bytes = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let root = Root::configure(&ProxyHost, &String::from_utf8_lossy(&bytes));
     // One timer for cache expiry, TCP and gRPC reports (`Root::tick`).
     let period = root.tick_period_ms();
@@ -150,7 +163,9 @@ pub extern "C" fn proxy_on_configure(root_context_id: u32, _configuration_size: 
 pub extern "C" fn proxy_on_tick(root_context_id: u32) {
     with_contexts(|c| {
         let Contexts { roots, streams } = c;
-        let Some(Some(root)) = roots.get_mut(&root_context_id) else { return };
+        let Some(Some(root)) = roots.get_mut(&root_context_id) else {
+            return;
+        };
         if !root.tick() {
             return;
         }
@@ -188,14 +203,26 @@ pub extern "C" fn proxy_on_new_connection(context_id: u32) -> u32 {
 
 /// Per data chunk: counted only, no host call.
 #[no_mangle]
-pub extern "C" fn proxy_on_downstream_data(context_id: u32, data_size: usize, _end_of_stream: u32) -> u32 {
-    with_stream(context_id, |root, stream| root.on_downstream_data(stream, data_size));
+pub extern "C" fn proxy_on_downstream_data(
+    context_id: u32,
+    data_size: usize,
+    _end_of_stream: u32,
+) -> u32 {
+    with_stream(context_id, |root, stream| {
+        root.on_downstream_data(stream, data_size)
+    });
     CONTINUE
 }
 
 #[no_mangle]
-pub extern "C" fn proxy_on_upstream_data(context_id: u32, data_size: usize, _end_of_stream: u32) -> u32 {
-    with_stream(context_id, |root, stream| root.on_upstream_data(stream, data_size));
+pub extern "C" fn proxy_on_upstream_data(
+    context_id: u32,
+    data_size: usize,
+    _end_of_stream: u32,
+) -> u32 {
+    with_stream(context_id, |root, stream| {
+        root.on_upstream_data(stream, data_size)
+    });
     CONTINUE
 }
 
@@ -208,14 +235,26 @@ pub extern "C" fn proxy_on_downstream_connection_close(_context_id: u32, _peer_t
 pub extern "C" fn proxy_on_upstream_connection_close(_context_id: u32, _peer_type: u32) {}
 
 #[no_mangle]
-pub extern "C" fn proxy_on_request_headers(context_id: u32, _headers: u32, _end_of_stream: u32) -> u32 {
-    with_stream(context_id, |root, stream| root.on_request_headers(&ProxyHost, stream));
+pub extern "C" fn proxy_on_request_headers(
+    context_id: u32,
+    _headers: u32,
+    _end_of_stream: u32,
+) -> u32 {
+    with_stream(context_id, |root, stream| {
+        root.on_request_headers(&ProxyHost, stream)
+    });
     CONTINUE
 }
 
 #[no_mangle]
-pub extern "C" fn proxy_on_response_headers(context_id: u32, _headers: u32, _end_of_stream: u32) -> u32 {
-    with_stream(context_id, |root, stream| root.on_response_headers(&ProxyHost, stream));
+pub extern "C" fn proxy_on_response_headers(
+    context_id: u32,
+    _headers: u32,
+    _end_of_stream: u32,
+) -> u32 {
+    with_stream(context_id, |root, stream| {
+        root.on_response_headers(&ProxyHost, stream)
+    });
     CONTINUE
 }
 

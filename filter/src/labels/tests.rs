@@ -2,7 +2,12 @@ use super::*;
 use crate::attributes::ClusterService;
 
 fn node(workload: &str, ns: &str, labels: &[(&str, &str)]) -> PeerNode {
-    let mut n = PeerNode { workload_name: workload.into(), namespace: ns.into(), cluster_id: "Kubernetes".into(), ..Default::default() };
+    let mut n = PeerNode {
+        workload_name: workload.into(),
+        namespace: ns.into(),
+        cluster_id: "Kubernetes".into(),
+        ..Default::default()
+    };
     for (k, v) in labels {
         n.set_label(k, v);
     }
@@ -13,24 +18,48 @@ fn productpage() -> PeerNode {
     node(
         "productpage-v1",
         "default",
-        &[("app", "productpage"), ("version", "v1"), (CANONICAL_NAME_LABEL, "productpage"), (CANONICAL_REVISION_LABEL, "v1")],
+        &[
+            ("app", "productpage"),
+            ("version", "v1"),
+            (CANONICAL_NAME_LABEL, "productpage"),
+            (CANONICAL_REVISION_LABEL, "v1"),
+        ],
     )
 }
 
 fn ratings() -> PeerNode {
-    node("ratings-v1", "bookinfo", &[("app", "ratings"), ("version", "v1")])
+    node(
+        "ratings-v1",
+        "bookinfo",
+        &[("app", "ratings"), ("version", "v1")],
+    )
 }
 
 fn dims(cx: &Context<'_>, req: &RequestAttributes) -> Vec<(&'static str, String)> {
     let mut d = Dimensions::default();
     // Fill twice: the buffers are reused, so stale values must never leak into the next request.
-    d.fill(cx, &RequestAttributes { host: "stale".into(), response_code: 999, grpc: true, ..Default::default() });
+    d.fill(
+        cx,
+        &RequestAttributes {
+            host: "stale".into(),
+            response_code: 999,
+            grpc: true,
+            ..Default::default()
+        },
+    );
     d.fill(cx, req);
-    STANDARD_LABELS.iter().copied().zip(d.values.iter().cloned()).collect()
+    STANDARD_LABELS
+        .iter()
+        .copied()
+        .zip(d.values.iter().cloned())
+        .collect()
 }
 
 fn get(d: &[(&str, String)], k: &str) -> String {
-    d.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()).unwrap()
+    d.iter()
+        .find(|(n, _)| *n == k)
+        .map(|(_, v)| v.clone())
+        .unwrap()
 }
 
 #[test]
@@ -45,7 +74,11 @@ fn server_side_with_exchanged_client_and_cluster_service() {
     };
     let req = RequestAttributes {
         host: "ratings:9080".into(),
-        service: Some(ClusterService { host: "ratings.bookinfo.svc.cluster.local".into(), name: "ratings".into(), namespace: "bookinfo".into() }),
+        service: Some(ClusterService {
+            host: "ratings.bookinfo.svc.cluster.local".into(),
+            name: "ratings".into(),
+            namespace: "bookinfo".into(),
+        }),
         response_code: 200,
         mtls: Some(false),
         ..Default::default()
@@ -86,13 +119,30 @@ fn server_side_with_exchanged_client_and_cluster_service() {
 #[test]
 fn client_side_without_peer_is_unknown_with_latest_revision() {
     let local = productpage();
-    let cx = Context { reporter: Reporter::Source, direction: Direction::Outbound, local: NodeView::with_labels(&local), peer: None, use_host_header: true };
-    let req = RequestAttributes { host: "ratings:9080".into(), response_flags: 1 << 5, response_code: 503, ..Default::default() };
+    let cx = Context {
+        reporter: Reporter::Source,
+        direction: Direction::Outbound,
+        local: NodeView::with_labels(&local),
+        peer: None,
+        use_host_header: true,
+    };
+    let req = RequestAttributes {
+        host: "ratings:9080".into(),
+        response_flags: 1 << 5,
+        response_code: 503,
+        ..Default::default()
+    };
     let d = dims(&cx, &req);
     assert_eq!(get(&d, "reporter"), "source");
     assert_eq!(get(&d, "source_workload"), "productpage-v1");
     assert_eq!(get(&d, "source_canonical_revision"), "v1");
-    for k in ["destination_workload", "destination_app", "destination_canonical_service", "destination_service_namespace", "destination_cluster"] {
+    for k in [
+        "destination_workload",
+        "destination_app",
+        "destination_canonical_service",
+        "destination_service_namespace",
+        "destination_cluster",
+    ] {
         assert_eq!(get(&d, k), "unknown", "{k}");
     }
     assert_eq!(get(&d, "destination_canonical_revision"), "latest");
@@ -108,33 +158,67 @@ fn host_header_fallback_disabled() {
     let local = ratings();
     let mut with_canonical = ratings();
     with_canonical.set_label(CANONICAL_NAME_LABEL, "ratings-svc");
-    let req = RequestAttributes { host: "evil.example".into(), ..Default::default() };
-    let out = |local: &PeerNode, direction| {
-        let cx = Context { reporter: Reporter::Source, direction, local: NodeView::with_labels(local), peer: None, use_host_header: false };
-        let d = dims(&cx, &req);
-        (get(&d, "destination_service"), get(&d, "destination_service_name"))
+    let req = RequestAttributes {
+        host: "evil.example".into(),
+        ..Default::default()
     };
-    assert_eq!(out(&local, Direction::Outbound), ("unknown".into(), "unknown".into()));
+    let out = |local: &PeerNode, direction| {
+        let cx = Context {
+            reporter: Reporter::Source,
+            direction,
+            local: NodeView::with_labels(local),
+            peer: None,
+            use_host_header: false,
+        };
+        let d = dims(&cx, &req);
+        (
+            get(&d, "destination_service"),
+            get(&d, "destination_service_name"),
+        )
+    };
+    assert_eq!(
+        out(&local, Direction::Outbound),
+        ("unknown".into(), "unknown".into())
+    );
     // Server side: the local canonical service name, else unknown.
-    assert_eq!(out(&local, Direction::Inbound), ("unknown".into(), "unknown".into()));
-    assert_eq!(out(&with_canonical, Direction::Inbound), ("ratings-svc".into(), "ratings-svc".into()));
+    assert_eq!(
+        out(&local, Direction::Inbound),
+        ("unknown".into(), "unknown".into())
+    );
+    assert_eq!(
+        out(&with_canonical, Direction::Inbound),
+        ("ratings-svc".into(), "ratings-svc".into())
+    );
 }
 
 #[test]
 fn special_routes_and_clusters_name_the_service() {
     let local = productpage();
-    let cx = Context { reporter: Reporter::Source, direction: Direction::Outbound, local: NodeView::with_labels(&local), peer: None, use_host_header: true };
+    let cx = Context {
+        reporter: Reporter::Source,
+        direction: Direction::Outbound,
+        local: NodeView::with_labels(&local),
+        peer: None,
+        use_host_header: true,
+    };
     for (route, cluster, want) in [
         ("block_all", "x", "BlackHoleCluster"),
         ("allow_any", "x", "PassthroughCluster"),
         ("", "PassthroughCluster", "PassthroughCluster"),
-        ("", "InboundPassthroughClusterIpv6", "InboundPassthroughClusterIpv6"),
+        (
+            "",
+            "InboundPassthroughClusterIpv6",
+            "InboundPassthroughClusterIpv6",
+        ),
     ] {
         let req = RequestAttributes {
             host: "h".into(),
             route_name: route.into(),
             cluster_name: cluster.into(),
-            service: Some(ClusterService { name: "ignored".into(), ..Default::default() }),
+            service: Some(ClusterService {
+                name: "ignored".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let d = dims(&cx, &req);
@@ -146,9 +230,19 @@ fn special_routes_and_clusters_name_the_service() {
 #[test]
 fn peer_without_labels_and_fallback_node_with_labels() {
     let local = productpage();
-    let bare = PeerNode { workload_name: "w".into(), namespace: "n".into(), ..Default::default() };
+    let bare = PeerNode {
+        workload_name: "w".into(),
+        namespace: "n".into(),
+        ..Default::default()
+    };
     let d = dims(
-        &Context { reporter: Reporter::Source, direction: Direction::Outbound, local: NodeView::with_labels(&local), peer: Some(NodeView::peer(&bare)), use_host_header: true },
+        &Context {
+            reporter: Reporter::Source,
+            direction: Direction::Outbound,
+            local: NodeView::with_labels(&local),
+            peer: Some(NodeView::peer(&bare)),
+            use_host_header: true,
+        },
         &RequestAttributes::default(),
     );
     // Istio: no labels at all → no canonical service (unknown), revision latest.
@@ -156,7 +250,13 @@ fn peer_without_labels_and_fallback_node_with_labels() {
     assert_eq!(get(&d, "destination_service_namespace"), "n");
     let fallback = PeerNode::from_istio_workload("ratings-v1;default;;;Kubernetes").unwrap();
     let d = dims(
-        &Context { reporter: Reporter::Source, direction: Direction::Outbound, local: NodeView::with_labels(&local), peer: Some(NodeView::with_labels(&fallback)), use_host_header: true },
+        &Context {
+            reporter: Reporter::Source,
+            direction: Direction::Outbound,
+            local: NodeView::with_labels(&local),
+            peer: Some(NodeView::with_labels(&fallback)),
+            use_host_header: true,
+        },
         &RequestAttributes::default(),
     );
     // A label set without a canonical name → the workload name.
@@ -168,12 +268,33 @@ fn peer_without_labels_and_fallback_node_with_labels() {
 #[test]
 fn grpc_status_and_waypoint_and_mtls() {
     let local = ratings();
-    let cx = Context { reporter: Reporter::Waypoint, direction: Direction::Inbound, local: NodeView::with_labels(&local), peer: None, use_host_header: true };
-    let d = dims(&cx, &RequestAttributes { grpc: true, grpc_status: Some(7), mtls: Some(true), response_code: 200, ..Default::default() });
+    let cx = Context {
+        reporter: Reporter::Waypoint,
+        direction: Direction::Inbound,
+        local: NodeView::with_labels(&local),
+        peer: None,
+        use_host_header: true,
+    };
+    let d = dims(
+        &cx,
+        &RequestAttributes {
+            grpc: true,
+            grpc_status: Some(7),
+            mtls: Some(true),
+            response_code: 200,
+            ..Default::default()
+        },
+    );
     assert_eq!(get(&d, "reporter"), "waypoint");
     assert_eq!(get(&d, "request_protocol"), "grpc");
     assert_eq!(get(&d, "grpc_response_status"), "7");
     assert_eq!(get(&d, "connection_security_policy"), "mutual_tls");
-    let d = dims(&cx, &RequestAttributes { grpc: true, ..Default::default() });
+    let d = dims(
+        &cx,
+        &RequestAttributes {
+            grpc: true,
+            ..Default::default()
+        },
+    );
     assert_eq!(get(&d, "grpc_response_status"), "2");
 }

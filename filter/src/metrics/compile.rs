@@ -8,7 +8,8 @@
 //! predicate that cannot be decided is false, at load time as per request).
 
 use super::{
-    LabelSource, MetricTable, Protocol, Spec, ValueSource, BUILD_LABELS, GRPC_METRICS, HTTP_METRICS, PREFIX, TCP_METRICS,
+    LabelSource, MetricTable, Protocol, Spec, ValueSource, BUILD_LABELS, GRPC_METRICS,
+    HTTP_METRICS, PREFIX, TCP_METRICS,
 };
 use crate::attributes::vocabulary::Vocabulary;
 use crate::config::{ConfigError, MetricKind, PluginConfig};
@@ -26,7 +27,12 @@ struct Draft {
 /// Compiles the metric parts of `config`, resolving attributes through `vocab`. Problems are
 /// returned, never fatal.
 pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, Vec<ConfigError>) {
-    let mut c = Compiler { vocab, table: MetricTable::default(), problems: Vec::new(), sources: Vec::new() };
+    let mut c = Compiler {
+        vocab,
+        table: MetricTable::default(),
+        problems: Vec::new(),
+        sources: Vec::new(),
+    };
     let standard = HTTP_METRICS
         .iter()
         .map(|m| (m, Protocol::Http))
@@ -37,7 +43,12 @@ pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, V
             spec: Spec {
                 name: format!("{PREFIX}{}", m.name),
                 kind: m.kind,
-                labels: STANDARD_LABELS.iter().take(m.label_count).enumerate().map(|(i, t)| (t.to_string(), LabelSource::Standard(i))).collect(),
+                labels: STANDARD_LABELS
+                    .iter()
+                    .take(m.label_count)
+                    .enumerate()
+                    .map(|(i, t)| (t.to_string(), LabelSource::Standard(i)))
+                    .collect(),
                 value: ValueSource::Standard(m.value),
                 matchers: Vec::new(),
                 protocol,
@@ -56,7 +67,11 @@ pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, V
     for (i, over) in config.metrics.iter().enumerate() {
         c.apply_override(i, over, &mut drafts);
     }
-    c.table.specs = drafts.into_iter().filter(|d| !d.dropped).map(|d| d.spec).collect();
+    c.table.specs = drafts
+        .into_iter()
+        .filter(|d| !d.dropped)
+        .map(|d| d.spec)
+        .collect();
     (c.table, c.problems)
 }
 
@@ -104,10 +119,20 @@ impl Compiler<'_> {
             self.problem(at("name"), "must not be empty".into());
             return None;
         }
-        let name = def.metric_name.clone().unwrap_or_else(|| format!("{PREFIX}{}", def.name));
+        let name = def
+            .metric_name
+            .clone()
+            .unwrap_or_else(|| format!("{PREFIX}{}", def.name));
         if !is_metric_name(&name) {
-            let field = if def.metric_name.is_some() { "metric_name" } else { "name" };
-            self.problem(at(field), format!("{name:?} is not a valid Prometheus metric name"));
+            let field = if def.metric_name.is_some() {
+                "metric_name"
+            } else {
+                "name"
+            };
+            self.problem(
+                at(field),
+                format!("{name:?} is not a valid Prometheus metric name"),
+            );
             return None;
         }
         if def.value.is_empty() {
@@ -118,7 +143,11 @@ impl Compiler<'_> {
         self.table.values.push(value);
         let value = ValueSource::Expr(self.table.values.len() - 1);
         let labels = if def.dimensions.is_empty() {
-            STANDARD_LABELS.iter().enumerate().map(|(i, t)| (t.to_string(), LabelSource::Standard(i))).collect()
+            STANDARD_LABELS
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.to_string(), LabelSource::Standard(i)))
+                .collect()
         } else {
             let mut labels = Vec::new();
             for (tag, source) in &def.dimensions {
@@ -134,7 +163,14 @@ impl Compiler<'_> {
         }
         Some(Draft {
             // Definitions are HTTP-only, as in Istio's plugin: recorded per request.
-            spec: Spec { name, kind: def.kind, labels, value, matchers: Vec::new(), protocol: Protocol::Http },
+            spec: Spec {
+                name,
+                kind: def.kind,
+                labels,
+                value,
+                matchers: Vec::new(),
+                protocol: Protocol::Http,
+            },
             short: def.name.clone(),
             dropped: false,
         })
@@ -148,14 +184,30 @@ impl Compiler<'_> {
         }
     }
 
-    fn apply_override(&mut self, i: usize, over: &crate::config::MetricConfig, drafts: &mut [Draft]) {
+    fn apply_override(
+        &mut self,
+        i: usize,
+        over: &crate::config::MetricConfig,
+        drafts: &mut [Draft],
+    ) {
         let at = |f: &str| format!("metrics[{i}].{f}");
         let targets: Vec<usize> = (0..drafts.len())
-            .filter(|&d| drafts.get(d).is_some_and(|x| !x.dropped && (over.name.is_empty() || x.short == over.name)))
+            .filter(|&d| {
+                drafts
+                    .get(d)
+                    .is_some_and(|x| !x.dropped && (over.name.is_empty() || x.short == over.name))
+            })
             .collect();
         if !over.name.is_empty() && targets.is_empty() {
             let known: Vec<&str> = drafts.iter().map(|d| d.short.as_str()).collect();
-            self.problem(at("name"), format!("unknown metric {:?}; known metrics: {}", over.name, known.join(", ")));
+            self.problem(
+                at("name"),
+                format!(
+                    "unknown metric {:?}; known metrics: {}",
+                    over.name,
+                    known.join(", ")
+                ),
+            );
             return;
         }
         let each = |drafts: &mut [Draft], f: &mut dyn FnMut(&mut Draft)| {
@@ -170,9 +222,16 @@ impl Compiler<'_> {
             return;
         }
         for (j, tag) in over.tags_to_remove.iter().enumerate() {
-            let known = targets.iter().any(|&t| drafts.get(t).is_some_and(|d| d.spec.labels.iter().any(|(l, _)| l == tag)));
+            let known = targets.iter().any(|&t| {
+                drafts
+                    .get(t)
+                    .is_some_and(|d| d.spec.labels.iter().any(|(l, _)| l == tag))
+            });
             if !known && !STANDARD_LABELS.contains(&tag.as_str()) {
-                self.problem(format!("metrics[{i}].tags_to_remove[{j}]"), format!("{tag:?} is not a label of this metric"));
+                self.problem(
+                    format!("metrics[{i}].tags_to_remove[{j}]"),
+                    format!("{tag:?} is not a label of this metric"),
+                );
                 continue;
             }
             each(drafts, &mut |d| d.spec.labels.retain(|(l, _)| l != tag));
@@ -197,11 +256,21 @@ impl Compiler<'_> {
                 self.table.predicates.len() - 1
             });
             // No compiled predicate: an index that resolves to nothing, which never matches.
-            each(drafts, &mut |d| d.spec.matchers.push(index.unwrap_or(usize::MAX)));
+            each(drafts, &mut |d| {
+                d.spec.matchers.push(index.unwrap_or(usize::MAX))
+            });
         }
         if let Some(b) = &over.buckets {
-            let kinds: Vec<MetricKind> = targets.iter().filter_map(|&t| drafts.get(t)).map(|d| d.spec.kind).collect();
-            let kind = if over.name.is_empty() || kinds.contains(&MetricKind::Histogram) { MetricKind::Histogram } else { MetricKind::Counter };
+            let kinds: Vec<MetricKind> = targets
+                .iter()
+                .filter_map(|&t| drafts.get(t))
+                .map(|d| d.spec.kind)
+                .collect();
+            let kind = if over.name.is_empty() || kinds.contains(&MetricKind::Histogram) {
+                MetricKind::Histogram
+            } else {
+                MetricKind::Counter
+            };
             self.check_buckets(&at("buckets"), b, kind);
         }
     }
@@ -231,7 +300,11 @@ pub fn all_tag_names(config: &PluginConfig) -> Vec<String> {
     STANDARD_LABELS
         .iter()
         .map(|s| s.to_string())
-        .chain(custom_order(config).into_iter().filter(|t| !BUILD_LABELS.contains(&t.as_str())))
+        .chain(
+            custom_order(config)
+                .into_iter()
+                .filter(|t| !BUILD_LABELS.contains(&t.as_str())),
+        )
         .chain(BUILD_LABELS.iter().map(|s| s.to_string()))
         .collect()
 }
@@ -252,19 +325,34 @@ pub fn bucket_settings(config: &PluginConfig) -> Vec<BucketSetting> {
         .filter(|m| m.kind == MetricKind::Histogram)
         .map(|m| (m.name.to_string(), format!("{PREFIX}{}", m.name)))
         .collect();
-    for d in config.definitions.iter().filter(|d| d.kind == MetricKind::Histogram) {
-        let full = d.metric_name.clone().unwrap_or_else(|| format!("{PREFIX}{}", d.name));
+    for d in config
+        .definitions
+        .iter()
+        .filter(|d| d.kind == MetricKind::Histogram)
+    {
+        let full = d
+            .metric_name
+            .clone()
+            .unwrap_or_else(|| format!("{PREFIX}{}", d.name));
         if let Some(b) = d.buckets.as_ref().and_then(|b| b.bounds().ok()) {
-            out.push(BucketSetting { metric: full.clone(), bounds: b });
+            out.push(BucketSetting {
+                metric: full.clone(),
+                bounds: b,
+            });
         }
         histograms.push((d.name.clone(), full));
     }
     for m in &config.metrics {
-        let Some(bounds) = m.buckets.as_ref().and_then(|b| b.bounds().ok()) else { continue };
+        let Some(bounds) = m.buckets.as_ref().and_then(|b| b.bounds().ok()) else {
+            continue;
+        };
         for (short, full) in &histograms {
             if m.name.is_empty() || m.name == *short {
                 out.retain(|s| s.metric != *full);
-                out.push(BucketSetting { metric: full.clone(), bounds: bounds.clone() });
+                out.push(BucketSetting {
+                    metric: full.clone(),
+                    bounds: bounds.clone(),
+                });
             }
         }
     }
@@ -273,7 +361,9 @@ pub fn bucket_settings(config: &PluginConfig) -> Vec<BucketSetting> {
 
 fn check_tag(tag: &str) -> Result<(), String> {
     let mut chars = tag.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !tag.starts_with("__");
     if !valid {
@@ -291,6 +381,8 @@ fn check_tag(tag: &str) -> Result<(), String> {
 
 fn is_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }

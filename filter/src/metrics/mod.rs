@@ -124,32 +124,77 @@ pub struct StandardMetric {
 
 /// The standard HTTP (and gRPC) metrics, recorded once per request at stream end.
 pub const HTTP_METRICS: [StandardMetric; 4] = [
-    StandardMetric { name: "requests_total", kind: MetricKind::Counter, label_count: 25, value: Value::One },
+    StandardMetric {
+        name: "requests_total",
+        kind: MetricKind::Counter,
+        label_count: 25,
+        value: Value::One,
+    },
     StandardMetric {
         name: "request_duration_milliseconds",
         kind: MetricKind::Histogram,
         label_count: 25,
         value: Value::DurationMs,
     },
-    StandardMetric { name: "request_bytes", kind: MetricKind::Histogram, label_count: 25, value: Value::RequestBytes },
-    StandardMetric { name: "response_bytes", kind: MetricKind::Histogram, label_count: 25, value: Value::ResponseBytes },
+    StandardMetric {
+        name: "request_bytes",
+        kind: MetricKind::Histogram,
+        label_count: 25,
+        value: Value::RequestBytes,
+    },
+    StandardMetric {
+        name: "response_bytes",
+        kind: MetricKind::Histogram,
+        label_count: 25,
+        value: Value::ResponseBytes,
+    },
 ];
 
 /// Istio's TCP metrics: the first 23 standard labels (no `response_code`,
 /// `grpc_response_status`), reported per connection every `tcp_reporting_duration` and at close.
 pub const TCP_METRICS: [StandardMetric; 4] = [
-    StandardMetric { name: "tcp_connections_opened_total", kind: MetricKind::Counter, label_count: 23, value: Value::TcpOpened },
-    StandardMetric { name: "tcp_connections_closed_total", kind: MetricKind::Counter, label_count: 23, value: Value::TcpClosed },
-    StandardMetric { name: "tcp_sent_bytes_total", kind: MetricKind::Counter, label_count: 23, value: Value::TcpSentBytes },
-    StandardMetric { name: "tcp_received_bytes_total", kind: MetricKind::Counter, label_count: 23, value: Value::TcpReceivedBytes },
+    StandardMetric {
+        name: "tcp_connections_opened_total",
+        kind: MetricKind::Counter,
+        label_count: 23,
+        value: Value::TcpOpened,
+    },
+    StandardMetric {
+        name: "tcp_connections_closed_total",
+        kind: MetricKind::Counter,
+        label_count: 23,
+        value: Value::TcpClosed,
+    },
+    StandardMetric {
+        name: "tcp_sent_bytes_total",
+        kind: MetricKind::Counter,
+        label_count: 23,
+        value: Value::TcpSentBytes,
+    },
+    StandardMetric {
+        name: "tcp_received_bytes_total",
+        kind: MetricKind::Counter,
+        label_count: 23,
+        value: Value::TcpReceivedBytes,
+    },
 ];
 
 /// Istio's gRPC message counters: the peer labels (the first 20, `reporter` …
 /// `destination_cluster`), reported per gRPC stream every `tcp_reporting_duration` while it
 /// is open and at its end, from Envoy's `grpc_stats` filter state.
 pub const GRPC_METRICS: [StandardMetric; 2] = [
-    StandardMetric { name: "request_messages_total", kind: MetricKind::Counter, label_count: 20, value: Value::GrpcRequestMessages },
-    StandardMetric { name: "response_messages_total", kind: MetricKind::Counter, label_count: 20, value: Value::GrpcResponseMessages },
+    StandardMetric {
+        name: "request_messages_total",
+        kind: MetricKind::Counter,
+        label_count: 20,
+        value: Value::GrpcRequestMessages,
+    },
+    StandardMetric {
+        name: "response_messages_total",
+        kind: MetricKind::Counter,
+        label_count: 20,
+        value: Value::GrpcResponseMessages,
+    },
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +243,9 @@ pub struct MetricTable {
 
 impl std::fmt::Debug for MetricTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricTable").field("specs", &self.specs).finish_non_exhaustive()
+        f.debug_struct("MetricTable")
+            .field("specs", &self.specs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -237,7 +284,9 @@ impl MetricTable {
                         idx::DESTINATION_PRINCIPAL => n.principals[1] = true,
                         idx::CONNECTION_SECURITY_POLICY => n.security_policy = true,
                         idx::RESPONSE_FLAGS => n.response_flags = true,
-                        idx::DESTINATION_SERVICE..=idx::DESTINATION_SERVICE_NAMESPACE => n.service = true,
+                        idx::DESTINATION_SERVICE..=idx::DESTINATION_SERVICE_NAMESPACE => {
+                            n.service = true
+                        }
                         idx::GRPC_RESPONSE_STATUS => n.grpc_status = true,
                         _ => {}
                     }
@@ -259,21 +308,45 @@ impl MetricTable {
     }
 
     /// Records one finished request. `slots` are the attribute values expressions read.
-    pub fn record(&mut self, host: &impl Host, dims: &Dimensions, slots: &[Option<Attr>], req: &RequestAttributes) {
+    pub fn record(
+        &mut self,
+        host: &impl Host,
+        dims: &Dimensions,
+        slots: &[Option<Attr>],
+        req: &RequestAttributes,
+    ) {
         self.record_event(host, dims, slots, Event::Request(req));
     }
 
     /// Records one TCP connection report (the TCP metrics only).
-    pub fn record_tcp(&mut self, host: &impl Host, dims: &Dimensions, slots: &[Option<Attr>], delta: &TcpDelta) {
+    pub fn record_tcp(
+        &mut self,
+        host: &impl Host,
+        dims: &Dimensions,
+        slots: &[Option<Attr>],
+        delta: &TcpDelta,
+    ) {
         self.record_event(host, dims, slots, Event::Tcp(delta));
     }
 
     /// Records one gRPC stream report (the message counters only).
-    pub fn record_grpc(&mut self, host: &impl Host, dims: &Dimensions, slots: &[Option<Attr>], delta: &GrpcDelta) {
+    pub fn record_grpc(
+        &mut self,
+        host: &impl Host,
+        dims: &Dimensions,
+        slots: &[Option<Attr>],
+        delta: &GrpcDelta,
+    ) {
         self.record_event(host, dims, slots, Event::Grpc(delta));
     }
 
-    fn record_event(&mut self, host: &impl Host, dims: &Dimensions, slots: &[Option<Attr>], event: Event<'_>) {
+    fn record_event(
+        &mut self,
+        host: &impl Host,
+        dims: &Dimensions,
+        slots: &[Option<Attr>],
+        event: Event<'_>,
+    ) {
         let protocol = event.protocol();
         self.custom.resize_with(self.dimensions.len(), String::new);
         for (out, program) in self.custom.iter_mut().zip(&self.dimensions) {
@@ -316,7 +389,11 @@ impl MetricTable {
                     LabelSource::Standard(i) => dims.values.get(i),
                     LabelSource::Custom(i) => self.custom.get(i),
                 };
-                stat_name::push_label(&mut self.name, tag, value.map(String::as_str).unwrap_or_default());
+                stat_name::push_label(
+                    &mut self.name,
+                    tag,
+                    value.map(String::as_str).unwrap_or_default(),
+                );
             }
             self.name.push_str(&spec.name);
             ids.push(host.define_metric(spec.kind, &self.name));
@@ -326,14 +403,21 @@ impl MetricTable {
         self.cache.insert(self.key.as_str().into(), ids);
     }
 
-    fn emit(&self, host: &impl Host, ids: &[Option<u32>], slots: &[Option<Attr>], event: Event<'_>) {
+    fn emit(
+        &self,
+        host: &impl Host,
+        ids: &[Option<u32>],
+        slots: &[Option<Attr>],
+        event: Event<'_>,
+    ) {
         for (spec, id) in self.specs.iter().zip(ids) {
             let Some(id) = *id else { continue };
             // A predicate that cannot be evaluated is false: when in doubt, do not record.
-            let matched = spec
-                .matchers
-                .iter()
-                .all(|&m| self.predicates.get(m).is_some_and(|p| p.eval_bool(slots).unwrap_or(false)));
+            let matched = spec.matchers.iter().all(|&m| {
+                self.predicates
+                    .get(m)
+                    .is_some_and(|p| p.eval_bool(slots).unwrap_or(false))
+            });
             if !matched {
                 continue;
             }
@@ -352,7 +436,9 @@ impl MetricTable {
             match spec.kind {
                 MetricKind::Counter if value > 0 => host.increment_metric(id, value),
                 MetricKind::Counter => {}
-                MetricKind::Gauge | MetricKind::Histogram => host.record_metric(id, value.max(0) as u64),
+                MetricKind::Gauge | MetricKind::Histogram => {
+                    host.record_metric(id, value.max(0) as u64)
+                }
             }
         }
     }

@@ -13,7 +13,11 @@ struct Compiled {
 fn table(json: &str) -> Compiled {
     let mut vocab = Vocabulary::default();
     let (table, problems) = compile(&PluginConfig::parse(json).unwrap(), &mut vocab);
-    Compiled { table, problems, slots: vocab.slots().to_vec() }
+    Compiled {
+        table,
+        problems,
+        slots: vocab.slots().to_vec(),
+    }
 }
 
 fn dims(code: &str) -> Dimensions {
@@ -42,26 +46,69 @@ fn all_but(skip: &[usize]) -> Vec<usize> {
 
 /// Slot values for a compiled table: each slot from `values` by its source, absent otherwise.
 fn slots(c: &Compiled, values: &[(Source, Attr)]) -> Vec<Option<Attr>> {
-    c.slots.iter().map(|d| values.iter().find(|(s, _)| *s == d.source).map(|(_, a)| a.clone())).collect()
+    c.slots
+        .iter()
+        .map(|d| {
+            values
+                .iter()
+                .find(|(s, _)| *s == d.source)
+                .map(|(_, a)| a.clone())
+        })
+        .collect()
 }
 
 #[test]
 fn records_four_metrics_once_per_request_with_all_labels() {
     let host = FakeHost::default();
-    let Compiled { mut table, problems, .. } = table("{}");
+    let Compiled {
+        mut table,
+        problems,
+        ..
+    } = table("{}");
     assert!(problems.is_empty());
     let t = &mut table;
-    assert_eq!(t.names().collect::<Vec<_>>(), ["istio_requests_total", "istio_request_duration_milliseconds", "istio_request_bytes", "istio_response_bytes", "istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total", "istio_tcp_sent_bytes_total", "istio_tcp_received_bytes_total", "istio_request_messages_total", "istio_response_messages_total"]);
-    let req = RequestAttributes { duration_ns: 7_900_000, request_bytes: 120, response_bytes: 4096, ..Default::default() };
+    assert_eq!(
+        t.names().collect::<Vec<_>>(),
+        [
+            "istio_requests_total",
+            "istio_request_duration_milliseconds",
+            "istio_request_bytes",
+            "istio_response_bytes",
+            "istio_tcp_connections_opened_total",
+            "istio_tcp_connections_closed_total",
+            "istio_tcp_sent_bytes_total",
+            "istio_tcp_received_bytes_total",
+            "istio_request_messages_total",
+            "istio_response_messages_total"
+        ]
+    );
+    let req = RequestAttributes {
+        duration_ns: 7_900_000,
+        request_bytes: 120,
+        response_bytes: 4096,
+        ..Default::default()
+    };
     let d = dims("200");
     for _ in 0..3 {
         t.record(&host, &d, &[], &req);
     }
     let all = all_but(&[]);
-    assert_eq!(host.value(&stat(&d, &all, &[], "istio_requests_total")), Some(3));
-    assert_eq!(host.samples.borrow()[&stat(&d, &all, &[], "istio_request_duration_milliseconds")], vec![7, 7, 7]);
-    assert_eq!(host.samples.borrow()[&stat(&d, &all, &[], "istio_request_bytes")], vec![120; 3]);
-    assert_eq!(host.samples.borrow()[&stat(&d, &all, &[], "istio_response_bytes")], vec![4096; 3]);
+    assert_eq!(
+        host.value(&stat(&d, &all, &[], "istio_requests_total")),
+        Some(3)
+    );
+    assert_eq!(
+        host.samples.borrow()[&stat(&d, &all, &[], "istio_request_duration_milliseconds")],
+        vec![7, 7, 7]
+    );
+    assert_eq!(
+        host.samples.borrow()[&stat(&d, &all, &[], "istio_request_bytes")],
+        vec![120; 3]
+    );
+    assert_eq!(
+        host.samples.borrow()[&stat(&d, &all, &[], "istio_response_bytes")],
+        vec![4096; 3]
+    );
     // Defined once: the later requests took the fast path.
     assert_eq!(host.metrics.borrow().len(), 4);
     assert_eq!(t.cached_tuples(), 1);
@@ -79,11 +126,38 @@ fn drop_and_tags_to_remove() {
                         {"name": "requests_total", "tags_to_remove": ["grpc_response_status", "response_flags"]}]}"#,
     );
     assert!(c.problems.is_empty(), "{:?}", c.problems);
-    assert_eq!(c.table.names().collect::<Vec<_>>(), ["istio_requests_total", "istio_request_duration_milliseconds", "istio_response_bytes", "istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total", "istio_tcp_sent_bytes_total", "istio_tcp_received_bytes_total", "istio_request_messages_total", "istio_response_messages_total"]);
+    assert_eq!(
+        c.table.names().collect::<Vec<_>>(),
+        [
+            "istio_requests_total",
+            "istio_request_duration_milliseconds",
+            "istio_response_bytes",
+            "istio_tcp_connections_opened_total",
+            "istio_tcp_connections_closed_total",
+            "istio_tcp_sent_bytes_total",
+            "istio_tcp_received_bytes_total",
+            "istio_request_messages_total",
+            "istio_response_messages_total"
+        ]
+    );
     let d = dims("200");
-    c.table.record(&host, &d, &[], &RequestAttributes::default());
-    assert_eq!(host.value(&stat(&d, &all_but(&[3, 21, 24]), &[], "istio_requests_total")), Some(1));
-    assert!(host.samples.borrow().contains_key(&stat(&d, &all_but(&[3]), &[], "istio_response_bytes")));
+    c.table
+        .record(&host, &d, &[], &RequestAttributes::default());
+    assert_eq!(
+        host.value(&stat(
+            &d,
+            &all_but(&[3, 21, 24]),
+            &[],
+            "istio_requests_total"
+        )),
+        Some(1)
+    );
+    assert!(host.samples.borrow().contains_key(&stat(
+        &d,
+        &all_but(&[3]),
+        &[],
+        "istio_response_bytes"
+    )));
 }
 
 #[test]
@@ -97,16 +171,34 @@ fn broken_parts_are_problems_that_disable_only_themselves() {
     let problems: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
     assert_eq!(problems.len(), 7, "{problems:#?}");
     assert_eq!(problems[0], "invalid meshstats config at `definitions[0].value`: column 15: expected an expression, found end of input in `request.size +`", "{problems:#?}");
-    assert_eq!(problems[1], "invalid meshstats config at `definitions[1].name`: must not be empty");
+    assert_eq!(
+        problems[1],
+        "invalid meshstats config at `definitions[1].name`: must not be empty"
+    );
     assert_eq!(problems[2], "invalid meshstats config at `metrics[0].name`: unknown metric \"request_count\"; known metrics: requests_total, request_duration_milliseconds, request_bytes, response_bytes, tcp_connections_opened_total, tcp_connections_closed_total, tcp_sent_bytes_total, tcp_received_bytes_total, request_messages_total, response_messages_total");
     assert_eq!(problems[3], "invalid meshstats config at `metrics[1].tags_to_remove[1]`: \"source_wl\" is not a label of this metric");
     assert!(problems[4].starts_with("invalid meshstats config at `metrics[2].dimensions.bad`: column 1: unknown attribute `request.hots`; did you mean `request.host`?"), "{}", problems[4]);
-    assert!(problems[5].starts_with("invalid meshstats config at `metrics[2].dimensions.source_app`: column"), "{}", problems[5]);
+    assert!(
+        problems[5]
+            .starts_with("invalid meshstats config at `metrics[2].dimensions.source_app`: column"),
+        "{}",
+        problems[5]
+    );
     assert_eq!(problems[6], "invalid meshstats config at `metrics[2].dimensions.x.y`: \"x.y\" is not a valid Prometheus label name");
     // What survived: `ok` added, source_app removed (Istio: a dimension that does not parse leaves), reporter removed.
     let labels = c.table.labels_of("istio_requests_total").unwrap();
-    assert!(labels.contains(&"ok") && !labels.contains(&"bad") && !labels.contains(&"source_app") && !labels.contains(&"reporter"), "{labels:?}");
-    assert_eq!(c.table.names().count(), 10, "the broken definitions are not defined, the rest is");
+    assert!(
+        labels.contains(&"ok")
+            && !labels.contains(&"bad")
+            && !labels.contains(&"source_app")
+            && !labels.contains(&"reporter"),
+        "{labels:?}"
+    );
+    assert_eq!(
+        c.table.names().count(),
+        10,
+        "the broken definitions are not defined, the rest is"
+    );
 }
 
 #[test]
@@ -117,39 +209,80 @@ fn custom_dimensions_override_and_extend_with_expression_values() {
     );
     assert!(c.problems.is_empty(), "{:?}", c.problems);
     let d = dims("200");
-    let s = slots(&c, &[(Source::Property(vec!["request".into(), "host".into()]), Attr::Str("ratings:9080".into()))]);
+    let s = slots(
+        &c,
+        &[(
+            Source::Property(vec!["request".into(), "host".into()]),
+            Attr::Str("ratings:9080".into()),
+        )],
+    );
     c.table.record(&host, &d, &s, &RequestAttributes::default());
     let mut overridden = d.clone();
     overridden.values[0] = "proxy".into();
-    let name = stat(&overridden, &all_but(&[24]), &[("request_host", "ratings:9080"), ("user", "anonymous")], "istio_requests_total");
-    assert_eq!(host.value(&name), Some(1), "{:?}", host.values.borrow().keys().collect::<Vec<_>>());
+    let name = stat(
+        &overridden,
+        &all_but(&[24]),
+        &[("request_host", "ratings:9080"), ("user", "anonymous")],
+        "istio_requests_total",
+    );
+    assert_eq!(
+        host.value(&name),
+        Some(1),
+        "{:?}",
+        host.values.borrow().keys().collect::<Vec<_>>()
+    );
     // A dimension that fails per request is `unknown`.
     let host = FakeHost::default();
-    c.table.record(&host, &d, &slots(&c, &[]), &RequestAttributes::default());
-    let name = stat(&overridden, &all_but(&[24]), &[("request_host", "unknown"), ("user", "anonymous")], "istio_requests_total");
+    c.table
+        .record(&host, &d, &slots(&c, &[]), &RequestAttributes::default());
+    let name = stat(
+        &overridden,
+        &all_but(&[24]),
+        &[("request_host", "unknown"), ("user", "anonymous")],
+        "istio_requests_total",
+    );
     assert_eq!(host.value(&name), Some(1));
 }
 
 #[test]
 fn match_gates_recording_and_broken_match_records_nothing() {
     let ua = Source::Property(vec!["request".into(), "useragent".into()]);
-    let mut c = table(r#"{"metrics": [{"name": "requests_total", "match": "!match(request.useragent | '-', 'kube-probe*')"}]}"#);
+    let mut c = table(
+        r#"{"metrics": [{"name": "requests_total", "match": "!match(request.useragent | '-', 'kube-probe*')"}]}"#,
+    );
     assert!(c.problems.is_empty(), "{:?}", c.problems);
     let host = FakeHost::default();
     let d = dims("200");
     for agent in ["kube-probe/1.27", "curl/8", "kube-probe/1.28"] {
-        c.table.record(&host, &d, &slots(&c, &[(ua.clone(), Attr::Str(agent.into()))]), &RequestAttributes::default());
+        c.table.record(
+            &host,
+            &d,
+            &slots(&c, &[(ua.clone(), Attr::Str(agent.into()))]),
+            &RequestAttributes::default(),
+        );
     }
-    c.table.record(&host, &d, &slots(&c, &[]), &RequestAttributes::default());
-    assert_eq!(host.value(&stat(&d, &all_but(&[]), &[], "istio_requests_total")), Some(2));
+    c.table
+        .record(&host, &d, &slots(&c, &[]), &RequestAttributes::default());
+    assert_eq!(
+        host.value(&stat(&d, &all_but(&[]), &[], "istio_requests_total")),
+        Some(2)
+    );
     // Other metrics are not gated.
-    assert_eq!(host.samples.borrow()[&stat(&d, &all_but(&[]), &[], "istio_request_bytes")].len(), 4);
+    assert_eq!(
+        host.samples.borrow()[&stat(&d, &all_but(&[]), &[], "istio_request_bytes")].len(),
+        4
+    );
 
-    let mut c = table(r#"{"metrics": [{"name": "requests_total", "match": "request.useragent +"}]}"#);
+    let mut c =
+        table(r#"{"metrics": [{"name": "requests_total", "match": "request.useragent +"}]}"#);
     assert_eq!(c.problems.len(), 1);
     let host = FakeHost::default();
-    c.table.record(&host, &d, &slots(&c, &[]), &RequestAttributes::default());
-    assert_eq!(host.value(&stat(&d, &all_but(&[]), &[], "istio_requests_total")), None);
+    c.table
+        .record(&host, &d, &slots(&c, &[]), &RequestAttributes::default());
+    assert_eq!(
+        host.value(&stat(&d, &all_but(&[]), &[], "istio_requests_total")),
+        None
+    );
 }
 
 #[test]
@@ -168,18 +301,39 @@ fn definitions_with_standard_or_own_labels_and_failing_values() {
     c.table.define_counters(&host);
     let d = dims("200");
     let size = Source::Property(vec!["request".into(), "size".into()]);
-    let s = slots(&c, &[(Source::ReporterKind, Attr::Str("outbound".into())), (size.clone(), Attr::Int(512))]);
+    let s = slots(
+        &c,
+        &[
+            (Source::ReporterKind, Attr::Str("outbound".into())),
+            (size.clone(), Attr::Int(512)),
+        ],
+    );
     c.table.record(&host, &d, &s, &RequestAttributes::default());
     c.table.record(&host, &d, &s, &RequestAttributes::default());
-    assert_eq!(host.value(&stat(&d, &all_but(&[]), &[], "istio_custom")), Some(2));
-    assert_eq!(host.value("message=.=twice the fun!;.;reporter=.=client;.;double_request_count"), Some(4));
-    assert_eq!(host.samples.borrow()[&stat(&d, &all_but(&[]), &[], "istio_size")], vec![512, 512]);
+    assert_eq!(
+        host.value(&stat(&d, &all_but(&[]), &[], "istio_custom")),
+        Some(2)
+    );
+    assert_eq!(
+        host.value("message=.=twice the fun!;.;reporter=.=client;.;double_request_count"),
+        Some(4)
+    );
+    assert_eq!(
+        host.samples.borrow()[&stat(&d, &all_but(&[]), &[], "istio_size")],
+        vec![512, 512]
+    );
     // request.size absent: that record is skipped and counted; the others still record.
     let s = slots(&c, &[(Source::ReporterKind, Attr::Str("inbound".into()))]);
     c.table.record(&host, &d, &s, &RequestAttributes::default());
-    assert_eq!(host.samples.borrow()[&stat(&d, &all_but(&[]), &[], "istio_size")].len(), 2);
+    assert_eq!(
+        host.samples.borrow()[&stat(&d, &all_but(&[]), &[], "istio_size")].len(),
+        2
+    );
     assert_eq!(host.value(EVAL_ERRORS_METRIC), Some(1));
-    assert_eq!(host.value("message=.=twice the fun!;.;reporter=.=server;.;double_request_count"), Some(2));
+    assert_eq!(
+        host.value("message=.=twice the fun!;.;reporter=.=server;.;double_request_count"),
+        Some(2)
+    );
 }
 
 #[test]
@@ -191,7 +345,11 @@ fn tag_names_put_custom_dimensions_longest_first_between_standard_and_build() {
     .unwrap();
     let tags = all_tag_names(&c);
     assert_eq!(&tags[..25], &STANDARD_LABELS.map(String::from));
-    assert_eq!(&tags[25..], ["message", "aaa", "zz", "component", "tag"], "my_reporter ends with a standard label; bad.name is invalid");
+    assert_eq!(
+        &tags[25..],
+        ["message", "aaa", "zz", "component", "tag"],
+        "my_reporter ends with a standard label; bad.name is invalid"
+    );
 }
 
 #[test]
@@ -204,11 +362,17 @@ fn bucket_settings_per_metric() {
                              "buckets": {"exponential_buckets": {"num_finite_buckets": 3, "growth_factor": 2, "scale": 0.5}}}]}"#,
     )
     .unwrap();
-    let got: Vec<(String, Vec<f64>)> = bucket_settings(&c).into_iter().map(|b| (b.metric, b.bounds)).collect();
+    let got: Vec<(String, Vec<f64>)> = bucket_settings(&c)
+        .into_iter()
+        .map(|b| (b.metric, b.bounds))
+        .collect();
     assert_eq!(
         got,
         vec![
-            ("istio_request_duration_milliseconds".to_string(), vec![0.0, 1.0]),
+            (
+                "istio_request_duration_milliseconds".to_string(),
+                vec![0.0, 1.0]
+            ),
             ("istio_request_bytes".to_string(), vec![0.0, 1.0]),
             ("istio_response_bytes".to_string(), vec![0.0, 1.0]),
             ("my_latency".to_string(), vec![0.0, 1.0]),
@@ -224,5 +388,8 @@ fn bucket_settings_per_metric() {
 fn build_metric() {
     let host = FakeHost::default();
     record_build(&host, "1.17.0");
-    assert_eq!(host.value("component=.=proxy;.;tag=.=1.17.0;.;istio_build"), Some(1));
+    assert_eq!(
+        host.value("component=.=proxy;.;tag=.=1.17.0;.;istio_build"),
+        Some(1)
+    );
 }

@@ -5,12 +5,21 @@ use crate::stat_name;
 
 fn sidecar(direction: i64, workload: &str, app: &str, config: &str) -> (FakeHost, Root) {
     let h = FakeHost::default();
-    h.set(&["xds", "node", "id"], format!("sidecar~127.0.0.1~{workload}-1.default~default.svc.cluster.local"));
-    h.set(&["xds", "node", "metadata", "NAME"], format!("{workload}-1"));
+    h.set(
+        &["xds", "node", "id"],
+        format!("sidecar~127.0.0.1~{workload}-1.default~default.svc.cluster.local"),
+    );
+    h.set(
+        &["xds", "node", "metadata", "NAME"],
+        format!("{workload}-1"),
+    );
     h.set(&["xds", "node", "metadata", "NAMESPACE"], "default");
     h.set(&["xds", "node", "metadata", "WORKLOAD_NAME"], workload);
     h.set(&["xds", "node", "metadata", "CLUSTER_ID"], "Kubernetes");
-    h.set(&["xds", "node", "metadata", "LABELS"], decode::encode_pairs(&[("app", app), ("version", "v1")]));
+    h.set(
+        &["xds", "node", "metadata", "LABELS"],
+        decode::encode_pairs(&[("app", app), ("version", "v1")]),
+    );
     h.set_int(&["xds", "listener_direction"], direction);
     let root = Root::configure(&h, config);
     (h, root)
@@ -19,7 +28,9 @@ fn sidecar(direction: i64, workload: &str, app: &str, config: &str) -> (FakeHost
 /// The labels of the single `istio_requests_total` series a host recorded, and its value.
 fn requests_total(h: &FakeHost) -> (Vec<(String, String)>, i64) {
     let values = h.values.borrow();
-    let mut series = values.iter().filter(|(n, _)| n.ends_with("istio_requests_total"));
+    let mut series = values
+        .iter()
+        .filter(|(n, _)| n.ends_with("istio_requests_total"));
     let (name, v) = series.next().expect("no istio_requests_total");
     assert!(series.next().is_none(), "more than one series");
     let (rest, labels) = stat_name::extract(name, &STANDARD_LABELS);
@@ -33,7 +44,9 @@ fn label<'a>(labels: &'a [(String, String)], k: &str) -> &'a str {
 
 fn response(h: &FakeHost, code: i64) {
     h.set_int(&["response", "code"], code);
-    h.request_headers.borrow_mut().insert(":authority".into(), "ratings:9080".into());
+    h.request_headers
+        .borrow_mut()
+        .insert(":authority".into(), "ratings:9080".into());
 }
 
 #[test]
@@ -50,13 +63,25 @@ fn exchange_between_two_sidecars_labels_both_sides_and_hides_headers_from_the_ap
         assert!(sent.contains_key(METADATA_HEADER) && sent.contains_key(METADATA_ID_HEADER));
         *server_h.request_headers.borrow_mut() = sent;
         server.on_request_headers(&server_h, &mut ss);
-        assert!(!server_h.request_headers.borrow().contains_key(METADATA_HEADER), "app must not see exchange headers");
-        assert!(!server_h.request_headers.borrow().contains_key(METADATA_ID_HEADER));
+        assert!(
+            !server_h
+                .request_headers
+                .borrow()
+                .contains_key(METADATA_HEADER),
+            "app must not see exchange headers"
+        );
+        assert!(!server_h
+            .request_headers
+            .borrow()
+            .contains_key(METADATA_ID_HEADER));
         server_h.response_headers.borrow_mut().clear();
         server.on_response_headers(&server_h, &mut ss);
         *client_h.response_headers.borrow_mut() = server_h.response_headers.borrow().clone();
         client.on_response_headers(&client_h, &mut cs);
-        assert!(client_h.response_headers.borrow().is_empty(), "client app must not see exchange headers");
+        assert!(
+            client_h.response_headers.borrow().is_empty(),
+            "client app must not see exchange headers"
+        );
         response(&server_h, 200);
         response(&client_h, 200);
         server.on_log(&server_h, &mut ss);
@@ -75,7 +100,12 @@ fn exchange_between_two_sidecars_labels_both_sides_and_hides_headers_from_the_ap
     assert_eq!(label(&c, "destination_app"), "ratings");
     assert_eq!(label(&c, "source_canonical_service"), "productpage-v1");
     // Both sides agree on everything but the reporter and what only one side can know.
-    let differ: Vec<&str> = s.iter().zip(&c).filter(|(a, b)| a != b).map(|(a, _)| a.0.as_str()).collect();
+    let differ: Vec<&str> = s
+        .iter()
+        .zip(&c)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.0.as_str())
+        .collect();
     assert_eq!(differ, ["reporter", "connection_security_policy"]);
     // Each peer header was decoded once and then served from the cache.
     assert_eq!(server.peers.len(), 1);
@@ -84,14 +114,31 @@ fn exchange_between_two_sidecars_labels_both_sides_and_hides_headers_from_the_ap
 #[test]
 fn server_without_exchange_falls_back_to_endpoint_metadata() {
     let (client_h, mut client) = sidecar(2, "productpage-v1", "productpage", "{}");
-    let (server_h, mut server) = sidecar(1, "ratings-v1", "ratings", r#"{"disable_metadata_exchange": true}"#);
-    client_h.set(&["xds", "upstream_host_metadata", "filter_metadata", "istio", "workload"], "ratings-v1;default;ratings;v2;east");
+    let (server_h, mut server) = sidecar(
+        1,
+        "ratings-v1",
+        "ratings",
+        r#"{"disable_metadata_exchange": true}"#,
+    );
+    client_h.set(
+        &[
+            "xds",
+            "upstream_host_metadata",
+            "filter_metadata",
+            "istio",
+            "workload",
+        ],
+        "ratings-v1;default;ratings;v2;east",
+    );
     let (mut cs, mut ss) = (Stream::default(), Stream::default());
     client.on_request_headers(&client_h, &mut cs);
     *server_h.request_headers.borrow_mut() = client_h.request_headers.borrow().clone();
     server.on_request_headers(&server_h, &mut ss);
     server.on_response_headers(&server_h, &mut ss);
-    assert!(server_h.response_headers.borrow().is_empty(), "exchange disabled: no metadata in the response");
+    assert!(
+        server_h.response_headers.borrow().is_empty(),
+        "exchange disabled: no metadata in the response"
+    );
     client.on_response_headers(&client_h, &mut cs);
     response(&client_h, 200);
     client.on_log(&client_h, &mut cs);
@@ -110,11 +157,25 @@ fn server_without_exchange_falls_back_to_endpoint_metadata() {
 
 #[test]
 fn bad_config_is_logged_counted_and_replaced_by_defaults() {
-    let (h, mut root) = sidecar(1, "ratings-v1", "ratings", r#"{"metrics": [{"nmae": "x"}]}"#);
+    let (h, mut root) = sidecar(
+        1,
+        "ratings-v1",
+        "ratings",
+        r#"{"metrics": [{"nmae": "x"}]}"#,
+    );
     let err = root.problems()[0].to_string();
-    assert!(err.starts_with("invalid meshstats config at `metrics[0].nmae`: unknown field `nmae`"), "{err}");
+    assert!(
+        err.starts_with("invalid meshstats config at `metrics[0].nmae`: unknown field `nmae`"),
+        "{err}"
+    );
     let logs = h.logs.borrow().clone();
-    assert_eq!(logs, vec![(LogLevel::Error, format!("meshstats: {err}; serving with the defaults of {{}}"))]);
+    assert_eq!(
+        logs,
+        vec![(
+            LogLevel::Error,
+            format!("meshstats: {err}; serving with the defaults of {{}}")
+        )]
+    );
     assert_eq!(h.value(metrics::CONFIG_ERRORS_METRIC), Some(1));
     let mut s = Stream::default();
     root.on_request_headers(&h, &mut s);
@@ -133,18 +194,26 @@ fn root_id_selects_direction_and_build_metric_reports_version() {
     let mut root = Root::configure(&h, "");
     let mut s = Stream::default();
     root.on_request_headers(&h, &mut s);
-    assert!(h.request_headers.borrow().contains_key(METADATA_HEADER), "outbound adds exchange headers");
+    assert!(
+        h.request_headers.borrow().contains_key(METADATA_HEADER),
+        "outbound adds exchange headers"
+    );
     root.on_log(&h, &mut s);
     let (labels, _) = requests_total(&h);
     assert_eq!(label(&labels, "reporter"), "source");
     assert_eq!(label(&labels, "response_code"), "0");
-    assert_eq!(h.value("component=.=proxy;.;tag=.=1.17.2;.;istio_build"), Some(1));
+    assert_eq!(
+        h.value("component=.=proxy;.;tag=.=1.17.2;.;istio_build"),
+        Some(1)
+    );
 }
 
 #[test]
 fn garbage_peer_header_is_stripped_and_ignored() {
     let (h, mut root) = sidecar(1, "ratings-v1", "ratings", "{}");
-    h.request_headers.borrow_mut().insert(METADATA_HEADER.into(), "!!not base64!!".into());
+    h.request_headers
+        .borrow_mut()
+        .insert(METADATA_HEADER.into(), "!!not base64!!".into());
     let mut s = Stream::default();
     root.on_request_headers(&h, &mut s);
     assert!(h.request_headers.borrow().is_empty());
@@ -168,7 +237,11 @@ fn log_without_headers_still_reports_and_reads_direction_once() {
     let mut unique = reads.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), reads.len(), "a property was read twice: {reads:?}");
+    assert_eq!(
+        unique.len(),
+        reads.len(),
+        "a property was read twice: {reads:?}"
+    );
 }
 
 /// Configs written the way Istio's own stats e2e tests write them (release-1.17 Wasm era and
@@ -203,9 +276,19 @@ fn istio_style_configs_load() {
     // removes only its own dimension.
     let c = compile(r#"{"metrics": [{"name": "requests_total", "dimensions": {"destination_app": "cannot _ parse | 3", "destination_workload": "cannot_evaluate", "ok": "'x'"}}]}"#).unwrap();
     let paths: Vec<&str> = c.problems.iter().map(|p| p.path.as_str()).collect();
-    assert_eq!(paths, ["metrics[0].dimensions.destination_app", "metrics[0].dimensions.destination_workload"]);
+    assert_eq!(
+        paths,
+        [
+            "metrics[0].dimensions.destination_app",
+            "metrics[0].dimensions.destination_workload"
+        ]
+    );
     let labels = c.metrics.labels_of("istio_requests_total").unwrap();
-    assert!(labels.contains(&"ok") && !labels.contains(&"destination_app") && !labels.contains(&"destination_workload"));
+    assert!(
+        labels.contains(&"ok")
+            && !labels.contains(&"destination_app")
+            && !labels.contains(&"destination_workload")
+    );
 }
 
 /// The steady-state host calls of one server-side request with metadata exchange: each call
@@ -221,9 +304,13 @@ fn host_calls_of_one_inbound_request() {
         client_h.request_headers.borrow_mut().clear();
         client.on_request_headers(&client_h, &mut cs);
         *h.request_headers.borrow_mut() = client_h.request_headers.borrow().clone();
-        h.request_headers.borrow_mut().insert(":authority".into(), "ratings:9080".into());
+        h.request_headers
+            .borrow_mut()
+            .insert(":authority".into(), "ratings:9080".into());
         h.response_headers.borrow_mut().clear();
-        h.response_headers.borrow_mut().insert(":status".into(), "200".into());
+        h.response_headers
+            .borrow_mut()
+            .insert(":status".into(), "200".into());
         h.calls.borrow_mut().clear();
         server.on_request_headers(&h, &mut ss);
         server.on_response_headers(&h, &mut ss);
@@ -275,10 +362,19 @@ fn unused_labels_and_values_cost_no_reads() {
     root.on_response_headers(&h, &mut s);
     root.on_log(&h, &mut s);
     let calls = h.calls.borrow().clone();
-    let reads: Vec<&str> = calls.iter().filter(|c| c.starts_with("property")).map(String::as_str).collect();
+    let reads: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.starts_with("property"))
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         reads,
-        ["property xds.listener_direction", "property xds.cluster_name", "property xds.cluster_metadata.filter_metadata.istio.services.0", "property response.code"]
+        [
+            "property xds.listener_direction",
+            "property xds.cluster_name",
+            "property xds.cluster_metadata.filter_metadata.istio.services.0",
+            "property response.code"
+        ]
     );
 }
 
@@ -286,7 +382,13 @@ fn unused_labels_and_values_cost_no_reads() {
 fn tick_forgets_cached_cluster_metadata() {
     let (h, mut root) = sidecar(1, "ratings-v1", "ratings", "{}");
     h.set(&["xds", "cluster_name"], "inbound|9080||");
-    let reads = |h: &FakeHost| h.calls.borrow().iter().filter(|c| c.contains("cluster_metadata")).count();
+    let reads = |h: &FakeHost| {
+        h.calls
+            .borrow()
+            .iter()
+            .filter(|c| c.contains("cluster_metadata"))
+            .count()
+    };
     for _ in 0..3 {
         root.on_log(&h, &mut Stream::default());
     }

@@ -56,11 +56,20 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args =
-        Args { rounds: 3, duration: Duration::from_secs(5), connections: 8, warmup: Duration::from_secs(1), json: false, config: "{}".into() };
+    let mut args = Args {
+        rounds: 3,
+        duration: Duration::from_secs(5),
+        connections: 8,
+        warmup: Duration::from_secs(1),
+        json: false,
+        config: "{}".into(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
+        let mut value = |name: &str| {
+            it.next()
+                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+        };
         match a.as_str() {
             "--rounds" => args.rounds = number(&a, &value(&a)?, 1, MAX_ROUNDS)?,
             "--connections" => args.connections = number(&a, &value(&a)?, 1, MAX_CONNECTIONS)?,
@@ -69,7 +78,8 @@ fn parse_args() -> Result<Args, String> {
             "--json" => args.json = true,
             "--config" => {
                 let path = value(&a)?;
-                args.config = std::fs::read_to_string(&path).map_err(|e| format!("--config {path}: {e}"))?;
+                args.config =
+                    std::fs::read_to_string(&path).map_err(|e| format!("--config {path}: {e}"))?;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -81,17 +91,29 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(name: &str, v: &str, min: T, max: T) -> Result<T, String> {
+fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    name: &str,
+    v: &str,
+    min: T,
+    max: T,
+) -> Result<T, String> {
     match v.parse::<T>() {
         Ok(n) if n >= min && n <= max => Ok(n),
-        _ => Err(format!("{name}: want a whole number from {min} to {max}, got {v:?}")),
+        _ => Err(format!(
+            "{name}: want a whole number from {min} to {max}, got {v:?}"
+        )),
     }
 }
 
 fn seconds(name: &str, v: &str, zero_ok: bool) -> Result<Duration, String> {
     match v.parse::<f64>() {
-        Ok(s) if s.is_finite() && s <= MAX_SECS && (s > 0.0 || (zero_ok && s == 0.0)) => Ok(Duration::from_secs_f64(s)),
-        _ => Err(format!("{name}: want seconds from {} to {MAX_SECS}, got {v:?}", if zero_ok { "0" } else { "just above 0" })),
+        Ok(s) if s.is_finite() && s <= MAX_SECS && (s > 0.0 || (zero_ok && s == 0.0)) => {
+            Ok(Duration::from_secs_f64(s))
+        }
+        _ => Err(format!(
+            "{name}: want seconds from {} to {MAX_SECS}, got {v:?}",
+            if zero_ok { "0" } else { "just above 0" }
+        )),
     }
 }
 
@@ -133,10 +155,19 @@ struct Setup {
 }
 
 impl Setup {
-    fn start(name: &'static str, backend: &Backend, with_filter: bool, config: &str) -> Result<Setup, String> {
+    fn start(
+        name: &'static str,
+        backend: &Backend,
+        with_filter: bool,
+        config: &str,
+    ) -> Result<Setup, String> {
         // Envoy's default stats flush (5 s) rather than the harness's 100 ms: a flush costs
         // CPU, and only counters (which need no flush) are checked here.
-        let adjust = |s: Sidecar| Sidecar { with_filter, stats_flush_interval: None, ..s.config(config) };
+        let adjust = |s: Sidecar| Sidecar {
+            with_filter,
+            stats_flush_interval: None,
+            ..s.config(config)
+        };
         let mesh = Bookinfo::start_with(backend.addr(), adjust, adjust)?;
         Ok(Setup {
             name,
@@ -154,11 +185,17 @@ impl Setup {
     }
 
     fn envoy_cpu_now(&self) -> Result<[Duration; 2], String> {
-        Ok([load::cpu_time(self.mesh.client.pid())?, load::cpu_time(self.mesh.server.pid())?])
+        Ok([
+            load::cpu_time(self.mesh.client.pid())?,
+            load::cpu_time(self.mesh.server.pid())?,
+        ])
     }
 
     fn load(&self, args: &Args, duration: Duration) -> LoadResult {
-        load::run(self.mesh.entry, &LoadOptions::new(args.connections, duration, PATH, HOST))
+        load::run(
+            self.mesh.entry,
+            &LoadOptions::new(args.connections, duration, PATH, HOST),
+        )
     }
 
     fn round(&mut self, args: &Args) -> Result<LoadResult, String> {
@@ -166,7 +203,8 @@ impl Setup {
         let (envoy_before, harness_before) = (self.envoy_cpu_now()?, load::cpu_time(me)?);
         let r = self.load(args, args.duration);
         let (envoy_after, harness_after) = (self.envoy_cpu_now()?, load::cpu_time(me)?);
-        for ((total, after), before) in self.envoy_cpu.iter_mut().zip(envoy_after).zip(envoy_before) {
+        for ((total, after), before) in self.envoy_cpu.iter_mut().zip(envoy_after).zip(envoy_before)
+        {
             *total += after.saturating_sub(before);
         }
         self.harness_cpu += harness_after.saturating_sub(harness_before);
@@ -232,9 +270,15 @@ fn summarize(s: &Setup, memory: Memory) -> Summary {
 fn memory_of(envoy: &Envoy) -> Result<Memory, String> {
     let r = envoy.admin_get("/memory")?;
     if r.status != 200 {
-        return Err(format!("envoy {}: GET /memory: {} {}", envoy.name(), r.status, r.body));
+        return Err(format!(
+            "envoy {}: GET /memory: {} {}",
+            envoy.name(),
+            r.status,
+            r.body
+        ));
     }
-    let v: Value = serde_json::from_str(&r.body).map_err(|e| format!("envoy {}: /memory: {e}: {}", envoy.name(), r.body))?;
+    let v: Value = serde_json::from_str(&r.body)
+        .map_err(|e| format!("envoy {}: /memory: {e}: {}", envoy.name(), r.body))?;
     let field = |k: &str| -> Result<u64, String> {
         match &v[k] {
             Value::String(s) => s.parse().ok(),
@@ -242,15 +286,25 @@ fn memory_of(envoy: &Envoy) -> Result<Memory, String> {
         }
         .ok_or_else(|| format!("envoy {}: /memory has no {k}: {}", envoy.name(), r.body))
     };
-    Ok(Memory { allocated: field("allocated")?, heap_size: field("heap_size")?, rss: load::rss_bytes(envoy.pid())? })
+    Ok(Memory {
+        allocated: field("allocated")?,
+        heap_size: field("heap_size")?,
+        rss: load::rss_bytes(envoy.pid())?,
+    })
 }
 
 fn concurrency_of(envoy: &Envoy) -> Result<u64, String> {
     let r = envoy.admin_get("/server_info")?;
-    let v: Value = serde_json::from_str(&r.body).map_err(|e| format!("envoy {}: /server_info: {e}", envoy.name()))?;
+    let v: Value = serde_json::from_str(&r.body)
+        .map_err(|e| format!("envoy {}: /server_info: {e}", envoy.name()))?;
     v["command_line_options"]["concurrency"]
         .as_u64()
-        .ok_or_else(|| format!("envoy {}: /server_info has no command_line_options.concurrency", envoy.name()))
+        .ok_or_else(|| {
+            format!(
+                "envoy {}: /server_info has no command_line_options.concurrency",
+                envoy.name()
+            )
+        })
 }
 
 /// Waits until the sum of `istio_requests_total` on `envoy` is `expected`; returns the last sum.
@@ -279,23 +333,45 @@ fn ratio(meshstats: f64, bare: f64) -> f64 {
 
 fn run(args: &Args) -> Result<Vec<String>, String> {
     let started = Instant::now();
-    eprintln!("bench: envoy {}, filter {}", envoy_bin().display(), wasm_path().display());
+    eprintln!(
+        "bench: envoy {}, filter {}",
+        envoy_bin().display(),
+        wasm_path().display()
+    );
     let backend = Backend::start();
-    let mut setups = [Setup::start("bare", &backend, false, &args.config)?, Setup::start("meshstats", &backend, true, &args.config)?];
+    let mut setups = [
+        Setup::start("bare", &backend, false, &args.config)?,
+        Setup::start("meshstats", &backend, true, &args.config)?,
+    ];
     for s in &setups {
         for e in s.envoys() {
             let c = concurrency_of(e)?;
             if c != 1 {
-                return Err(format!("envoy {} ({}) runs with --concurrency {c}, want 1", e.name(), s.name));
+                return Err(format!(
+                    "envoy {} ({}) runs with --concurrency {c}, want 1",
+                    e.name(),
+                    s.name
+                ));
             }
         }
-        eprintln!("bench: {:<9} client sidecar {} → server sidecar {} → backend {}", s.name, s.mesh.entry, s.mesh.server_listen, backend.addr());
+        eprintln!(
+            "bench: {:<9} client sidecar {} → server sidecar {} → backend {}",
+            s.name,
+            s.mesh.entry,
+            s.mesh.server_listen,
+            backend.addr()
+        );
     }
 
     for s in &mut setups {
         if !args.warmup.is_zero() {
             s.warmup = s.load(args, args.warmup);
-            eprintln!("bench: warm-up {:<9} {:>7} requests, {} failed", s.name, s.warmup.completed, s.warmup.failures());
+            eprintln!(
+                "bench: warm-up {:<9} {:>7} requests, {} failed",
+                s.name,
+                s.warmup.completed,
+                s.warmup.failures()
+            );
         }
     }
     for round in 1..=args.rounds {
@@ -334,8 +410,16 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
     let expected = meshstats.total_completed();
     let client_count = reported_requests(&meshstats.mesh.client, expected)?;
     let server_count = reported_requests(&meshstats.mesh.server, expected)?;
-    let bare_istio = bare.mesh.client.prometheus()?.sum("istio_requests_total", &[])
-        + bare.mesh.server.prometheus()?.sum("istio_requests_total", &[]);
+    let bare_istio = bare
+        .mesh
+        .client
+        .prometheus()?
+        .sum("istio_requests_total", &[])
+        + bare
+            .mesh
+            .server
+            .prometheus()?
+            .sum("istio_requests_total", &[]);
 
     let (a, b) = (summarize(bare, memory[0]), summarize(meshstats, memory[1]));
     let r = |f: fn(&Summary) -> f64| ratio(f(&b), f(&a));
@@ -381,7 +465,8 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
     });
 
     let table = table(args, &a, &b, bare, meshstats);
-    let counts_line = format!("counts: client {client_count}/{expected}, server {server_count}/{expected}");
+    let counts_line =
+        format!("counts: client {client_count}/{expected}, server {server_count}/{expected}");
     if args.json {
         eprintln!("{table}\n{counts_line}");
         println!("{report}");
@@ -391,7 +476,9 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
 
     let mut problems = Vec::new();
     if !counts_ok {
-        problems.push(format!("istio_requests_total lost or added requests ({counts_line})"));
+        problems.push(format!(
+            "istio_requests_total lost or added requests ({counts_line})"
+        ));
     }
     if bare_istio != 0.0 {
         problems.push(format!("the bare setup reports istio_requests_total ({bare_istio}): the filter is loaded there"));
@@ -446,14 +533,45 @@ fn table(args: &Args, a: &Summary, b: &Summary, bare: &Setup, meshstats: &Setup)
         ("latency p90 (µs)", a.p90, b.p90, 0),
         ("latency p99 (µs)", a.p99, b.p99, 0),
         ("latency max (µs)", a.max, b.max, 0),
-        ("Envoy CPU per request (µs)", a.cpu_us_per_request, b.cpu_us_per_request, 1),
-        ("  client sidecar", a.client_cpu_us_per_request, b.client_cpu_us_per_request, 1),
-        ("  server sidecar", a.server_cpu_us_per_request, b.server_cpu_us_per_request, 1),
-        ("memory allocated (MiB)", a.memory.allocated as f64 / MIB, b.memory.allocated as f64 / MIB, 1),
-        ("memory heap_size (MiB)", a.memory.heap_size as f64 / MIB, b.memory.heap_size as f64 / MIB, 1),
-        ("RSS (MiB)", a.memory.rss as f64 / MIB, b.memory.rss as f64 / MIB, 1),
+        (
+            "Envoy CPU per request (µs)",
+            a.cpu_us_per_request,
+            b.cpu_us_per_request,
+            1,
+        ),
+        (
+            "  client sidecar",
+            a.client_cpu_us_per_request,
+            b.client_cpu_us_per_request,
+            1,
+        ),
+        (
+            "  server sidecar",
+            a.server_cpu_us_per_request,
+            b.server_cpu_us_per_request,
+            1,
+        ),
+        (
+            "memory allocated (MiB)",
+            a.memory.allocated as f64 / MIB,
+            b.memory.allocated as f64 / MIB,
+            1,
+        ),
+        (
+            "memory heap_size (MiB)",
+            a.memory.heap_size as f64 / MIB,
+            b.memory.heap_size as f64 / MIB,
+            1,
+        ),
+        (
+            "RSS (MiB)",
+            a.memory.rss as f64 / MIB,
+            b.memory.rss as f64 / MIB,
+            1,
+        ),
     ];
-    let mut out = format!(
+    let mut out =
+        format!(
         "meshstats-bench: {} rounds x {} s per setup (alternating), {} connections, {} s warm-up; \
          2 Envoys per setup (client+server summed), --concurrency 1, {} cores\n",
         args.rounds,
@@ -462,17 +580,26 @@ fn table(args: &Args, a: &Summary, b: &Summary, bare: &Setup, meshstats: &Setup)
         args.warmup.as_secs_f64(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     );
-    out += &format!("{:<28} {:>12} {:>12} {:>15}\n", "", "bare", "meshstats", "meshstats/bare");
+    out += &format!(
+        "{:<28} {:>12} {:>12} {:>15}\n",
+        "", "bare", "meshstats", "meshstats/bare"
+    );
     for (name, x, y, decimals) in rows {
-        out += &format!("{name:<28} {x:>12.decimals$} {y:>12.decimals$} {:>15.3}\n", ratio(y, x));
+        out += &format!(
+            "{name:<28} {x:>12.decimals$} {y:>12.decimals$} {:>15.3}\n",
+            ratio(y, x)
+        );
     }
     out += &format!(
         "{:<28} {:>12} {:>12}\n",
-        "requests (measured)",
-        bare.measured.completed,
-        meshstats.measured.completed
+        "requests (measured)", bare.measured.completed, meshstats.measured.completed
     );
-    out += &format!("{:<28} {:>12} {:>12}\n", "failures", bare.measured.failures(), meshstats.measured.failures());
+    out += &format!(
+        "{:<28} {:>12} {:>12}\n",
+        "failures",
+        bare.measured.failures(),
+        meshstats.measured.failures()
+    );
     out += &format!(
         "{:<28} {:>12.1} {:>12.1}",
         "load gen+backend CPU/req (µs)", a.harness_cpu_us_per_request, b.harness_cpu_us_per_request

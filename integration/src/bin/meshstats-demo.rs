@@ -9,7 +9,9 @@
 //! (admin URLs printed) until Ctrl-C. Uses `ENVOY_BIN` and `MESHSTATS_WASM` like the tests.
 
 use meshstats_integration::mesh::Bookinfo;
-use meshstats_integration::{envoy_bin, http_get, wasm_path, workspace_root, Backend, Envoy, Kind, Scrape};
+use meshstats_integration::{
+    envoy_bin, http_get, wasm_path, workspace_root, Backend, Envoy, Kind, Scrape,
+};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -28,14 +30,19 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { requests: 50, keep: false };
+    let mut args = Args {
+        requests: 50,
+        keep: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--keep" => args.keep = true,
             "-n" | "--requests" => {
                 let v = it.next().ok_or("--requests needs a number")?;
-                args.requests = v.parse().map_err(|_| format!("--requests: not a number: {v}"))?;
+                args.requests = v
+                    .parse()
+                    .map_err(|_| format!("--requests: not a number: {v}"))?;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -59,24 +66,42 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
-    eprintln!("demo: envoy {}, filter {}", envoy_bin().display(), wasm_path().display());
+    eprintln!(
+        "demo: envoy {}, filter {}",
+        envoy_bin().display(),
+        wasm_path().display()
+    );
     let backend = Backend::start();
     // The server sidecar also writes the Istio 1.0 task's `newlog` entry for each request.
-    let log_config = std::fs::read_to_string(workspace_root().join("envoyfilter/examples/new-log.json"))
-        .map_err(|e| format!("envoyfilter/examples/new-log.json: {e}"))?;
+    let log_config =
+        std::fs::read_to_string(workspace_root().join("envoyfilter/examples/new-log.json"))
+            .map_err(|e| format!("envoyfilter/examples/new-log.json: {e}"))?;
     let mesh = Bookinfo::start(backend.addr(), "{}", &log_config)?;
     let (client, server, entry) = (&mesh.client, &mesh.server, mesh.entry);
-    eprintln!("demo: ratings-v1 sidecar (inbound) on {}, admin {}", mesh.server_listen, server.admin());
-    eprintln!("demo: productpage-v1 sidecar (outbound) on {entry}, admin {}", client.admin());
+    eprintln!(
+        "demo: ratings-v1 sidecar (inbound) on {}, admin {}",
+        mesh.server_listen,
+        server.admin()
+    );
+    eprintln!(
+        "demo: productpage-v1 sidecar (outbound) on {entry}, admin {}",
+        client.admin()
+    );
 
     let mut failures = 0;
     for i in 1..=args.requests {
         if started.elapsed() > DEADLINE {
-            return Err(format!("gave up after {}s ({i} requests sent)", DEADLINE.as_secs()));
+            return Err(format!(
+                "gave up after {}s ({i} requests sent)",
+                DEADLINE.as_secs()
+            ));
         }
         // Every tenth call the app answers 503, so the table shows an error series too.
-        let (headers, expect): (&[(&str, &str)], u16) =
-            if i % 10 == 0 { (&[("x-backend-status", "503")], 503) } else { (&[], 200) };
+        let (headers, expect): (&[(&str, &str)], u16) = if i % 10 == 0 {
+            (&[("x-backend-status", "503")], 503)
+        } else {
+            (&[], 200)
+        };
         match http_get(entry, &format!("/ratings/{i}"), headers) {
             Ok(r) if r.status == expect => {}
             Ok(r) => {
@@ -96,9 +121,12 @@ fn run(args: Args) -> Result<(), String> {
     // next stats flush (every 5 s by default): wait until both show every request.
     let want = f64::from(args.requests);
     let complete = |s: &Scrape| {
-        s.sum("istio_requests_total", &[]) >= want && s.sum("istio_request_duration_milliseconds_count", &[]) >= want
+        s.sum("istio_requests_total", &[]) >= want
+            && s.sum("istio_request_duration_milliseconds_count", &[]) >= want
     };
-    let remaining = DEADLINE.saturating_sub(started.elapsed()).min(Duration::from_secs(12));
+    let remaining = DEADLINE
+        .saturating_sub(started.elapsed())
+        .min(Duration::from_secs(12));
     let mut incomplete = Vec::new();
     let mut rows = Vec::new();
     for (name, envoy) in [("client", client), ("server", server)] {
@@ -122,7 +150,13 @@ fn run(args: Args) -> Result<(), String> {
     );
 
     if args.keep {
-        keep(&[("productpage-v1 (client)", client), ("ratings-v1 (server)", server)], entry)?;
+        keep(
+            &[
+                ("productpage-v1 (client)", client),
+                ("ratings-v1 (server)", server),
+            ],
+            entry,
+        )?;
     }
     if !incomplete.is_empty() {
         return Err(format!(
@@ -141,23 +175,38 @@ fn progress(done: u32, total: u32) {
     const WIDTH: u32 = 40;
     let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
     // Redraw only when the bar moves, so a log of it (no terminal) stays short.
-    let before = (done.saturating_sub(1) * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    let before = (done.saturating_sub(1) * WIDTH)
+        .checked_div(total)
+        .unwrap_or(WIDTH);
     if filled == before && done != total && done != 1 {
         return;
     }
-    let bar: String = (0..WIDTH).map(|i| if i < filled { '#' } else { '.' }).collect();
+    let bar: String = (0..WIDTH)
+        .map(|i| if i < filled { '#' } else { '.' })
+        .collect();
     let mut err = std::io::stderr();
     let _ = write!(err, "\rdemo: [{bar}] {done}/{total}");
     let _ = err.flush();
 }
 
 const COLUMNS: [&str; 8] = [
-    "sidecar", "metric", "reporter", "source_workload", "destination_workload", "destination_service", "response_code", "value",
+    "sidecar",
+    "metric",
+    "reporter",
+    "source_workload",
+    "destination_workload",
+    "destination_service",
+    "response_code",
+    "value",
 ];
 
 fn istio_rows(sidecar: &str, scrape: &Scrape) -> Vec<[String; 8]> {
     let mut rows = Vec::new();
-    for name in scrape.names().into_iter().filter(|n| n.starts_with("istio_")) {
+    for name in scrape
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with("istio_"))
+    {
         let (shown, what) = match scrape.kind(name) {
             Some(Kind::Histogram | Kind::Summary) => (format!("{name}_count"), "count"),
             _ => (name.to_string(), "value"),
@@ -187,7 +236,10 @@ fn print_log_lines(server: &Envoy) {
     std::thread::sleep(Duration::from_millis(300));
     let stdout = String::from_utf8_lossy(&server.stdout()).into_owned();
     let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
-    println!("\nratings-v1 sidecar stdout: {} JSON log lines (newlog entry), the last 3:", lines.len());
+    println!(
+        "\nratings-v1 sidecar stdout: {} JSON log lines (newlog entry), the last 3:",
+        lines.len()
+    );
     for line in lines.iter().rev().take(3).rev() {
         println!("  {line}");
     }
@@ -205,11 +257,23 @@ fn print_table(rows: &[[String; 8]]) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(COLUMNS.to_vec());
-    line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect());
+    line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    );
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
@@ -222,7 +286,11 @@ fn keep(envoys: &[(&str, &Envoy)], entry: SocketAddr) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
     for (name, envoy) in envoys {
-        println!("{name}: admin http://{}/  (stats: http://{}/stats/prometheus)", envoy.admin(), envoy.admin());
+        println!(
+            "{name}: admin http://{}/  (stats: http://{}/stats/prometheus)",
+            envoy.admin(),
+            envoy.admin()
+        );
     }
     println!("send traffic to http://{entry}/ ; Ctrl-C stops both Envoys");
     let _ = rx.recv();
