@@ -2,27 +2,14 @@
 
 mod common;
 
-use common::{example, scratch_dir, write};
+use common::{example, meshstats, s, scratch_dir, write};
 use meshstats_cli::cli::{sidecar_options, EnvoyArgs};
 use meshstats_cli::{access_log, envoy_bootstrap, stats_config, Direction};
 use meshstats_filter::config::PluginConfig;
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn meshstats(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_meshstats"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

@@ -1,75 +1,18 @@
-//! Rendered bootstraps must be accepted by a real Envoy (`envoy --mode validate`).
-//!
-//! Validate mode loads the Wasm module and starts the plugin, so a nonexistent or empty
-//! file fails; the filter is stood in for by the smallest module Envoy accepts as
-//! proxy-wasm (the real filter is exercised by the integration tests).
+//! Rendered bootstraps must be accepted by a real Envoy (`envoy --mode validate`), with the
+//! filter stood in for by [`stand_in_filter`].
 
 mod common;
 
-use common::{cluster_metadata, endpoint_metadata, example, options, scratch_dir, write};
+use common::{cluster_metadata, endpoint_metadata, example, options, scratch_dir};
 use meshstats_cli::render::access_log::access_loggers;
 use meshstats_cli::{envoy_bootstrap, Direction, SidecarOptions};
 use meshstats_filter::config::PluginConfig;
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// `ENVOY_BIN`, else the copy `make test` installs in the workspace's `.venv`. Missing Envoy
-/// is a failure, not a skip: a check that silently passes would hide broken bootstraps.
-fn envoy() -> PathBuf {
-    if let Some(bin) = std::env::var_os("ENVOY_BIN") {
-        let bin = PathBuf::from(bin);
-        assert!(bin.is_file(), "ENVOY_BIN={} is not a file", bin.display());
-        return bin;
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let venv = workspace.join(".venv/bin/envoy");
-    assert!(
-        venv.is_file(),
-        "no Envoy to validate bootstraps with: run `make test` (installs {}) or set ENVOY_BIN=/path/to/envoy",
-        venv.display()
-    );
-    venv
-}
-
-const STAND_IN_FILTER: &str = r#"(module
-  (memory (export "memory") 1)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 1024))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_delete") (param i32)))"#;
-
-fn stand_in_filter(dir: &Path) -> PathBuf {
-    let path = dir.join("stand-in.wasm");
-    std::fs::write(&path, wat::parse_str(STAND_IN_FILTER).unwrap()).unwrap();
-    path
-}
+use meshstats_testkit::{envoy_validate_json, stand_in_filter};
+use std::path::Path;
 
 /// Envoy's verdict on `opts`: Ok, or Err with its output.
 fn validate(dir: &Path, name: &str, opts: &SidecarOptions) -> Result<(), String> {
-    validate_json(dir, name, &envoy_bootstrap(opts))
-}
-
-fn validate_json(dir: &Path, name: &str, bootstrap: &Value) -> Result<(), String> {
-    let bootstrap = serde_json::to_string_pretty(bootstrap).unwrap();
-    let file = write(dir, &format!("{name}.json"), &bootstrap);
-    let out = Command::new(envoy())
-        .args(["--mode", "validate", "--log-level", "warn", "-c"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    envoy_validate_json(dir, name, &envoy_bootstrap(opts))
 }
 
 fn full_options(dir: &Path, direction: Direction) -> SidecarOptions {
@@ -134,7 +77,7 @@ fn tcp_mtls_sidecars_validate() {
         assert_eq!(filters[0]["name"], "envoy.filters.network.wasm");
         assert_eq!(filters[1]["name"], "envoy.filters.network.tcp_proxy");
         assert_eq!(
-            validate_json(&dir, &format!("tcp-{direction}"), &bootstrap),
+            envoy_validate_json(&dir, &format!("tcp-{direction}"), &bootstrap),
             Ok(()),
             "{direction} TCP bootstrap rejected"
         );
@@ -178,7 +121,7 @@ fn grpc_sidecars_validate() {
             "{options}"
         );
         assert_eq!(
-            validate_json(&dir, &format!("grpc-{direction}"), &bootstrap),
+            envoy_validate_json(&dir, &format!("grpc-{direction}"), &bootstrap),
             Ok(()),
             "{direction} gRPC bootstrap rejected"
         );
@@ -196,7 +139,7 @@ fn envoy_really_checks_the_filter() {
 
     let mut bootstrap = envoy_bootstrap(&full_options(&dir, Direction::Inbound));
     bootstrap["static_resources"]["clusters"][0]["conect_timeout"] = "1s".into();
-    let err = validate_json(&dir, "typo", &bootstrap).unwrap_err();
+    let err = envoy_validate_json(&dir, "typo", &bootstrap).unwrap_err();
     assert!(err.contains("conect_timeout"), "{err}");
 
     // The access log's CEL expression is compiled, so the one we render really is valid CEL.
@@ -208,6 +151,6 @@ fn envoy_really_checks_the_filter() {
         ))
         .unwrap();
     *expression = "'wasm.meshstats_log' in filter_state &&".into();
-    let err = validate_json(&dir, "cel", &bootstrap).unwrap_err();
+    let err = envoy_validate_json(&dir, "cel", &bootstrap).unwrap_err();
     assert!(err.contains("Not able to parse filter expression"), "{err}");
 }

@@ -2,19 +2,13 @@
 //! and the 1.1+ `instance`/`handler` forms, through the built binary, and its output through
 //! `meshstats validate`.
 
+use meshstats_testkit::{shared_dir, workspace_root, MIXER_HTTP_LABELS};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn mixer_config(name: &str) -> PathBuf {
-    root().join("../shared/mixer-configs").join(name)
+    shared_dir("mixer-configs").join(name)
 }
 
 struct Run {
@@ -67,7 +61,7 @@ fn import(paths: &[&Path]) -> (Value, Vec<String>) {
 
 fn example(name: &str) -> Value {
     serde_json::from_str(
-        &std::fs::read_to_string(root().join("envoyfilter/examples").join(name)).unwrap(),
+        &std::fs::read_to_string(workspace_root().join("envoyfilter/examples").join(name)).unwrap(),
     )
     .unwrap()
 }
@@ -86,27 +80,6 @@ fn new_log_task_is_the_example() {
     assert_eq!(warnings, Vec::<String>::new());
 }
 
-/// Mixer 1.0's label names for its four HTTP metrics.
-const MIXER_LABELS: [&str; 17] = [
-    "reporter",
-    "source_app",
-    "source_principal",
-    "source_workload",
-    "source_workload_namespace",
-    "source_version",
-    "destination_app",
-    "destination_principal",
-    "destination_workload",
-    "destination_workload_namespace",
-    "destination_version",
-    "destination_service",
-    "destination_service_name",
-    "destination_service_namespace",
-    "request_protocol",
-    "response_code",
-    "connection_security_policy",
-];
-
 #[test]
 fn istio_1_0_default_telemetry() {
     let (config, warnings) = import(&[&mixer_config("istio-1.0-default-telemetry.yaml")]);
@@ -124,7 +97,7 @@ fn istio_1_0_default_telemetry() {
             ("response_bytes", "HISTOGRAM")
         ]
     );
-    let mut want_labels: Vec<&str> = MIXER_LABELS.to_vec();
+    let mut want_labels: Vec<&str> = MIXER_HTTP_LABELS.to_vec();
     want_labels.sort();
     for d in defs {
         let labels: Vec<&str> = d["dimensions"]

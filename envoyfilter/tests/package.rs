@@ -6,25 +6,20 @@ mod common;
 use common::scratch_dir;
 use flate2::read::GzDecoder;
 use meshstats_cli::render::package::{sha256_hex, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use meshstats_testkit::{stand_in_filter, workspace_root};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `dist/meshstats.wasm` when `make build` made it, else a small module.
+/// `dist/meshstats.wasm` when `make build` made it, else the stand-in filter.
 fn wasm(dir: &Path) -> PathBuf {
-    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/meshstats.wasm");
+    let dist = workspace_root().join("dist/meshstats.wasm");
     if dist.is_file() {
         return dist;
     }
-    let path = dir.join("small.wasm");
-    let module = wat::parse_str(
-        r#"(module (memory (export "memory") 1) (func (export "proxy_abi_version_0_2_1")))"#,
-    )
-    .unwrap();
-    std::fs::write(&path, module).unwrap();
-    path
+    stand_in_filter(dir)
 }
 
 fn package(wasm: &Path, output: &Path, tag: &str) -> String {

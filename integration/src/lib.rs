@@ -4,11 +4,15 @@
 //! - [`Backend`]: a tiny HTTP/1.1 app server that records what it was sent.
 //! - [`Scrape`]: a parsed `/stats/prometheus` page.
 //! - [`http_get`] / [`http_request`]: one plain-HTTP request.
+//! - [`Requests`]: checked test traffic to the ratings app, through a mesh.
+//! - [`prometheus::Prometheus`]: a real Prometheus scraping Envoys, for dashboard queries.
 //! - [`tcp_echo::TcpEcho`]: a TCP echo server, for the TCP metrics tests.
 //! - [`mesh`]: Istio-shaped sidecars (rendered by `meshstats_cli`) and the two-sidecar
 //!   [`mesh::Bookinfo`] setup.
 //! - [`envoy_bin`], [`wasm_path`], [`meshstats_bin`]: the artifacts under test, from
-//!   `ENVOY_BIN`, `MESHSTATS_WASM`, `MESHSTATS_BIN` or the places `make build` puts them.
+//!   `ENVOY_BIN`, `MESHSTATS_WASM`, `MESHSTATS_BIN` or the places `make build` puts them
+//!   (the lookup is `meshstats_testkit`'s, shared with the CLI's tests);
+//!   [`example_config`]: a configuration from `envoyfilter/examples/`.
 
 mod backend;
 mod envoy;
@@ -17,11 +21,14 @@ pub mod load;
 pub mod mesh;
 mod paths;
 pub mod pki;
+pub mod prometheus;
+mod requests;
 mod scrape;
 pub mod tcp_echo;
 
 pub use backend::{Backend, BackendConfig, RecordedRequest};
 pub use envoy::Envoy;
 pub use http::{http_get, http_request, Response};
-pub use paths::{envoy_bin, free_port, meshstats_bin, wasm_path, workspace_root};
+pub use paths::{envoy_bin, example_config, free_port, meshstats_bin, wasm_path, workspace_root};
+pub use requests::Requests;
 pub use scrape::{Histogram, Kind, Scrape, Series};

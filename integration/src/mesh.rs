@@ -19,6 +19,9 @@ use std::time::Duration;
 /// The service every Bookinfo cluster belongs to.
 pub const RATINGS_SERVICE: &str = "ratings.default.svc.cluster.local";
 
+/// The `host` productpage sends its requests to ratings with.
+pub const RATINGS_HOST: &str = "ratings:9080";
+
 /// Istio's node metadata for workload `{app}-{version}` (pod `{app}-{version}-0`) in
 /// namespace `default`, cluster `Kubernetes`, with the app/version and canonical labels.
 pub fn workload_metadata(app: &str, version: &str) -> Value {

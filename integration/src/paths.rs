@@ -1,21 +1,12 @@
-//! Where the artifacts under test are, and free ports to run them on.
+//! Where the artifacts under test and their inputs are, and free ports to run them on.
 
+use meshstats_testkit::artifact;
 use std::collections::HashSet;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
-/// The repository root (the workspace this crate belongs to).
-pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
-/// The Envoy binary: `$ENVOY_BIN`, else `<workspace>/.venv/bin/envoy` (what `make setup`
-/// installs). Panics if it is missing: a test against Envoy must fail, never skip.
-pub fn envoy_bin() -> PathBuf {
-    artifact("ENVOY_BIN", ".venv/bin/envoy", "make setup")
-}
+pub use meshstats_testkit::{envoy_bin, workspace_root};
 
 /// The filter: `$MESHSTATS_WASM`, else `<workspace>/dist/meshstats.wasm` (`make build`).
 pub fn wasm_path() -> PathBuf {
@@ -27,26 +18,10 @@ pub fn meshstats_bin() -> PathBuf {
     artifact("MESHSTATS_BIN", "dist/meshstats", "make build")
 }
 
-fn artifact(var: &str, default: &str, make_target: &str) -> PathBuf {
-    let root = workspace_root();
-    let path = match std::env::var_os(var).filter(|v| !v.is_empty()) {
-        // Relative to the workspace, not to cargo's per-package working directory.
-        Some(v) => root.join(PathBuf::from(v)),
-        None => root.join(default),
-    };
-    if !path.is_file() {
-        panic!(
-            "{} not found (from {}): run `make test` (or `{make_target}`) first, \
-             or set {var} to an existing file",
-            path.display(),
-            if std::env::var_os(var).is_some() {
-                format!("${var}")
-            } else {
-                "the default path".into()
-            },
-        );
-    }
-    path
+/// `envoyfilter/examples/<name>`, read: the configurations users start from.
+pub fn example_config(name: &str) -> String {
+    let path = workspace_root().join("envoyfilter/examples").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).

@@ -4,7 +4,7 @@
 
 use meshstats_integration::load::{self, LoadOptions, LoadResult};
 use meshstats_integration::mesh::{workload_metadata, Bookinfo, Sidecar};
-use meshstats_integration::{free_port, http_get, http_request, workspace_root, Backend, Envoy};
+use meshstats_integration::{example_config, free_port, http_request, Backend, Envoy, Requests};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -21,20 +21,6 @@ const SETTLE: Duration = Duration::from_millis(600);
 /// The regex docs/access-logs.md gives for Fluent Bit's `regex` parser and Vector's
 /// `parse_regex`, to pull the JSON out of an Envoy log line in `log_delivery: proxy_log`.
 const PROXY_LOG_REGEX: &str = r"wasm log(?: [^ :]+)*: (?<entry>\{.*\})";
-
-fn example(name: &str) -> String {
-    let path = workspace_root().join("envoyfilter/examples").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn send(entry: SocketAddr, n: usize, headers: &[(&str, &str)], status: u16) {
-    let mut all = vec![("host", HOST)];
-    all.extend_from_slice(headers);
-    for i in 0..n {
-        let r = http_get(entry, "/ratings/7", &all).unwrap_or_else(|e| panic!("request {i}: {e}"));
-        assert_eq!(r.status, status, "request {i}: {}", r.body);
-    }
-}
 
 /// The complete lines on `envoy`'s stdout (each ended by `\n`), as text.
 fn complete_lines(envoy: &Envoy) -> Vec<String> {
@@ -291,10 +277,10 @@ fn check_newlog_line(line: &str, window_us: (i64, i64), code: i64) -> f64 {
 #[test]
 fn newlog_entry_end_to_end_on_both_sidecars() {
     let app = Backend::start();
-    let config = example("new-log.json");
+    let config = example_config("new-log.json");
     let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
     let start = now_us();
-    send(mesh.entry, 5, &[], 200);
+    Requests::get(mesh.entry, "/ratings/7").send(5);
     let end = now_us();
     for envoy in [&mesh.server, &mesh.client] {
         let lines = wait_lines(envoy, 5, Duration::from_secs(10));
@@ -320,9 +306,15 @@ fn match_selects_requests_and_entries_of_one_request_are_separate_lines() {
          "severity": "'error'", "variables": {"code": "response.code", "path": "request.url_path"}},
         {"name": "all", "instance": "all.logentry.default", "variables": {"code": "response.code"}}]}"#;
     let mesh = Bookinfo::start(app.addr(), config, config).unwrap();
-    send(mesh.entry, 7, &[], 200);
-    send(mesh.entry, 4, &[("x-backend-status", "503")], 503);
-    send(mesh.entry, 2, &[("x-backend-status", "500")], 500);
+    Requests::get(mesh.entry, "/ratings/7").send(7);
+    Requests::get(mesh.entry, "/ratings/7")
+        .headers(&[("x-backend-status", "503")])
+        .status(503)
+        .send(4);
+    Requests::get(mesh.entry, "/ratings/7")
+        .headers(&[("x-backend-status", "500")])
+        .status(500)
+        .send(2);
     for envoy in [&mesh.server, &mesh.client] {
         // 13 requests: every one has an `all` line; the 6 failed ones also an `errors` line.
         let lines = wait_lines(envoy, 13 + 6, Duration::from_secs(10));
@@ -368,7 +360,7 @@ fn requests_without_an_entry_print_nothing() {
     let app = Backend::start();
     let config = r#"{"logs": [{"name": "never", "match": "response.code == 999", "variables": {"c": "response.code"}}]}"#;
     let mesh = Bookinfo::start(app.addr(), config, config).unwrap();
-    send(mesh.entry, 5, &[], 200);
+    Requests::get(mesh.entry, "/ratings/7").send(5);
     std::thread::sleep(SETTLE * 2);
     for envoy in [&mesh.server, &mesh.client] {
         assert_eq!(
@@ -561,7 +553,7 @@ fn ten_thousand_requests_from_eight_connections_ten_thousand_lines() {
     const WANT: u64 = 10_000;
     const BUDGET: Duration = Duration::from_secs(45);
     let app = Backend::start();
-    let mut config: Value = serde_json::from_str(&example("new-log.json")).unwrap();
+    let mut config: Value = serde_json::from_str(&example_config("new-log.json")).unwrap();
     config["logs"][0]["variables"]["requestId"] = json!("request.id");
     let config = config.to_string();
     // Envoy's own flushing (every 10 s, or once 64 KiB are buffered), as deployed.
@@ -720,7 +712,7 @@ fn compare_istio(ours: &Map<String, Value>, envoy: &Map<String, Value>) -> Vec<S
 #[test]
 fn istio_preset_matches_envoys_own_json_access_log() {
     let app = Backend::start();
-    let config = example("istio-access-log.json");
+    let config = example_config("istio-access-log.json");
     let dir = std::env::temp_dir().join(format!("meshstats-access-log-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -741,17 +733,17 @@ fn istio_preset_matches_envoys_own_json_access_log() {
     // A variety of requests: plain, with user agent and X-Forwarded-For, a POST with a body,
     // an app error, a query string.
     let mut sent = 0;
-    send(mesh.entry, 2, &[], 200);
-    send(
-        mesh.entry,
-        1,
-        &[
+    Requests::get(mesh.entry, "/ratings/7").send(2);
+    Requests::get(mesh.entry, "/ratings/7")
+        .headers(&[
             ("user-agent", "curl/8.5.0"),
             ("x-forwarded-for", "10.1.2.3"),
-        ],
-        200,
-    );
-    send(mesh.entry, 1, &[("x-backend-status", "503")], 503);
+        ])
+        .send(1);
+    Requests::get(mesh.entry, "/ratings/7")
+        .headers(&[("x-backend-status", "503")])
+        .status(503)
+        .send(1);
     sent += 4;
     let r = http_request(
         "POST",
@@ -779,7 +771,7 @@ fn istio_preset_matches_envoys_own_json_access_log() {
     }
     .start()
     .unwrap();
-    send(down_entry, 2, &[], 503);
+    Requests::get(down_entry, "/ratings/7").status(503).send(2);
 
     let mut compared = 0;
     for (envoy, file, n) in [
@@ -829,7 +821,7 @@ fn istio_preset_matches_envoys_own_json_access_log() {
 #[test]
 fn proxy_log_delivery_lines_parse_with_the_documented_regex() {
     let app = Backend::start();
-    let mut config: Value = serde_json::from_str(&example("new-log.json")).unwrap();
+    let mut config: Value = serde_json::from_str(&example_config("new-log.json")).unwrap();
     config["log_delivery"] = json!("proxy_log");
     let config = config.to_string();
     // Istio's root ids on one side, none on the other: the regex handles both prefixes.
@@ -843,7 +835,7 @@ fn proxy_log_delivery_lines_parse_with_the_documented_regex() {
     )
     .unwrap();
     let start = now_us();
-    send(mesh.entry, 4, &[], 200);
+    Requests::get(mesh.entry, "/ratings/7").send(4);
     let end = now_us();
     let re = regex::Regex::new(PROXY_LOG_REGEX).unwrap();
     // Envoy's prefix: plugin name, root id (when not empty), VM id.

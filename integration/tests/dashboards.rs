@@ -12,147 +12,18 @@
 //! Needs `/usr/bin/prometheus` (or `$PROMETHEUS_BIN`): `make setup` installs it.
 
 use meshstats_integration::mesh::{Bookinfo, RATINGS_SERVICE};
-use meshstats_integration::{free_port, http_get, workspace_root, Backend};
+use meshstats_integration::prometheus::Prometheus;
+use meshstats_integration::{Backend, Requests};
+use meshstats_testkit::shared_dir;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const HOST: &str = "ratings:9080";
 /// Grafana's `$__rate_interval` for a data source with the default 15 s scrape interval.
 const RATE_INTERVAL: &str = "1m";
-
-/// A Prometheus child process scraping `targets` every second; killed on drop (its log is
-/// printed if the thread panics).
-struct Prometheus {
-    addr: SocketAddr,
-    dir: PathBuf,
-    child: Child,
-}
-
-impl Prometheus {
-    fn start(targets: &[(&str, SocketAddr)]) -> Prometheus {
-        let bin = std::env::var_os("PROMETHEUS_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/usr/bin/prometheus".into());
-        assert!(
-            bin.exists(),
-            "{} not found: run `make setup` (installs Debian's prometheus as root)",
-            bin.display()
-        );
-        let dir = std::env::temp_dir()
-            .join("meshstats-it")
-            .join(format!("prometheus-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).expect("prometheus scratch dir");
-        let mut config = String::from(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
-        );
-        for (job, admin) in targets {
-            config.push_str(&format!(
-                "  - job_name: {job}\n    metrics_path: /stats/prometheus\n    static_configs:\n      - targets: ['{admin}']\n"
-            ));
-        }
-        std::fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let log = std::fs::File::create(dir.join("prometheus.log")).expect("prometheus.log");
-        let child = Command::new(&bin)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-        Prometheus { addr, dir, child }
-    }
-
-    /// `GET /api/v1/<path>`, the JSON answer (any status: errors come back as JSON too).
-    fn api(&self, path: &str) -> Result<Value, String> {
-        let r = http_get(self.addr, &format!("/api/v1/{path}"), &[])?;
-        serde_json::from_str(&r.body).map_err(|e| format!("{path}: {} {e}: {}", r.status, r.body))
-    }
-
-    /// An instant query: `Ok(result vector)` or `Err(Prometheus's error)`.
-    fn query(&self, promql: &str) -> Result<Vec<Value>, String> {
-        let v = self.api(&format!("query?query={}", encode(promql)))?;
-        if v["status"] != "success" {
-            return Err(format!("{}: {}", v["errorType"], v["error"]));
-        }
-        match &v["data"]["result"] {
-            Value::Array(a) => Ok(a.clone()),
-            // A scalar or string result: one value.
-            other => Ok(vec![serde_json::json!({"metric": {}, "value": other})]),
-        }
-    }
-
-    /// Waits until every target is up and has been scraped `scrapes` times since.
-    fn wait_up(&self, targets: usize, scrapes: u32) {
-        let start = Instant::now();
-        let mut seen_up: Option<Instant> = None;
-        let mut last = Value::Null;
-        while start.elapsed() < Duration::from_secs(30) {
-            if let Ok(v) = self.api("targets?state=active") {
-                let active = v["data"]["activeTargets"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let up = active.iter().filter(|t| t["health"] == "up").count();
-                if active.len() == targets && up == targets {
-                    let since = *seen_up.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= Duration::from_secs(u64::from(scrapes)) {
-                        return;
-                    }
-                }
-                last = v;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("prometheus targets not all up after 30 s: {last}");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "===== prometheus log ({}) =====\n{}",
-                self.dir.display(),
-                self.log()
-            );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// Requests in a fixed pattern (every fourth a 503) until stopped, at most 60 s.
 struct Traffic {
@@ -170,7 +41,7 @@ impl Traffic {
             let start = Instant::now();
             let mut i = 0u64;
             while !s.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
-                send(entry, i % 4 == 3);
+                request(entry, i % 4 == 3).send(1);
                 n[usize::from(i % 4 == 3)].fetch_add(1, Ordering::SeqCst);
                 i += 1;
                 std::thread::sleep(Duration::from_millis(20));
@@ -205,14 +76,14 @@ impl Drop for Traffic {
     }
 }
 
-fn send(entry: SocketAddr, fail: bool) {
-    let headers: &[(&str, &str)] = if fail {
-        &[("host", HOST), ("x-backend-status", "503")]
+/// A request of the traffic: a 200, or (`fail`) a 503 the backend is told to answer.
+fn request(entry: SocketAddr, fail: bool) -> Requests<'static> {
+    let ok = Requests::get(entry, "/ratings/0");
+    if fail {
+        ok.headers(&[("x-backend-status", "503")]).status(503)
     } else {
-        &[("host", HOST)]
-    };
-    let r = http_get(entry, "/ratings/0", headers).expect("request through the mesh");
-    assert_eq!(r.status, if fail { 503 } else { 200 }, "{}", r.body);
+        ok
+    }
 }
 
 /// One dashboard with its template variables set: name → Grafana's interpolated text.
@@ -446,8 +317,8 @@ fn istio_grafana_dashboards_work_unchanged() {
     let mesh = Bookinfo::start(app.addr(), "{}", "{}").unwrap();
     // One of each before Prometheus starts, so both series exist from its first scrape and
     // rate() sees every later request.
-    send(mesh.entry, false);
-    send(mesh.entry, true);
+    request(mesh.entry, false).send(1);
+    request(mesh.entry, true).send(1);
     mesh.server
         .wait_for(Duration::from_secs(10), |s| {
             (s.series("istio_requests_total").len() == 2).then_some(())
@@ -462,13 +333,14 @@ fn istio_grafana_dashboards_work_unchanged() {
     let prom = Prometheus::start(&[
         ("productpage-v1", mesh.client.admin()),
         ("ratings-v1", mesh.server.admin()),
-    ]);
-    prom.wait_up(2, 2);
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    prom.wait_up(2, 2).unwrap_or_else(|e| panic!("{e}"));
     let traffic = Traffic::start(mesh.entry);
     // Enough scrapes with traffic for irate() (last two samples) and rate() over 1m.
     std::thread::sleep(Duration::from_secs(4));
 
-    let dir = workspace_root().join("../shared/istio-dashboards");
+    let dir = shared_dir("istio-dashboards");
     let load = |f: &str| -> Value {
         let p: PathBuf = dir.join(f);
         serde_json::from_str(

@@ -3,30 +3,15 @@
 //! kube-probe requests. Configs come from `envoyfilter/examples/`, as users would take them.
 
 use meshstats_integration::mesh::Bookinfo;
-use meshstats_integration::{http_get, workspace_root, Backend, Envoy, Scrape};
+use meshstats_integration::{example_config, Backend, Envoy, Requests, Scrape};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
-
-fn example(name: &str) -> String {
-    let path = workspace_root().join("envoyfilter/examples").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-fn send(entry: SocketAddr, n: usize, headers: &[(&str, &str)]) {
-    let mut all = vec![("host", "ratings:9080")];
-    all.extend_from_slice(headers);
-    for i in 0..n {
-        let r = http_get(entry, "/ratings/7", &all).unwrap_or_else(|e| panic!("request {i}: {e}"));
-        assert_eq!(r.status, 200, "request {i}: {}", r.body);
-    }
 }
 
 fn wait(envoy: &Envoy, what: &str, check: impl Fn(&Scrape) -> bool) -> Scrape {
@@ -46,9 +31,9 @@ fn wait(envoy: &Envoy, what: &str, check: impl Fn(&Scrape) -> bool) -> Scrape {
 #[test]
 fn mixer_double_request_count() {
     let app = Backend::start();
-    let config = example("double-request-count.json");
+    let config = example_config("double-request-count.json");
     let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
-    send(mesh.entry, 5, &[]);
+    Requests::get(mesh.entry, "/ratings/7").send(5);
     for (envoy, reporter) in [(&mesh.client, "client"), (&mesh.server, "server")] {
         let want = labels(&[
             ("reporter", reporter),
@@ -73,11 +58,15 @@ fn mixer_double_request_count() {
 #[test]
 fn customized_stats_every_feature() {
     let app = Backend::start();
-    let config = example("customized.json");
+    let config = example_config("customized.json");
     let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
-    send(mesh.entry, 3, &[("x-user", "alice")]);
-    send(mesh.entry, 2, &[("user-agent", "kube-probe/1.28")]);
-    send(mesh.entry, 1, &[]);
+    Requests::get(mesh.entry, "/ratings/7")
+        .headers(&[("x-user", "alice")])
+        .send(3);
+    Requests::get(mesh.entry, "/ratings/7")
+        .headers(&[("user-agent", "kube-probe/1.28")])
+        .send(2);
+    Requests::get(mesh.entry, "/ratings/7").send(1);
 
     let s = wait(
         &mesh.server,
@@ -136,9 +125,9 @@ fn customized_stats_every_feature() {
 #[test]
 fn histograms_use_the_configured_buckets() {
     let app = Backend::start();
-    let config = example("customized.json");
+    let config = example_config("customized.json");
     let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
-    send(mesh.entry, 4, &[]);
+    Requests::get(mesh.entry, "/ratings/7").send(4);
     let s = wait(&mesh.server, "histograms flushed", |s| {
         s.series("istio_request_duration_milliseconds")
             .first()
@@ -197,7 +186,9 @@ fn istio_spellings_read_real_attributes() {
         "mixer_source": "source.workload.name | 'unknown'",
         "code_class": "string(response.code / 100) + 'xx'"}}]}"#;
     let mesh = Bookinfo::start(app.addr(), config, config).unwrap();
-    send(mesh.entry, 2, &[("user-agent", "probe/1")]);
+    Requests::get(mesh.entry, "/ratings/7")
+        .headers(&[("user-agent", "probe/1")])
+        .send(2);
     for (envoy, local, peer) in [
         (&mesh.client, "productpage", "ratings"),
         (&mesh.server, "ratings", "productpage"),
@@ -247,7 +238,7 @@ fn broken_expression_same_words_in_filter_log_and_validate() {
     let app = Backend::start();
     let config = r#"{"metrics": [{"name": "requests_total", "dimensions": {"user": "request.header['x-user'] | 'anonymous'", "host": "request.host"}}]}"#;
     let mesh = Bookinfo::start(app.addr(), "{}", config).unwrap();
-    send(mesh.entry, 3, &[]);
+    Requests::get(mesh.entry, "/ratings/7").send(3);
     let s = wait(&mesh.server, "3 requests", |s| {
         s.sum("istio_requests_total", &[]) == 3.0
     });

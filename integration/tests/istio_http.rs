@@ -4,7 +4,7 @@
 
 use meshstats_cli::Direction;
 use meshstats_integration::mesh::{bookinfo_peer_labels, workload_metadata, Bookinfo, Sidecar};
-use meshstats_integration::{free_port, http_get, meshstats_bin, Backend, Envoy, Scrape};
+use meshstats_integration::{free_port, http_get, meshstats_bin, Backend, Envoy, Requests, Scrape};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,14 +34,6 @@ fn with(mut labels: Labels, changes: &[(&str, &str)]) -> Labels {
         labels.insert(k.to_string(), v.to_string());
     }
     labels
-}
-
-fn send(entry: SocketAddr, n: usize, expect_status: u16) {
-    for i in 0..n {
-        let r = http_get(entry, "/ratings/0", &[("host", HOST)])
-            .unwrap_or_else(|e| panic!("request {i}: {e}"));
-        assert_eq!(r.status, expect_status, "request {i}: {}", r.body);
-    }
 }
 
 /// Waits until `metric` has exactly one series with a value of `n`, and returns its labels.
@@ -109,7 +101,7 @@ fn assert_histograms(envoy: &Envoy, labels: &Labels, n: f64) {
 fn both_sidecars_report_all_25_labels_exactly() {
     let app = Backend::start();
     let mesh = Bookinfo::start(app.addr(), "{}", "{}").unwrap();
-    send(mesh.entry, 10, 200);
+    Requests::get(mesh.entry, "/ratings/0").send(10);
 
     let server = only_series(&mesh.server, "istio_requests_total", 10.0);
     assert_eq!(server, bookinfo_labels("destination", "none", "200"));
@@ -162,7 +154,7 @@ fn host_header_fallback_on_and_off() {
         ..s
     };
     let mesh = Bookinfo::start_with(app.addr(), plain, plain).unwrap();
-    send(mesh.entry, 3, 200);
+    Requests::get(mesh.entry, "/ratings/0").send(3);
     let host_labels = [
         ("destination_service", HOST),
         ("destination_service_name", HOST),
@@ -183,7 +175,7 @@ fn host_header_fallback_on_and_off() {
         |s| plain(s.config(off)),
     )
     .unwrap();
-    send(mesh.entry, 3, 200);
+    Requests::get(mesh.entry, "/ratings/0").send(3);
     // Client side: unknown. Server side: its own canonical service name.
     assert_eq!(
         only_series(&mesh.client, "istio_requests_total", 3.0),
@@ -221,7 +213,7 @@ fn server_without_exchange_client_falls_back_to_endpoint_metadata() {
         |s| s.config(r#"{"disable_metadata_exchange": true}"#),
     )
     .unwrap();
-    send(mesh.entry, 10, 200);
+    Requests::get(mesh.entry, "/ratings/0").send(10);
     // The endpoint metadata carries no app/version labels.
     assert_eq!(
         only_series(&mesh.client, "istio_requests_total", 10.0),
@@ -251,7 +243,7 @@ fn unreachable_upstream_is_a_503_with_response_flags() {
     )
     .start()
     .unwrap();
-    send(entry, 4, 503);
+    Requests::get(entry, "/ratings/0").status(503).send(4);
     let labels = only_series(&client, "istio_requests_total", 4.0);
     let flags = labels["response_flags"].clone();
     assert!(
@@ -286,7 +278,7 @@ fn unusable_config_is_logged_counted_and_traffic_still_flows() {
     let app = Backend::start();
     let bad = r#"{"metrics": [{"name": "requests_total", "nmae": "typo"}]}"#;
     let mesh = Bookinfo::start(app.addr(), "{}", bad).unwrap();
-    send(mesh.entry, 5, 200);
+    Requests::get(mesh.entry, "/ratings/0").send(5);
     assert_eq!(
         only_series(&mesh.server, "istio_requests_total", 5.0),
         bookinfo_labels("destination", "none", "200")
@@ -337,7 +329,7 @@ fn overrides_drop_metrics_and_remove_tags() {
     let cfg = r#"{"metrics": [{"name": "request_bytes", "drop": true},
                               {"tags_to_remove": ["source_principal", "destination_principal"]}]}"#;
     let mesh = Bookinfo::start(app.addr(), cfg, cfg).unwrap();
-    send(mesh.entry, 2, 200);
+    Requests::get(mesh.entry, "/ratings/0").send(2);
     let mut want = bookinfo_labels("destination", "none", "200");
     want.remove("source_principal");
     want.remove("destination_principal");
@@ -424,7 +416,7 @@ fn host_header_values_round_trip_through_envoy() {
         },
     )
     .unwrap();
-    send(mesh.entry, 2, 200);
+    Requests::get(mesh.entry, "/ratings/0").send(2);
     let want = with(
         bookinfo_labels("source", "unknown", "200"),
         &[("destination_app", odd)],
@@ -456,7 +448,7 @@ fn raw_get_status(addr: SocketAddr, host: &str) -> String {
 fn server_gateway_reporter_is_waypoint() {
     let app = Backend::start();
     let mesh = Bookinfo::start(app.addr(), "{}", r#"{"reporter": "SERVER_GATEWAY"}"#).unwrap();
-    send(mesh.entry, 3, 200);
+    Requests::get(mesh.entry, "/ratings/0").send(3);
     assert_eq!(
         only_series(&mesh.server, "istio_requests_total", 3.0),
         bookinfo_labels("waypoint", "none", "200")
@@ -487,7 +479,7 @@ fn mtls_between_sidecars_reports_spiffe_principals() {
         },
     )
     .unwrap();
-    send(mesh.entry, 5, 200);
+    Requests::get(mesh.entry, "/ratings/0").send(5);
     let principals = [
         ("source_principal", PRODUCTPAGE_ID),
         ("destination_principal", RATINGS_ID),

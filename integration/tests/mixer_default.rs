@@ -4,50 +4,26 @@
 
 use meshstats_cli::mixer;
 use meshstats_integration::mesh::Bookinfo;
-use meshstats_integration::{http_get, workspace_root, Backend, Scrape};
+use meshstats_integration::{Backend, Requests, Scrape};
+use meshstats_testkit::{shared_dir, MIXER_HTTP_LABELS};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// `../shared/mixer-configs/istio-1.0-default-telemetry.yaml`, imported.
 fn imported_default() -> String {
-    let path = workspace_root().join("../shared/mixer-configs/istio-1.0-default-telemetry.yaml");
+    let path = shared_dir("mixer-configs").join("istio-1.0-default-telemetry.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let imported = mixer::import(&[(path.display().to_string(), text)]).unwrap();
     serde_json::to_string_pretty(&imported.config.expect("a configuration")).unwrap()
 }
-
-/// The `label_names` of every HTTP metric in Istio 1.0's prometheus handler.
-const MIXER_LABELS: [&str; 17] = [
-    "reporter",
-    "source_app",
-    "source_principal",
-    "source_workload",
-    "source_workload_namespace",
-    "source_version",
-    "destination_app",
-    "destination_principal",
-    "destination_workload",
-    "destination_workload_namespace",
-    "destination_version",
-    "destination_service",
-    "destination_service_name",
-    "destination_service_namespace",
-    "request_protocol",
-    "response_code",
-    "connection_security_policy",
-];
 
 #[test]
 fn imported_istio_1_0_default_telemetry_in_envoy() {
     let config = imported_default();
     let app = Backend::start();
     let mesh = Bookinfo::start(app.addr(), &config, &config).unwrap();
-    for i in 0..3 {
-        let r = http_get(mesh.entry, "/ratings/7", &[("host", "ratings:9080")])
-            .unwrap_or_else(|e| panic!("request {i}: {e}"));
-        assert_eq!(r.status, 200, "request {i}: {}", r.body);
-    }
-    let want_labels: BTreeSet<String> = MIXER_LABELS.iter().map(|s| s.to_string()).collect();
+    Requests::get(mesh.entry, "/ratings/7").send(3);
+    let want_labels: BTreeSet<String> = MIXER_HTTP_LABELS.iter().map(|s| s.to_string()).collect();
     for (envoy, reporter, peer) in [
         (&mesh.client, "source", "ratings-v1"),
         (&mesh.server, "destination", "productpage-v1"),

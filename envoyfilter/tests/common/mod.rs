@@ -1,10 +1,13 @@
-//! Shared by the integration tests: example inputs and scratch files.
+//! Shared by the integration tests: example inputs, scratch files, the built binary.
 #![allow(dead_code)] // each test binary uses a different part
 
 use meshstats_cli::{default_node_id, stats_config, Direction, SidecarOptions};
 use meshstats_filter::config::PluginConfig;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub mod crds;
 
 /// A config written with odd spacing and a camelCase alias, to prove it reaches Envoy untouched.
 pub const CONFIG_TEXT: &str = "{ \"disableHostHeaderFallback\" : true,\n  \"metrics\": [{\"dimensions\": {\"route\": \"request.url_path\"}}] }\n";
@@ -67,4 +70,45 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The built `meshstats` binary run with `args`.
+pub fn meshstats(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meshstats"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The stdout of `meshstats args`, which must succeed.
+pub fn render_ok(args: &[&str]) -> String {
+    let out = meshstats(args);
+    assert!(
+        out.status.success(),
+        "meshstats {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `meshstats args` fails, saying `expected` on stderr.
+pub fn assert_rejected(args: &[&str], expected: &str) {
+    let out = meshstats(args);
+    assert!(!out.status.success(), "{args:?} was accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(expected), "{args:?}: {stderr}");
+}
+
+/// The documents of a multi-document YAML text (empty ones left out).
+pub fn yaml_docs(text: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// `p` as a command-line argument (every test path is UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
 }
