@@ -316,7 +316,7 @@ fn definitions_with_standard_or_own_labels_and_failing_values() {
     let s = slots(
         &c,
         &[
-            (Source::ReporterKind, Attr::Str("outbound".into())),
+            (Source::Direction, Attr::Str("outbound".into())),
             (size.clone(), Attr::Int(512)),
         ],
     );
@@ -335,7 +335,7 @@ fn definitions_with_standard_or_own_labels_and_failing_values() {
         vec![512, 512]
     );
     // request.size absent: that record is skipped and counted; the others still record.
-    let s = slots(&c, &[(Source::ReporterKind, Attr::Str("inbound".into()))]);
+    let s = slots(&c, &[(Source::Direction, Attr::Str("inbound".into()))]);
     c.table.record(&host, &d, &s, &RequestAttributes::default());
     assert_eq!(
         host.samples.borrow()[&stat(&d, &all_but(&[]), &[], "istio_size")].len(),

@@ -1,7 +1,7 @@
 //! Mapping between [`PeerNode`] and Istio's node-metadata Struct keys
 //! (istio/proxy `extensions/common/proto_util.cc`).
 
-use super::proto::{self, Struct, Value};
+use super::proto::{self, ProtoValue, Struct};
 use super::{DecodeError, PeerNode, CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL};
 
 const LABELS: &str = "LABELS";
@@ -51,11 +51,11 @@ pub(crate) fn string_field_mut<'n>(node: &'n mut PeerNode, key: &str) -> Option<
     })
 }
 
-fn string_map(pairs: &[(String, String)]) -> Value<'_> {
-    Value::Struct(Struct {
+fn string_map(pairs: &[(String, String)]) -> ProtoValue<'_> {
+    ProtoValue::Struct(Struct {
         fields: pairs
             .iter()
-            .map(|(k, v)| (k.as_str(), Value::Str(v)))
+            .map(|(k, v)| (k.as_str(), ProtoValue::Str(v)))
             .collect(),
     })
 }
@@ -68,7 +68,7 @@ fn sorted_string_pairs(s: &Struct<'_>) -> Vec<(String, String)> {
         .iter()
         .rev()
         .filter_map(|(k, v)| match v {
-            Value::Str(v) => Some(((*k).to_owned(), (*v).to_owned())),
+            ProtoValue::Str(v) => Some(((*k).to_owned(), (*v).to_owned())),
             _ => None,
         })
         .collect();
@@ -81,10 +81,10 @@ impl PeerNode {
     /// Deterministic serialization, byte-identical to an Istio proxy's for the
     /// same metadata. Empty fields are omitted as Istio omits absent ones.
     pub fn to_struct_bytes(&self) -> Vec<u8> {
-        let mut fields: Vec<(&str, Value<'_>)> = string_fields(self)
+        let mut fields: Vec<(&str, ProtoValue<'_>)> = string_fields(self)
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k, Value::Str(v)))
+            .map(|(k, v)| (k, ProtoValue::Str(v)))
             .collect();
         if !self.labels.is_empty() {
             fields.push((LABELS, string_map(&self.labels)));
@@ -104,11 +104,11 @@ impl PeerNode {
         let mut node = PeerNode::default();
         for (key, value) in &root.fields {
             match (*key, value) {
-                (LABELS, Value::Struct(s)) => node.labels = sorted_string_pairs(s),
-                (PLATFORM_METADATA, Value::Struct(s)) => {
+                (LABELS, ProtoValue::Struct(s)) => node.labels = sorted_string_pairs(s),
+                (PLATFORM_METADATA, ProtoValue::Struct(s)) => {
                     node.platform_metadata = sorted_string_pairs(s);
                 }
-                (key, Value::Str(v)) => {
+                (key, ProtoValue::Str(v)) => {
                     if let Some(field) = string_field_mut(&mut node, key) {
                         (*v).clone_into(field);
                     }
@@ -165,7 +165,7 @@ mod tests {
     const GOLDEN: &[u8] = &[
         0x0a, 0x29, // Struct.fields entry, 41 bytes
         0x0a, 0x06, b'L', b'A', b'B', b'E', b'L', b'S', // key
-        0x12, 0x1f, // value: Value, 31 bytes
+        0x12, 0x1f, // value: ProtoValue, 31 bytes
         0x2a, 0x1d, // struct_value, 29 bytes
         0x0a, 0x0a, 0x0a, 0x03, b'a', b'p', b'p', 0x12, 0x03, 0x1a, 0x01, b'r',
         0x0a, 0x0f, 0x0a, 0x07, b'v', b'e', b'r', b's', b'i', b'o', b'n', 0x12, 0x04, 0x1a, 0x02, b'v', b'1',
@@ -252,30 +252,33 @@ mod tests {
         let nested = Struct {
             fields: vec![(
                 "deep",
-                Value::Struct(Struct {
-                    fields: vec![("x", Value::Null)],
+                ProtoValue::Struct(Struct {
+                    fields: vec![("x", ProtoValue::Null)],
                 }),
             )],
         };
         let odd_labels = Struct {
             fields: vec![
-                ("b", Value::Str("2")),
-                ("n", Value::Number(3.0)),
-                ("a", Value::Str("1")),
-                ("b", Value::Str("4")),
+                ("b", ProtoValue::Str("2")),
+                ("n", ProtoValue::Number(3.0)),
+                ("a", ProtoValue::Str("1")),
+                ("b", ProtoValue::Str("4")),
             ],
         };
         let root = Struct {
             fields: vec![
-                ("SERVICE_ACCOUNT", Value::Str("bookinfo-reviews")),
-                ("NAME", Value::Number(7.0)),
-                ("NAMESPACE", Value::Str("default")),
-                ("OWNER", Value::Bool(true)),
-                ("MESH_ID", Value::Null),
-                ("INSTANCE_IPS", Value::List(vec![Value::Str("10.0.0.1")])),
-                ("PLATFORM_METADATA", Value::Str("not a struct")),
-                ("EXTRA", Value::Struct(nested)),
-                ("LABELS", Value::Struct(odd_labels)),
+                ("SERVICE_ACCOUNT", ProtoValue::Str("bookinfo-reviews")),
+                ("NAME", ProtoValue::Number(7.0)),
+                ("NAMESPACE", ProtoValue::Str("default")),
+                ("OWNER", ProtoValue::Bool(true)),
+                ("MESH_ID", ProtoValue::Null),
+                (
+                    "INSTANCE_IPS",
+                    ProtoValue::List(vec![ProtoValue::Str("10.0.0.1")]),
+                ),
+                ("PLATFORM_METADATA", ProtoValue::Str("not a struct")),
+                ("EXTRA", ProtoValue::Struct(nested)),
+                ("LABELS", ProtoValue::Struct(odd_labels)),
             ],
         };
         let mut bytes = Vec::new();
