@@ -411,22 +411,19 @@ fn upstream_host_fallback(host: &impl Host) -> Option<PeerNode> {
 
 fn read_local_node(host: &impl Host) -> PeerNode {
     let mut node = PeerNode::default();
-    for key in peer::STRING_KEYS {
-        let Some(value) = host.property(&["xds", "node", "metadata", key]) else {
-            continue;
-        };
-        if let Some(field) = peer::string_field_mut(&mut node, key) {
-            *field = decode::string(value);
+    for f in &peer::STRING_FIELDS {
+        if let Some(value) = host.property(&["xds", "node", "metadata", f.key]) {
+            *(f.get_mut)(&mut node) = decode::string(value);
         }
     }
     for (key, value) in host
-        .property(&["xds", "node", "metadata", "LABELS"])
+        .property(&["xds", "node", "metadata", peer::LABELS])
         .map(|b| decode::pairs(&b))
         .unwrap_or_default()
     {
         node.set_label(&key, &value);
     }
-    if let Some(b) = host.property(&["xds", "node", "metadata", "PLATFORM_METADATA"]) {
+    if let Some(b) = host.property(&["xds", "node", "metadata", peer::PLATFORM_METADATA]) {
         let mut pairs = decode::pairs(&b);
         pairs.sort();
         node.platform_metadata = pairs;

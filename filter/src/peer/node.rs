@@ -4,52 +4,37 @@
 use super::proto::{self, ProtoValue, Struct};
 use super::{DecodeError, PeerNode, CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL};
 
-const LABELS: &str = "LABELS";
-const PLATFORM_METADATA: &str = "PLATFORM_METADATA";
+pub(crate) const LABELS: &str = "LABELS";
+pub(crate) const PLATFORM_METADATA: &str = "PLATFORM_METADATA";
 
-/// The plain string keys, paired with their field so encode and decode
-/// cannot drift apart.
-fn string_fields(node: &PeerNode) -> [(&'static str, &String); 9] {
-    [
-        ("NAME", &node.name),
-        ("NAMESPACE", &node.namespace),
-        ("OWNER", &node.owner),
-        ("WORKLOAD_NAME", &node.workload_name),
-        ("ISTIO_VERSION", &node.istio_version),
-        ("MESH_ID", &node.mesh_id),
-        ("CLUSTER_ID", &node.cluster_id),
-        ("APP_CONTAINERS", &node.app_containers),
-        ("INSTANCE_IPS", &node.instance_ips),
-    ]
+/// One node-metadata key that holds a plain string, and the [`PeerNode`] field it fills.
+pub(crate) struct StringField {
+    pub key: &'static str,
+    get: fn(&PeerNode) -> &String,
+    pub get_mut: fn(&mut PeerNode) -> &mut String,
 }
 
-/// The node metadata keys that hold plain strings.
-pub(crate) const STRING_KEYS: [&str; 9] = [
-    "NAME",
-    "NAMESPACE",
-    "OWNER",
-    "WORKLOAD_NAME",
-    "ISTIO_VERSION",
-    "MESH_ID",
-    "CLUSTER_ID",
-    "APP_CONTAINERS",
-    "INSTANCE_IPS",
+/// Names each field once per row, so a row's two accessors cannot point at different fields.
+macro_rules! string_fields {
+    ($($key:literal => $field:ident),* $(,)?) => {
+        [$(StringField { key: $key, get: |n| &n.$field, get_mut: |n| &mut n.$field }),*]
+    };
+}
+
+/// The plain string keys. Encoding, decoding and reading the local node all walk this one
+/// table, so a key cannot be written under one name and read under another. (Row order does
+/// not reach the wire: `encode_struct` sorts keys.)
+pub(crate) const STRING_FIELDS: [StringField; 9] = string_fields![
+    "NAME" => name,
+    "NAMESPACE" => namespace,
+    "OWNER" => owner,
+    "WORKLOAD_NAME" => workload_name,
+    "ISTIO_VERSION" => istio_version,
+    "MESH_ID" => mesh_id,
+    "CLUSTER_ID" => cluster_id,
+    "APP_CONTAINERS" => app_containers,
+    "INSTANCE_IPS" => instance_ips,
 ];
-
-pub(crate) fn string_field_mut<'n>(node: &'n mut PeerNode, key: &str) -> Option<&'n mut String> {
-    Some(match key {
-        "NAME" => &mut node.name,
-        "NAMESPACE" => &mut node.namespace,
-        "OWNER" => &mut node.owner,
-        "WORKLOAD_NAME" => &mut node.workload_name,
-        "ISTIO_VERSION" => &mut node.istio_version,
-        "MESH_ID" => &mut node.mesh_id,
-        "CLUSTER_ID" => &mut node.cluster_id,
-        "APP_CONTAINERS" => &mut node.app_containers,
-        "INSTANCE_IPS" => &mut node.instance_ips,
-        _ => return None,
-    })
-}
 
 fn string_map(pairs: &[(String, String)]) -> ProtoValue<'_> {
     ProtoValue::Struct(Struct {
@@ -81,8 +66,9 @@ impl PeerNode {
     /// Deterministic serialization, byte-identical to an Istio proxy's for the
     /// same metadata. Empty fields are omitted as Istio omits absent ones.
     pub fn to_struct_bytes(&self) -> Vec<u8> {
-        let mut fields: Vec<(&str, ProtoValue<'_>)> = string_fields(self)
-            .into_iter()
+        let mut fields: Vec<(&str, ProtoValue<'_>)> = STRING_FIELDS
+            .iter()
+            .map(|f| (f.key, (f.get)(self)))
             .filter(|(_, v)| !v.is_empty())
             .map(|(k, v)| (k, ProtoValue::Str(v)))
             .collect();
@@ -109,8 +95,8 @@ impl PeerNode {
                     node.platform_metadata = sorted_string_pairs(s);
                 }
                 (key, ProtoValue::Str(v)) => {
-                    if let Some(field) = string_field_mut(&mut node, key) {
-                        (*v).clone_into(field);
+                    if let Some(f) = STRING_FIELDS.iter().find(|f| f.key == key) {
+                        (*v).clone_into((f.get_mut)(&mut node));
                     }
                 }
                 _ => {}
@@ -231,6 +217,17 @@ mod tests {
         );
         // Multi-byte lengths: the 200-byte label value is written as c8 01.
         assert!(bytes.windows(3).any(|w| w == [0x1a, 0xc8, 0x01]));
+    }
+
+    #[test]
+    fn each_string_key_has_its_own_field() {
+        let mut node = PeerNode::default();
+        for f in &STRING_FIELDS {
+            *(f.get_mut)(&mut node) = f.key.to_owned();
+        }
+        for f in &STRING_FIELDS {
+            assert_eq!((f.get)(&node), f.key);
+        }
     }
 
     #[test]
