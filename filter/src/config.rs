@@ -19,7 +19,7 @@ pub struct PluginConfig {
     pub tcp_reporting_duration: Option<String>,
     pub metrics: Vec<MetricConfig>,
     pub definitions: Vec<MetricDefinition>,
-    pub reporter: Reporter,
+    pub reporter: ReporterMode,
     /// meshstats: do not send our own `x-envoy-peer-metadata` (requests or responses).
     /// Incoming exchange headers are still read and stripped.
     #[serde(alias = "disableMetadataExchange", deserialize_with = "proto_bool")]
@@ -179,9 +179,10 @@ pub enum MetricKind {
     Histogram,
 }
 
-/// `stats.Reporter`: who this proxy reports as.
+/// Istio's `stats.Reporter` option: how this proxy picks the [`crate::labels::Reporter`] it
+/// reports as.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum Reporter {
+pub enum ReporterMode {
     /// From the listener direction (or Istio's `stats_inbound`/`stats_outbound` root ids).
     #[default]
     #[serde(rename = "UNSPECIFIED")]
@@ -327,7 +328,7 @@ mod tests {
         .unwrap();
         assert!(c.disable_host_header_fallback);
         assert_eq!(c.tcp_reporting_ms(), 500);
-        assert_eq!(c.reporter, Reporter::ServerGateway);
+        assert_eq!(c.reporter, ReporterMode::ServerGateway);
         assert_eq!(c.metrics[0].tags_to_remove, vec!["source_app"]);
         assert_eq!(c.definitions[0].kind, MetricKind::Histogram);
     }

@@ -103,7 +103,7 @@ impl Root {
         } = compiled;
         metrics.define_counters(host);
         let mut needs = metrics.needs();
-        let mut tcp_needs = metrics.needs_for(metrics::Protocol::Tcp);
+        let mut tcp_needs = metrics.needs_for(metrics::ReportKind::TcpConnection);
         // `response.flags_short` then shares the standard labels' read of the flags, so no
         // request reads them twice.
         if vocabulary
@@ -138,8 +138,8 @@ impl Root {
             .max_peer_cache_size
             .map_or(DEFAULT_PEER_CACHE_SIZE, |n| n as usize);
         let grpc_needs = metrics
-            .has_protocol(metrics::Protocol::Grpc)
-            .then(|| metrics.needs_for(metrics::Protocol::Grpc));
+            .has_metrics_of(metrics::ReportKind::GrpcStream)
+            .then(|| metrics.needs_for(metrics::ReportKind::GrpcStream));
         Root {
             grpc_needs,
             ticks: tcp::Ticks::new(&config),
@@ -261,7 +261,7 @@ impl Root {
 
     fn reporter(&self, direction: Direction) -> Reporter {
         match (self.config.reporter, direction) {
-            (config::Reporter::ServerGateway, _) => Reporter::Waypoint,
+            (config::ReporterMode::ServerGateway, _) => Reporter::Waypoint,
             (_, Direction::Outbound) => Reporter::Source,
             (_, Direction::Inbound) => Reporter::Destination,
         }
@@ -411,22 +411,19 @@ fn upstream_host_fallback(host: &impl Host) -> Option<PeerNode> {
 
 fn read_local_node(host: &impl Host) -> PeerNode {
     let mut node = PeerNode::default();
-    for key in peer::STRING_KEYS {
-        let Some(value) = host.property(&["xds", "node", "metadata", key]) else {
-            continue;
-        };
-        if let Some(field) = peer::string_field_mut(&mut node, key) {
-            *field = decode::string(value);
+    for f in &peer::STRING_FIELDS {
+        if let Some(value) = host.property(&["xds", "node", "metadata", f.key]) {
+            *(f.get_mut)(&mut node) = decode::string(value);
         }
     }
     for (key, value) in host
-        .property(&["xds", "node", "metadata", "LABELS"])
+        .property(&["xds", "node", "metadata", peer::LABELS])
         .map(|b| decode::pairs(&b))
         .unwrap_or_default()
     {
         node.set_label(&key, &value);
     }
-    if let Some(b) = host.property(&["xds", "node", "metadata", "PLATFORM_METADATA"]) {
+    if let Some(b) = host.property(&["xds", "node", "metadata", peer::PLATFORM_METADATA]) {
         let mut pairs = decode::pairs(&b);
         pairs.sort();
         node.platform_metadata = pairs;

@@ -84,7 +84,7 @@ fn read<H: Host>(def: &SlotDef, cx: &Inputs<'_, H>) -> Option<Attr> {
             let n = node(*side, cx)?;
             n.labels_known.then(|| Attr::Map(n.node.labels.clone()))
         }
-        Source::ReporterKind => string(Some(
+        Source::Direction => string(Some(
             if outbound { "outbound" } else { "inbound" }.to_string(),
         )),
         Source::Protocol => string(Some(if cx.req.grpc { "grpc" } else { "http" }.to_string())),

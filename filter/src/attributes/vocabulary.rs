@@ -58,8 +58,9 @@ pub enum Source {
     Node(Side, NodeField),
     NodeLabel(Side, String),
     NodeLabels(Side),
-    /// `inbound` on the server side, `outbound` on the client side.
-    ReporterKind,
+    /// `context.reporter.kind`: the stream's [`super::Direction`], `inbound` on the server
+    /// side, `outbound` on the client side.
+    Direction,
     /// `http`, `grpc` (or `tcp`).
     Protocol,
     DestinationServiceHost,
@@ -224,7 +225,7 @@ const DERIVED: &[(&[&str], Type, Derived)] = &[
     (
         &["context.reporter.kind"],
         Type::String,
-        Derived::Plain(Source::ReporterKind),
+        Derived::Plain(Source::Direction),
     ),
     (
         &["context.protocol"],

@@ -1,14 +1,16 @@
 //! The proxy-wasm host functions the filter calls, declared directly.
 //!
-//! The SDK's wrappers (`proxy_wasm::hostcalls`) panic on any status they do not expect
-//! (`SerializationFailure` for a metadata value that is not a string, for one), unwrap UTF-8
-//! and index into host-provided buffers; a panic traps the VM and fails the request. These
-//! bindings return the status instead, so the filter can treat every failure as "absent" or
-//! "not done". Statuses are plain `u32`: an unknown value from a newer host is just an error.
+//! Not through the proxy-wasm Rust SDK: its wrappers (`proxy_wasm::hostcalls`) panic on any
+//! status they do not expect (`SerializationFailure` for a metadata value that is not a
+//! string, for one), unwrap UTF-8 and index into host-provided buffers; a panic traps the VM
+//! and fails the request. These bindings return the status instead, so the filter can treat
+//! every failure as "absent" or "not done". Statuses are plain `u32`: an unknown value from a
+//! newer host is just an error.
 //!
 //! This is the only `unsafe` in the project: calling imported functions, and taking
-//! ownership of buffers the host allocated through the SDK's `proxy_on_memory_allocate`
-//! (a boxed slice of exactly `size` bytes, which `Vec::from_raw_parts(ptr, size, size)` owns).
+//! ownership of buffers the host allocated through our `proxy_on_memory_allocate` export in
+//! `proxy.rs` (a boxed slice of exactly `size` bytes, which `Vec::from_raw_parts(ptr, size,
+//! size)` owns).
 #![allow(unsafe_code)]
 
 use std::ptr::null_mut;

@@ -1,5 +1,5 @@
 //! An in-memory host for tests: properties and headers are set up by the test, and every
-//! metric call and log line is recorded so tests can assert exact names and values.
+//! host call is recorded so tests can assert exact names, values and call counts.
 
 use super::{Headers, Host, LogLevel};
 use crate::config::MetricKind;
@@ -12,7 +12,8 @@ pub struct FakeHost {
     pub request_headers: RefCell<BTreeMap<String, String>>,
     pub response_headers: RefCell<BTreeMap<String, String>>,
     pub response_trailers: RefCell<BTreeMap<String, String>>,
-    /// Metric names by id, in definition order.
+    /// Metric names by id, one entry per `define_metric` call: like Envoy, a name defined
+    /// twice gets a second id, so tests see every re-definition.
     pub metrics: RefCell<Vec<(MetricKind, String)>>,
     /// Counter totals and gauge values by metric name; histograms keep every sample.
     pub values: RefCell<BTreeMap<String, i64>>,
@@ -20,8 +21,9 @@ pub struct FakeHost {
     pub logs: RefCell<Vec<(LogLevel, String)>>,
     /// Every property path read, to check the per-request path reads each at most once.
     pub reads: RefCell<Vec<String>>,
-    /// Every host call, in order (`property xds.cluster_name`, `set_header request x`, …):
-    /// each costs about 1.5 µs in Envoy's V8, so tests pin how many a request makes.
+    /// Every host call, in order (`property xds.cluster_name`, `set_header Request x`,
+    /// `define_metric Counter name`, `log Warn message`, …): each costs about 1.5 µs in
+    /// Envoy's V8, so tests pin how many a request makes.
     pub calls: RefCell<Vec<String>>,
     /// Every `set_property`, in order: the path joined by `.` and the value.
     pub properties_set: RefCell<Vec<(String, Vec<u8>)>>,
@@ -83,10 +85,10 @@ impl Host for FakeHost {
         };
     }
     fn define_metric(&self, kind: MetricKind, name: &str) -> Option<u32> {
+        self.calls
+            .borrow_mut()
+            .push(format!("define_metric {kind:?} {name}"));
         let mut metrics = self.metrics.borrow_mut();
-        if let Some(i) = metrics.iter().position(|(_, n)| n == name) {
-            return u32::try_from(i).ok();
-        }
         metrics.push((kind, name.to_string()));
         u32::try_from(metrics.len() - 1).ok()
     }
@@ -113,6 +115,9 @@ impl Host for FakeHost {
         }
     }
     fn log(&self, level: LogLevel, message: &str) {
+        self.calls
+            .borrow_mut()
+            .push(format!("log {level:?} {message}"));
         self.logs.borrow_mut().push((level, message.to_string()));
     }
     fn set_property(&self, path: &[&str], value: &[u8]) {

@@ -8,7 +8,7 @@
 //! predicate that cannot be decided is false, at load time as per request).
 
 use super::{
-    LabelSource, MetricTable, Protocol, Spec, ValueSource, BUILD_LABELS, GRPC_METRICS,
+    LabelSource, MetricTable, ReportKind, Spec, ValueSource, BUILD_LABELS, GRPC_METRICS,
     HTTP_METRICS, PREFIX, TCP_METRICS,
 };
 use crate::attributes::vocabulary::Vocabulary;
@@ -35,11 +35,11 @@ pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, V
     };
     let standard = HTTP_METRICS
         .iter()
-        .map(|m| (m, Protocol::Http))
-        .chain(TCP_METRICS.iter().map(|m| (m, Protocol::Tcp)))
-        .chain(GRPC_METRICS.iter().map(|m| (m, Protocol::Grpc)));
+        .map(|m| (m, ReportKind::Request))
+        .chain(TCP_METRICS.iter().map(|m| (m, ReportKind::TcpConnection)))
+        .chain(GRPC_METRICS.iter().map(|m| (m, ReportKind::GrpcStream)));
     let mut drafts: Vec<Draft> = standard
-        .map(|(m, protocol)| Draft {
+        .map(|(m, report)| Draft {
             spec: Spec {
                 name: format!("{PREFIX}{}", m.name),
                 kind: m.kind,
@@ -51,7 +51,7 @@ pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, V
                     .collect(),
                 value: ValueSource::Standard(m.value),
                 matchers: Vec::new(),
-                protocol,
+                report,
             },
             short: m.name.to_string(),
             dropped: false,
@@ -169,7 +169,7 @@ impl Compiler<'_> {
                 labels,
                 value,
                 matchers: Vec::new(),
-                protocol: Protocol::Http,
+                report: ReportKind::Request,
             },
             short: def.name.clone(),
             dropped: false,

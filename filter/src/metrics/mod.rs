@@ -28,9 +28,9 @@ pub const EVAL_ERRORS_METRIC: &str = "meshstats_evaluation_errors_total";
 /// Labels of `istio_build`.
 pub const BUILD_LABELS: [&str; 2] = ["component", "tag"];
 
-/// Where a standard metric's value comes from.
+/// What a standard metric measures (a definition measures an expression instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Value {
+pub enum StandardValue {
     One,
     DurationMs,
     RequestBytes,
@@ -49,13 +49,16 @@ pub enum Value {
     GrpcResponseMessages,
 }
 
-/// Which traffic a metric describes: HTTP metrics are recorded per request, TCP metrics per
-/// connection report (`tcp.rs`), gRPC message counts per gRPC stream report (`grpc.rs`).
+/// Which report records a metric. Not the request's protocol: gRPC requests are recorded by
+/// [`ReportKind::Request`] like any HTTP request; only their message counts have their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Http,
-    Tcp,
-    Grpc,
+pub enum ReportKind {
+    /// A finished HTTP (or gRPC) request, at stream end.
+    Request,
+    /// A TCP connection, every `tcp_reporting_duration` and at close (`tcp.rs`).
+    TcpConnection,
+    /// A gRPC stream's message counts, periodically and at its end (`grpc.rs`).
+    GrpcStream,
 }
 
 /// What one gRPC stream report adds (message deltas since the previous report).
@@ -74,38 +77,38 @@ pub struct TcpDelta {
     pub received: u64,
 }
 
-/// What is being recorded: a finished request or a TCP connection report.
+/// One report being recorded, with what it measured.
 #[derive(Debug, Clone, Copy)]
-enum Event<'a> {
+enum Report<'a> {
     Request(&'a RequestAttributes),
-    Tcp(&'a TcpDelta),
-    Grpc(&'a GrpcDelta),
+    TcpConnection(&'a TcpDelta),
+    GrpcStream(&'a GrpcDelta),
 }
 
-impl Event<'_> {
-    fn protocol(self) -> Protocol {
+impl Report<'_> {
+    fn kind(self) -> ReportKind {
         match self {
-            Event::Request(_) => Protocol::Http,
-            Event::Tcp(_) => Protocol::Tcp,
-            Event::Grpc(_) => Protocol::Grpc,
+            Report::Request(_) => ReportKind::Request,
+            Report::TcpConnection(_) => ReportKind::TcpConnection,
+            Report::GrpcStream(_) => ReportKind::GrpcStream,
         }
     }
 }
 
-impl Value {
-    /// 0 for a value of the other protocol: a counter then records nothing.
-    fn of(self, event: Event<'_>) -> u64 {
-        match (self, event) {
-            (Value::One, _) => 1,
-            (Value::DurationMs, Event::Request(req)) => req.duration_ns / 1_000_000,
-            (Value::RequestBytes, Event::Request(req)) => req.request_bytes,
-            (Value::ResponseBytes, Event::Request(req)) => req.response_bytes,
-            (Value::TcpOpened, Event::Tcp(d)) => u64::from(d.opened),
-            (Value::TcpClosed, Event::Tcp(d)) => u64::from(d.closed),
-            (Value::TcpSentBytes, Event::Tcp(d)) => d.sent,
-            (Value::TcpReceivedBytes, Event::Tcp(d)) => d.received,
-            (Value::GrpcRequestMessages, Event::Grpc(d)) => d.request,
-            (Value::GrpcResponseMessages, Event::Grpc(d)) => d.response,
+impl StandardValue {
+    /// 0 for a value another kind of report measures: a counter then records nothing.
+    fn of(self, report: Report<'_>) -> u64 {
+        match (self, report) {
+            (StandardValue::One, _) => 1,
+            (StandardValue::DurationMs, Report::Request(req)) => req.duration_ns / 1_000_000,
+            (StandardValue::RequestBytes, Report::Request(req)) => req.request_bytes,
+            (StandardValue::ResponseBytes, Report::Request(req)) => req.response_bytes,
+            (StandardValue::TcpOpened, Report::TcpConnection(d)) => u64::from(d.opened),
+            (StandardValue::TcpClosed, Report::TcpConnection(d)) => u64::from(d.closed),
+            (StandardValue::TcpSentBytes, Report::TcpConnection(d)) => d.sent,
+            (StandardValue::TcpReceivedBytes, Report::TcpConnection(d)) => d.received,
+            (StandardValue::GrpcRequestMessages, Report::GrpcStream(d)) => d.request,
+            (StandardValue::GrpcResponseMessages, Report::GrpcStream(d)) => d.response,
             _ => 0,
         }
     }
@@ -119,7 +122,7 @@ pub struct StandardMetric {
     pub kind: MetricKind,
     /// How many of [`STANDARD_LABELS`] it carries (a prefix of the list).
     pub label_count: usize,
-    pub value: Value,
+    pub value: StandardValue,
 }
 
 /// The standard HTTP (and gRPC) metrics, recorded once per request at stream end.
@@ -128,25 +131,25 @@ pub const HTTP_METRICS: [StandardMetric; 4] = [
         name: "requests_total",
         kind: MetricKind::Counter,
         label_count: 25,
-        value: Value::One,
+        value: StandardValue::One,
     },
     StandardMetric {
         name: "request_duration_milliseconds",
         kind: MetricKind::Histogram,
         label_count: 25,
-        value: Value::DurationMs,
+        value: StandardValue::DurationMs,
     },
     StandardMetric {
         name: "request_bytes",
         kind: MetricKind::Histogram,
         label_count: 25,
-        value: Value::RequestBytes,
+        value: StandardValue::RequestBytes,
     },
     StandardMetric {
         name: "response_bytes",
         kind: MetricKind::Histogram,
         label_count: 25,
-        value: Value::ResponseBytes,
+        value: StandardValue::ResponseBytes,
     },
 ];
 
@@ -157,25 +160,25 @@ pub const TCP_METRICS: [StandardMetric; 4] = [
         name: "tcp_connections_opened_total",
         kind: MetricKind::Counter,
         label_count: 23,
-        value: Value::TcpOpened,
+        value: StandardValue::TcpOpened,
     },
     StandardMetric {
         name: "tcp_connections_closed_total",
         kind: MetricKind::Counter,
         label_count: 23,
-        value: Value::TcpClosed,
+        value: StandardValue::TcpClosed,
     },
     StandardMetric {
         name: "tcp_sent_bytes_total",
         kind: MetricKind::Counter,
         label_count: 23,
-        value: Value::TcpSentBytes,
+        value: StandardValue::TcpSentBytes,
     },
     StandardMetric {
         name: "tcp_received_bytes_total",
         kind: MetricKind::Counter,
         label_count: 23,
-        value: Value::TcpReceivedBytes,
+        value: StandardValue::TcpReceivedBytes,
     },
 ];
 
@@ -187,13 +190,13 @@ pub const GRPC_METRICS: [StandardMetric; 2] = [
         name: "request_messages_total",
         kind: MetricKind::Counter,
         label_count: 20,
-        value: Value::GrpcRequestMessages,
+        value: StandardValue::GrpcRequestMessages,
     },
     StandardMetric {
         name: "response_messages_total",
         kind: MetricKind::Counter,
         label_count: 20,
-        value: Value::GrpcResponseMessages,
+        value: StandardValue::GrpcResponseMessages,
     },
 ];
 
@@ -206,7 +209,7 @@ enum LabelSource {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ValueSource {
-    Standard(Value),
+    Standard(StandardValue),
     /// Index into the table's value expressions.
     Expr(usize),
 }
@@ -220,8 +223,8 @@ struct Spec {
     value: ValueSource,
     /// Indexes into the table's predicates; all must hold.
     matchers: Vec<usize>,
-    /// Recorded for requests (HTTP), TCP connection reports or gRPC stream reports, one only.
-    protocol: Protocol,
+    /// The one kind of report that records it.
+    report: ReportKind,
 }
 
 /// Above this many distinct label tuples the cache starts over, so a flood of distinct
@@ -261,22 +264,22 @@ impl MetricTable {
         Some(spec.labels.iter().map(|(t, _)| t.as_str()).collect())
     }
 
-    /// Whether any metric of `protocol` is left (not dropped): a stream does that protocol's
-    /// work only then.
-    pub fn has_protocol(&self, protocol: Protocol) -> bool {
-        self.specs.iter().any(|s| s.protocol == protocol)
+    /// Whether any metric of this report kind is left (not dropped): a stream does that
+    /// report's work only then.
+    pub fn has_metrics_of(&self, kind: ReportKind) -> bool {
+        self.specs.iter().any(|s| s.report == kind)
     }
 
     /// The request attributes the standard labels and values of the HTTP metrics need.
     pub fn needs(&self) -> Needs {
-        self.needs_for(Protocol::Http)
+        self.needs_for(ReportKind::Request)
     }
 
-    /// The attributes the standard labels and values of one protocol's metrics need.
-    pub fn needs_for(&self, protocol: Protocol) -> Needs {
+    /// The attributes the standard labels and values of one report kind's metrics need.
+    pub fn needs_for(&self, kind: ReportKind) -> Needs {
         use crate::labels::idx;
         let mut n = Needs::NONE;
-        for spec in self.specs.iter().filter(|s| s.protocol == protocol) {
+        for spec in self.specs.iter().filter(|s| s.report == kind) {
             for (_, source) in &spec.labels {
                 if let LabelSource::Standard(i) = *source {
                     match i {
@@ -293,9 +296,9 @@ impl MetricTable {
                 }
             }
             match spec.value {
-                ValueSource::Standard(Value::DurationMs) => n.duration = true,
-                ValueSource::Standard(Value::RequestBytes) => n.request_bytes = true,
-                ValueSource::Standard(Value::ResponseBytes) => n.response_bytes = true,
+                ValueSource::Standard(StandardValue::DurationMs) => n.duration = true,
+                ValueSource::Standard(StandardValue::RequestBytes) => n.request_bytes = true,
+                ValueSource::Standard(StandardValue::ResponseBytes) => n.response_bytes = true,
                 _ => {}
             }
         }
@@ -315,7 +318,7 @@ impl MetricTable {
         slots: &[Option<Attr>],
         req: &RequestAttributes,
     ) {
-        self.record_event(host, dims, slots, Event::Request(req));
+        self.record_report(host, dims, slots, Report::Request(req));
     }
 
     /// Records one TCP connection report (the TCP metrics only).
@@ -326,7 +329,7 @@ impl MetricTable {
         slots: &[Option<Attr>],
         delta: &TcpDelta,
     ) {
-        self.record_event(host, dims, slots, Event::Tcp(delta));
+        self.record_report(host, dims, slots, Report::TcpConnection(delta));
     }
 
     /// Records one gRPC stream report (the message counters only).
@@ -337,17 +340,17 @@ impl MetricTable {
         slots: &[Option<Attr>],
         delta: &GrpcDelta,
     ) {
-        self.record_event(host, dims, slots, Event::Grpc(delta));
+        self.record_report(host, dims, slots, Report::GrpcStream(delta));
     }
 
-    fn record_event(
+    fn record_report(
         &mut self,
         host: &impl Host,
         dims: &Dimensions,
         slots: &[Option<Attr>],
-        event: Event<'_>,
+        report: Report<'_>,
     ) {
-        let protocol = event.protocol();
+        let kind = report.kind();
         self.custom.resize_with(self.dimensions.len(), String::new);
         for (out, program) in self.custom.iter_mut().zip(&self.dimensions) {
             out.clear();
@@ -358,11 +361,11 @@ impl MetricTable {
             }
         }
         self.key.clear();
-        // One protocol's tuple must not reuse the other's ids (those metrics are not defined).
-        self.key.push(match protocol {
-            Protocol::Http => 'h',
-            Protocol::Tcp => 't',
-            Protocol::Grpc => 'g',
+        // One report kind's tuple must not reuse another's ids (those metrics are not defined).
+        self.key.push(match kind {
+            ReportKind::Request => 'h',
+            ReportKind::TcpConnection => 't',
+            ReportKind::GrpcStream => 'g',
         });
         for value in dims.values.iter().chain(&self.custom) {
             stat_name::push_value(&mut self.key, value);
@@ -370,7 +373,7 @@ impl MetricTable {
         }
         // Fast path: a label tuple seen before.
         if let Some(ids) = self.cache.get(self.key.as_str()) {
-            self.emit(host, ids, slots, event);
+            self.emit(host, ids, slots, report);
             return;
         }
         // Slow path: first time for this tuple.
@@ -379,7 +382,7 @@ impl MetricTable {
         }
         let mut ids = Vec::with_capacity(self.specs.len());
         for spec in &self.specs {
-            if spec.protocol != protocol {
+            if spec.report != kind {
                 ids.push(None);
                 continue;
             }
@@ -399,7 +402,7 @@ impl MetricTable {
             ids.push(host.define_metric(spec.kind, &self.name));
         }
         let ids: Box<[Option<u32>]> = ids.into();
-        self.emit(host, &ids, slots, event);
+        self.emit(host, &ids, slots, report);
         self.cache.insert(self.key.as_str().into(), ids);
     }
 
@@ -408,7 +411,7 @@ impl MetricTable {
         host: &impl Host,
         ids: &[Option<u32>],
         slots: &[Option<Attr>],
-        event: Event<'_>,
+        report: Report<'_>,
     ) {
         for (spec, id) in self.specs.iter().zip(ids) {
             let Some(id) = *id else { continue };
@@ -422,7 +425,7 @@ impl MetricTable {
                 continue;
             }
             let value = match spec.value {
-                ValueSource::Standard(v) => v.of(event) as i64,
+                ValueSource::Standard(v) => v.of(report) as i64,
                 ValueSource::Expr(i) => match self.values.get(i).map(|p| p.eval_i64(slots)) {
                     Some(Ok(v)) => v,
                     _ => {

@@ -110,10 +110,22 @@ fn records_four_metrics_once_per_request_with_all_labels() {
         vec![4096; 3]
     );
     // Defined once: the later requests took the fast path.
-    assert_eq!(host.metrics.borrow().len(), 4);
+    let defined = |host: &FakeHost| {
+        host.calls
+            .borrow()
+            .iter()
+            .filter(|c| c.starts_with("define_metric"))
+            .count()
+    };
+    assert_eq!(
+        defined(&host),
+        4,
+        "three requests with one label tuple define one set of metrics: {:#?}",
+        host.calls.borrow()
+    );
     assert_eq!(t.cached_tuples(), 1);
     t.record(&host, &dims("503"), &[], &req);
-    assert_eq!(host.metrics.borrow().len(), 8);
+    assert_eq!(defined(&host), 8, "a new tuple defines its own set");
     assert_eq!(t.cached_tuples(), 2);
 }
 
@@ -304,7 +316,7 @@ fn definitions_with_standard_or_own_labels_and_failing_values() {
     let s = slots(
         &c,
         &[
-            (Source::ReporterKind, Attr::Str("outbound".into())),
+            (Source::Direction, Attr::Str("outbound".into())),
             (size.clone(), Attr::Int(512)),
         ],
     );
@@ -323,7 +335,7 @@ fn definitions_with_standard_or_own_labels_and_failing_values() {
         vec![512, 512]
     );
     // request.size absent: that record is skipped and counted; the others still record.
-    let s = slots(&c, &[(Source::ReporterKind, Attr::Str("inbound".into()))]);
+    let s = slots(&c, &[(Source::Direction, Attr::Str("inbound".into()))]);
     c.table.record(&host, &d, &s, &RequestAttributes::default());
     assert_eq!(
         host.samples.borrow()[&stat(&d, &all_but(&[]), &[], "istio_size")].len(),

@@ -20,7 +20,7 @@ mod proto_tests;
 use std::fmt;
 
 pub use cache::{PeerCache, DEFAULT_PEER_CACHE_SIZE};
-pub(crate) use node::{string_field_mut, STRING_KEYS};
+pub(crate) use node::{LABELS, PLATFORM_METADATA, STRING_FIELDS};
 
 pub const CANONICAL_NAME_LABEL: &str = "service.istio.io/canonical-name";
 pub const CANONICAL_REVISION_LABEL: &str = "service.istio.io/canonical-revision";

@@ -1,61 +1,46 @@
 //! Mapping between [`PeerNode`] and Istio's node-metadata Struct keys
 //! (istio/proxy `extensions/common/proto_util.cc`).
 
-use super::proto::{self, Struct, Value};
+use super::proto::{self, ProtoValue, Struct};
 use super::{DecodeError, PeerNode, CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL};
 
-const LABELS: &str = "LABELS";
-const PLATFORM_METADATA: &str = "PLATFORM_METADATA";
+pub(crate) const LABELS: &str = "LABELS";
+pub(crate) const PLATFORM_METADATA: &str = "PLATFORM_METADATA";
 
-/// The plain string keys, paired with their field so encode and decode
-/// cannot drift apart.
-fn string_fields(node: &PeerNode) -> [(&'static str, &String); 9] {
-    [
-        ("NAME", &node.name),
-        ("NAMESPACE", &node.namespace),
-        ("OWNER", &node.owner),
-        ("WORKLOAD_NAME", &node.workload_name),
-        ("ISTIO_VERSION", &node.istio_version),
-        ("MESH_ID", &node.mesh_id),
-        ("CLUSTER_ID", &node.cluster_id),
-        ("APP_CONTAINERS", &node.app_containers),
-        ("INSTANCE_IPS", &node.instance_ips),
-    ]
+/// One node-metadata key that holds a plain string, and the [`PeerNode`] field it fills.
+pub(crate) struct StringField {
+    pub key: &'static str,
+    get: fn(&PeerNode) -> &String,
+    pub get_mut: fn(&mut PeerNode) -> &mut String,
 }
 
-/// The node metadata keys that hold plain strings.
-pub(crate) const STRING_KEYS: [&str; 9] = [
-    "NAME",
-    "NAMESPACE",
-    "OWNER",
-    "WORKLOAD_NAME",
-    "ISTIO_VERSION",
-    "MESH_ID",
-    "CLUSTER_ID",
-    "APP_CONTAINERS",
-    "INSTANCE_IPS",
+/// Names each field once per row, so a row's two accessors cannot point at different fields.
+macro_rules! string_fields {
+    ($($key:literal => $field:ident),* $(,)?) => {
+        [$(StringField { key: $key, get: |n| &n.$field, get_mut: |n| &mut n.$field }),*]
+    };
+}
+
+/// The plain string keys. Encoding, decoding and reading the local node all walk this one
+/// table, so a key cannot be written under one name and read under another. (Row order does
+/// not reach the wire: `encode_struct` sorts keys.)
+pub(crate) const STRING_FIELDS: [StringField; 9] = string_fields![
+    "NAME" => name,
+    "NAMESPACE" => namespace,
+    "OWNER" => owner,
+    "WORKLOAD_NAME" => workload_name,
+    "ISTIO_VERSION" => istio_version,
+    "MESH_ID" => mesh_id,
+    "CLUSTER_ID" => cluster_id,
+    "APP_CONTAINERS" => app_containers,
+    "INSTANCE_IPS" => instance_ips,
 ];
 
-pub(crate) fn string_field_mut<'n>(node: &'n mut PeerNode, key: &str) -> Option<&'n mut String> {
-    Some(match key {
-        "NAME" => &mut node.name,
-        "NAMESPACE" => &mut node.namespace,
-        "OWNER" => &mut node.owner,
-        "WORKLOAD_NAME" => &mut node.workload_name,
-        "ISTIO_VERSION" => &mut node.istio_version,
-        "MESH_ID" => &mut node.mesh_id,
-        "CLUSTER_ID" => &mut node.cluster_id,
-        "APP_CONTAINERS" => &mut node.app_containers,
-        "INSTANCE_IPS" => &mut node.instance_ips,
-        _ => return None,
-    })
-}
-
-fn string_map(pairs: &[(String, String)]) -> Value<'_> {
-    Value::Struct(Struct {
+fn string_map(pairs: &[(String, String)]) -> ProtoValue<'_> {
+    ProtoValue::Struct(Struct {
         fields: pairs
             .iter()
-            .map(|(k, v)| (k.as_str(), Value::Str(v)))
+            .map(|(k, v)| (k.as_str(), ProtoValue::Str(v)))
             .collect(),
     })
 }
@@ -68,7 +53,7 @@ fn sorted_string_pairs(s: &Struct<'_>) -> Vec<(String, String)> {
         .iter()
         .rev()
         .filter_map(|(k, v)| match v {
-            Value::Str(v) => Some(((*k).to_owned(), (*v).to_owned())),
+            ProtoValue::Str(v) => Some(((*k).to_owned(), (*v).to_owned())),
             _ => None,
         })
         .collect();
@@ -81,10 +66,11 @@ impl PeerNode {
     /// Deterministic serialization, byte-identical to an Istio proxy's for the
     /// same metadata. Empty fields are omitted as Istio omits absent ones.
     pub fn to_struct_bytes(&self) -> Vec<u8> {
-        let mut fields: Vec<(&str, Value<'_>)> = string_fields(self)
-            .into_iter()
+        let mut fields: Vec<(&str, ProtoValue<'_>)> = STRING_FIELDS
+            .iter()
+            .map(|f| (f.key, (f.get)(self)))
             .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k, Value::Str(v)))
+            .map(|(k, v)| (k, ProtoValue::Str(v)))
             .collect();
         if !self.labels.is_empty() {
             fields.push((LABELS, string_map(&self.labels)));
@@ -104,13 +90,13 @@ impl PeerNode {
         let mut node = PeerNode::default();
         for (key, value) in &root.fields {
             match (*key, value) {
-                (LABELS, Value::Struct(s)) => node.labels = sorted_string_pairs(s),
-                (PLATFORM_METADATA, Value::Struct(s)) => {
+                (LABELS, ProtoValue::Struct(s)) => node.labels = sorted_string_pairs(s),
+                (PLATFORM_METADATA, ProtoValue::Struct(s)) => {
                     node.platform_metadata = sorted_string_pairs(s);
                 }
-                (key, Value::Str(v)) => {
-                    if let Some(field) = string_field_mut(&mut node, key) {
-                        (*v).clone_into(field);
+                (key, ProtoValue::Str(v)) => {
+                    if let Some(f) = STRING_FIELDS.iter().find(|f| f.key == key) {
+                        (*v).clone_into((f.get_mut)(&mut node));
                     }
                 }
                 _ => {}
@@ -165,7 +151,7 @@ mod tests {
     const GOLDEN: &[u8] = &[
         0x0a, 0x29, // Struct.fields entry, 41 bytes
         0x0a, 0x06, b'L', b'A', b'B', b'E', b'L', b'S', // key
-        0x12, 0x1f, // value: Value, 31 bytes
+        0x12, 0x1f, // value: ProtoValue, 31 bytes
         0x2a, 0x1d, // struct_value, 29 bytes
         0x0a, 0x0a, 0x0a, 0x03, b'a', b'p', b'p', 0x12, 0x03, 0x1a, 0x01, b'r',
         0x0a, 0x0f, 0x0a, 0x07, b'v', b'e', b'r', b's', b'i', b'o', b'n', 0x12, 0x04, 0x1a, 0x02, b'v', b'1',
@@ -234,6 +220,17 @@ mod tests {
     }
 
     #[test]
+    fn each_string_key_has_its_own_field() {
+        let mut node = PeerNode::default();
+        for f in &STRING_FIELDS {
+            *(f.get_mut)(&mut node) = f.key.to_owned();
+        }
+        for f in &STRING_FIELDS {
+            assert_eq!((f.get)(&node), f.key);
+        }
+    }
+
+    #[test]
     fn empty_fields_are_omitted() {
         assert!(PeerNode::default().to_struct_bytes().is_empty());
         assert_eq!(
@@ -252,30 +249,33 @@ mod tests {
         let nested = Struct {
             fields: vec![(
                 "deep",
-                Value::Struct(Struct {
-                    fields: vec![("x", Value::Null)],
+                ProtoValue::Struct(Struct {
+                    fields: vec![("x", ProtoValue::Null)],
                 }),
             )],
         };
         let odd_labels = Struct {
             fields: vec![
-                ("b", Value::Str("2")),
-                ("n", Value::Number(3.0)),
-                ("a", Value::Str("1")),
-                ("b", Value::Str("4")),
+                ("b", ProtoValue::Str("2")),
+                ("n", ProtoValue::Number(3.0)),
+                ("a", ProtoValue::Str("1")),
+                ("b", ProtoValue::Str("4")),
             ],
         };
         let root = Struct {
             fields: vec![
-                ("SERVICE_ACCOUNT", Value::Str("bookinfo-reviews")),
-                ("NAME", Value::Number(7.0)),
-                ("NAMESPACE", Value::Str("default")),
-                ("OWNER", Value::Bool(true)),
-                ("MESH_ID", Value::Null),
-                ("INSTANCE_IPS", Value::List(vec![Value::Str("10.0.0.1")])),
-                ("PLATFORM_METADATA", Value::Str("not a struct")),
-                ("EXTRA", Value::Struct(nested)),
-                ("LABELS", Value::Struct(odd_labels)),
+                ("SERVICE_ACCOUNT", ProtoValue::Str("bookinfo-reviews")),
+                ("NAME", ProtoValue::Number(7.0)),
+                ("NAMESPACE", ProtoValue::Str("default")),
+                ("OWNER", ProtoValue::Bool(true)),
+                ("MESH_ID", ProtoValue::Null),
+                (
+                    "INSTANCE_IPS",
+                    ProtoValue::List(vec![ProtoValue::Str("10.0.0.1")]),
+                ),
+                ("PLATFORM_METADATA", ProtoValue::Str("not a struct")),
+                ("EXTRA", ProtoValue::Struct(nested)),
+                ("LABELS", ProtoValue::Struct(odd_labels)),
             ],
         };
         let mut bytes = Vec::new();

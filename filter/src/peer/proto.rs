@@ -20,8 +20,9 @@ const FIXED32: u8 = 5;
 /// anything an Istio proxy accepts while bounding our own recursion.
 pub const MAX_DEPTH: usize = 32;
 
+/// A `google.protobuf.Value`: what a Struct field (or list item) holds.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub enum Value<'a> {
+pub enum ProtoValue<'a> {
     /// A `Value` with no kind set; protobuf allows it and it must round-trip.
     #[default]
     Unset,
@@ -30,13 +31,13 @@ pub enum Value<'a> {
     Str(&'a str),
     Bool(bool),
     Struct(Struct<'a>),
-    List(Vec<Value<'a>>),
+    List(Vec<ProtoValue<'a>>),
 }
 
 /// Entries in wire order; a later duplicate key overrides an earlier one.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Struct<'a> {
-    pub fields: Vec<(&'a str, Value<'a>)>,
+    pub fields: Vec<(&'a str, ProtoValue<'a>)>,
 }
 
 fn err(reason: &str) -> DecodeError {
@@ -141,9 +142,9 @@ fn merge_struct<'a>(
     Ok(())
 }
 
-fn decode_entry(bytes: &[u8], depth: usize) -> Result<(&str, Value<'_>), DecodeError> {
+fn decode_entry(bytes: &[u8], depth: usize) -> Result<(&str, ProtoValue<'_>), DecodeError> {
     let mut r = Reader { buf: bytes };
-    let (mut key, mut value) = ("", Value::Unset);
+    let (mut key, mut value) = ("", ProtoValue::Unset);
     while let Some(field) = r.next_field() {
         match field? {
             (1, LEN) => key = r.string()?,
@@ -154,32 +155,36 @@ fn decode_entry(bytes: &[u8], depth: usize) -> Result<(&str, Value<'_>), DecodeE
     Ok((key, value))
 }
 
-fn merge_value<'a>(out: &mut Value<'a>, bytes: &'a [u8], depth: usize) -> Result<(), DecodeError> {
+fn merge_value<'a>(
+    out: &mut ProtoValue<'a>,
+    bytes: &'a [u8],
+    depth: usize,
+) -> Result<(), DecodeError> {
     let mut r = Reader { buf: bytes };
     while let Some(field) = r.next_field() {
         match field? {
             (1, VARINT) => {
                 r.varint()?;
-                *out = Value::Null;
+                *out = ProtoValue::Null;
             }
-            (2, FIXED64) => *out = Value::Number(f64::from_bits(r.fixed64()?)),
-            (3, LEN) => *out = Value::Str(r.string()?),
-            (4, VARINT) => *out = Value::Bool(r.varint()? != 0),
+            (2, FIXED64) => *out = ProtoValue::Number(f64::from_bits(r.fixed64()?)),
+            (3, LEN) => *out = ProtoValue::Str(r.string()?),
+            (4, VARINT) => *out = ProtoValue::Bool(r.varint()? != 0),
             (5, LEN) => {
                 let inner = r.bytes()?;
-                if !matches!(out, Value::Struct(_)) {
-                    *out = Value::Struct(Struct::default());
+                if !matches!(out, ProtoValue::Struct(_)) {
+                    *out = ProtoValue::Struct(Struct::default());
                 }
-                if let Value::Struct(s) = out {
+                if let ProtoValue::Struct(s) = out {
                     merge_struct(s, inner, deeper(depth)?)?;
                 }
             }
             (6, LEN) => {
                 let inner = r.bytes()?;
-                if !matches!(out, Value::List(_)) {
-                    *out = Value::List(Vec::new());
+                if !matches!(out, ProtoValue::List(_)) {
+                    *out = ProtoValue::List(Vec::new());
                 }
-                if let Value::List(items) = out {
+                if let ProtoValue::List(items) = out {
                     merge_list(items, inner, deeper(depth)?)?;
                 }
             }
@@ -190,7 +195,7 @@ fn merge_value<'a>(out: &mut Value<'a>, bytes: &'a [u8], depth: usize) -> Result
 }
 
 fn merge_list<'a>(
-    out: &mut Vec<Value<'a>>,
+    out: &mut Vec<ProtoValue<'a>>,
     bytes: &'a [u8],
     depth: usize,
 ) -> Result<(), DecodeError> {
@@ -198,7 +203,7 @@ fn merge_list<'a>(
     while let Some(field) = r.next_field() {
         match field? {
             (1, LEN) => {
-                let mut item = Value::Unset;
+                let mut item = ProtoValue::Unset;
                 merge_value(&mut item, r.bytes()?, depth)?;
                 out.push(item);
             }
@@ -230,7 +235,7 @@ fn put_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
 /// bytewise by key, entry key and value always written) so a peer sees the
 /// same bytes an Istio proxy would send.
 pub fn encode_struct(s: &Struct<'_>, out: &mut Vec<u8>) {
-    let mut entries: Vec<&(&str, Value<'_>)> = s.fields.iter().rev().collect();
+    let mut entries: Vec<&(&str, ProtoValue<'_>)> = s.fields.iter().rev().collect();
     // Stable sort after reversing puts the winning (last) duplicate first.
     entries.sort_by(|a, b| a.0.cmp(b.0));
     entries.dedup_by(|later, first| later.0 == first.0);
@@ -246,28 +251,28 @@ pub fn encode_struct(s: &Struct<'_>, out: &mut Vec<u8>) {
     }
 }
 
-fn encode_value(v: &Value<'_>, out: &mut Vec<u8>) {
+fn encode_value(v: &ProtoValue<'_>, out: &mut Vec<u8>) {
     match v {
-        Value::Unset => {}
-        Value::Null => {
+        ProtoValue::Unset => {}
+        ProtoValue::Null => {
             put_tag(out, 1, VARINT);
             put_varint(out, 0);
         }
-        Value::Number(n) => {
+        ProtoValue::Number(n) => {
             put_tag(out, 2, FIXED64);
             out.extend_from_slice(&n.to_bits().to_le_bytes());
         }
-        Value::Str(s) => put_bytes(out, 3, s.as_bytes()),
-        Value::Bool(b) => {
+        ProtoValue::Str(s) => put_bytes(out, 3, s.as_bytes()),
+        ProtoValue::Bool(b) => {
             put_tag(out, 4, VARINT);
             put_varint(out, u64::from(*b));
         }
-        Value::Struct(s) => {
+        ProtoValue::Struct(s) => {
             let mut inner = Vec::new();
             encode_struct(s, &mut inner);
             put_bytes(out, 5, &inner);
         }
-        Value::List(items) => {
+        ProtoValue::List(items) => {
             let mut inner = Vec::new();
             let mut item = Vec::new();
             for v in items {

@@ -2,7 +2,7 @@
 //! Inputs are built byte by byte from the protobuf encoding spec rather than
 //! with our own encoder, so a shared misunderstanding cannot hide.
 
-use super::proto::{decode_struct, encode_struct, Struct, Value, MAX_DEPTH};
+use super::proto::{decode_struct, encode_struct, ProtoValue, Struct, MAX_DEPTH};
 use proptest::prelude::*;
 
 fn varint(mut v: usize) -> Vec<u8> {
@@ -64,21 +64,21 @@ fn decodes_every_value_kind() {
     .concat();
     let s = decode_struct(&bytes).unwrap();
     let expected = vec![
-        ("null", Value::Null),
-        ("num", Value::Number(1.5)),
-        ("str", Value::Str("héllo")),
-        ("bool", Value::Bool(true)),
+        ("null", ProtoValue::Null),
+        ("num", ProtoValue::Number(1.5)),
+        ("str", ProtoValue::Str("héllo")),
+        ("bool", ProtoValue::Bool(true)),
         (
             "obj",
-            Value::Struct(Struct {
-                fields: vec![("x", Value::Str("y"))],
+            ProtoValue::Struct(Struct {
+                fields: vec![("x", ProtoValue::Str("y"))],
             }),
         ),
         (
             "list",
-            Value::List(vec![Value::Str("a"), Value::Bool(true)]),
+            ProtoValue::List(vec![ProtoValue::Str("a"), ProtoValue::Bool(true)]),
         ),
-        ("unset", Value::Unset),
+        ("unset", ProtoValue::Unset),
     ];
     assert_eq!(s.fields, expected);
 }
@@ -98,7 +98,7 @@ fn skips_unknown_fields_of_every_wire_type() {
     let bytes = [unknown.clone(), entry, unknown].concat();
     assert_eq!(
         decode_struct(&bytes).unwrap().fields,
-        vec![("k", Value::Str("v"))]
+        vec![("k", ProtoValue::Str("v"))]
     );
 }
 
@@ -107,7 +107,7 @@ fn accepts_fields_in_reverse_order() {
     let reversed_entry = ld(1, &[ld(2, &str_value("v")), ld(1, b"k")].concat());
     assert_eq!(
         decode_struct(&reversed_entry).unwrap().fields,
-        vec![("k", Value::Str("v"))]
+        vec![("k", ProtoValue::Str("v"))]
     );
 }
 
@@ -134,15 +134,15 @@ fn follows_protobuf_merge_rules() {
     .concat();
     let s = decode_struct(&bytes).unwrap();
     let inner = Struct {
-        fields: vec![("a", Value::Bool(true)), ("b", Value::Null)],
+        fields: vec![("a", ProtoValue::Bool(true)), ("b", ProtoValue::Null)],
     };
     assert_eq!(
         s.fields,
         vec![
-            ("k", Value::Bool(false)),
-            ("d", Value::Str("1")),
-            ("d", Value::Str("2")),
-            ("m", Value::Struct(inner))
+            ("k", ProtoValue::Bool(false)),
+            ("d", ProtoValue::Str("1")),
+            ("d", ProtoValue::Str("2")),
+            ("m", ProtoValue::Struct(inner))
         ]
     );
 }
@@ -201,10 +201,10 @@ fn nesting_is_bounded() {
 fn encoding_is_deterministic_and_sorted() {
     let unsorted = Struct {
         fields: vec![
-            ("b", Value::Str("2")),
-            ("a", Value::Str("1")),
-            ("b", Value::Str("3")),
-            ("", Value::Unset),
+            ("b", ProtoValue::Str("2")),
+            ("a", ProtoValue::Str("1")),
+            ("b", ProtoValue::Str("3")),
+            ("", ProtoValue::Unset),
         ],
     };
     let mut out = Vec::new();
@@ -224,31 +224,31 @@ fn encoding_is_deterministic_and_sorted() {
 fn every_value_kind_round_trips() {
     let long = "x".repeat(300);
     let nested = Struct {
-        fields: vec![("z", Value::Number(-0.25)), ("a", Value::Null)],
+        fields: vec![("z", ProtoValue::Number(-0.25)), ("a", ProtoValue::Null)],
     };
     let original = Struct {
         fields: vec![
-            ("bool", Value::Bool(false)),
+            ("bool", ProtoValue::Bool(false)),
             (
                 "list",
-                Value::List(vec![
-                    Value::Unset,
-                    Value::Str(""),
-                    Value::List(vec![Value::Bool(true)]),
+                ProtoValue::List(vec![
+                    ProtoValue::Unset,
+                    ProtoValue::Str(""),
+                    ProtoValue::List(vec![ProtoValue::Bool(true)]),
                 ]),
             ),
-            ("long", Value::Str(&long)),
-            ("obj", Value::Struct(nested.clone())),
+            ("long", ProtoValue::Str(&long)),
+            ("obj", ProtoValue::Struct(nested.clone())),
         ],
     };
     let mut out = Vec::new();
     encode_struct(&original, &mut out);
     let decoded = decode_struct(&out).unwrap();
     let sorted_nested = Struct {
-        fields: vec![("a", Value::Null), ("z", Value::Number(-0.25))],
+        fields: vec![("a", ProtoValue::Null), ("z", ProtoValue::Number(-0.25))],
     };
     let mut expected = original.clone();
-    expected.fields[3].1 = Value::Struct(sorted_nested);
+    expected.fields[3].1 = ProtoValue::Struct(sorted_nested);
     assert_eq!(decoded, expected);
 }
 

@@ -315,10 +315,20 @@ fn host_calls_of_one_inbound_request() {
         server.on_request_headers(&h, &mut ss);
         server.on_response_headers(&h, &mut ss);
         server.on_log(&h, &mut ss);
-        if round == 0 {
-            continue; // the first request also defines the metrics
-        }
         let calls = h.calls.borrow().clone();
+        let defines = calls.iter().filter(|c| c.starts_with("define_metric"));
+        if round == 0 {
+            // The first request defines the four HTTP metrics of its label tuple.
+            assert_eq!(defines.count(), 4, "{calls:#?}");
+            continue;
+        }
+        let steady: Vec<&String> = defines
+            .chain(calls.iter().filter(|c| c.starts_with("log ")))
+            .collect();
+        assert!(
+            steady.is_empty(),
+            "a repeated request must neither define metrics nor log: {steady:#?}"
+        );
         assert_eq!(
             calls,
             [

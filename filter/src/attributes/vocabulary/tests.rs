@@ -108,7 +108,7 @@ fn node_attributes_of_every_era() {
         ),
         (
             vec![F("context"), F("reporter"), F("kind")],
-            Source::ReporterKind,
+            Source::Direction,
             Type::String,
         ),
         (
