@@ -37,7 +37,54 @@ pub struct PluginConfig {
     /// meshstats: how log entries leave the filter.
     #[serde(alias = "logDelivery")]
     pub log_delivery: LogDelivery,
+    /// meshstats: distinct label sets one metric may hold (per Wasm VM); past it, new ones are
+    /// recorded in the metric's overflow series. Default [`DEFAULT_MAX_SERIES_PER_METRIC`].
+    #[serde(alias = "maxSeriesPerMetric")]
+    pub max_series_per_metric: Option<u32>,
+    /// meshstats: label values longer than this many bytes are cut to it.
+    /// Default [`DEFAULT_MAX_LABEL_VALUE_LENGTH`].
+    #[serde(alias = "maxLabelValueLength")]
+    pub max_label_value_length: Option<u32>,
+    /// meshstats: how labels are written into Envoy stat names (`stat_name` module).
+    #[serde(alias = "statNameEncoding")]
+    pub stat_name_encoding: StatNameEncoding,
 }
+
+/// Which stat-name encoding the filter writes; `stats_tags` must be rendered for the same one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum StatNameEncoding {
+    /// `ISTIO` when the node metadata has `ISTIO_VERSION` (Istio's agent always sets it),
+    /// else `COMPACT`.
+    #[default]
+    #[serde(rename = "AUTO")]
+    Auto,
+    #[serde(rename = "ISTIO")]
+    Istio,
+    #[serde(rename = "COMPACT")]
+    Compact,
+}
+
+impl StatNameEncoding {
+    /// The encoding used on a node; `istio` says whether it runs under Istio's agent.
+    pub fn resolve(self, istio: bool) -> crate::stat_name::Encoding {
+        use crate::stat_name::Encoding;
+        match self {
+            StatNameEncoding::Istio => Encoding::Istio,
+            StatNameEncoding::Compact => Encoding::Compact,
+            StatNameEncoding::Auto if istio => Encoding::Istio,
+            StatNameEncoding::Auto => Encoding::Compact,
+        }
+    }
+}
+
+/// Label sets per metric by default: OpenTelemetry SDKs' cardinality limit.
+pub const DEFAULT_MAX_SERIES_PER_METRIC: u32 = 2_000;
+/// The largest `max_series_per_metric`: each label set costs Envoy ~3 KiB per metric.
+pub const MAX_SERIES_PER_METRIC: u32 = 100_000;
+/// Label value length by default, in bytes: a DNS name (253) fits.
+pub const DEFAULT_MAX_LABEL_VALUE_LENGTH: u32 = 256;
+/// The largest `max_label_value_length`: Envoy scans every byte of a new name once per tag.
+pub const MAX_LABEL_VALUE_LENGTH: u32 = 4_096;
 
 /// `stats.MetricConfig`: an override applied to one metric (or all, when `name` is empty).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -255,7 +302,38 @@ impl PluginConfig {
                 reason,
             })?;
         }
+        for (path, value, max) in [
+            (
+                "max_series_per_metric",
+                self.max_series_per_metric,
+                MAX_SERIES_PER_METRIC,
+            ),
+            (
+                "max_label_value_length",
+                self.max_label_value_length,
+                MAX_LABEL_VALUE_LENGTH,
+            ),
+        ] {
+            if let Some(v) = value.filter(|v| *v == 0 || *v > max) {
+                return Err(ConfigError {
+                    path: path.into(),
+                    reason: format!("must be between 1 and {max}, got {v}"),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// Distinct label sets one metric may hold.
+    pub fn max_series(&self) -> usize {
+        self.max_series_per_metric
+            .unwrap_or(DEFAULT_MAX_SERIES_PER_METRIC) as usize
+    }
+
+    /// The longest label value, in bytes.
+    pub fn max_value_len(&self) -> usize {
+        self.max_label_value_length
+            .unwrap_or(DEFAULT_MAX_LABEL_VALUE_LENGTH) as usize
     }
 
     /// The TCP reporting period in milliseconds.
@@ -408,6 +486,32 @@ mod tests {
         let e =
             PluginConfig::parse(r#"{"metrics": [{"buckets": {"log_buckets": {}}}]}"#).unwrap_err();
         assert_eq!(e.path, "metrics[0].buckets");
+    }
+
+    #[test]
+    fn series_limits_and_encoding() {
+        let c = PluginConfig::default();
+        assert_eq!((c.max_series(), c.max_value_len()), (2000, 256));
+        let c = PluginConfig::parse(
+            r#"{"maxSeriesPerMetric": 5, "max_label_value_length": 9, "stat_name_encoding": "ISTIO"}"#,
+        )
+        .unwrap();
+        assert_eq!((c.max_series(), c.max_value_len()), (5, 9));
+        assert_eq!(c.stat_name_encoding, StatNameEncoding::Istio);
+        let e = PluginConfig::parse(r#"{"max_series_per_metric": 0}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid meshstats config at `max_series_per_metric`: must be between 1 and 100000, got 0"
+        );
+        let e = PluginConfig::parse(r#"{"max_label_value_length": 4097}"#).unwrap_err();
+        assert_eq!(e.path, "max_label_value_length");
+        let e = PluginConfig::parse(r#"{"stat_name_encoding": "SHORT"}"#).unwrap_err();
+        assert_eq!(e.path, "stat_name_encoding");
+        use crate::stat_name::Encoding;
+        assert_eq!(StatNameEncoding::Auto.resolve(true), Encoding::Istio);
+        assert_eq!(StatNameEncoding::Auto.resolve(false), Encoding::Compact);
+        assert_eq!(StatNameEncoding::Compact.resolve(true), Encoding::Compact);
+        assert_eq!(StatNameEncoding::Istio.resolve(false), Encoding::Istio);
     }
 
     #[test]

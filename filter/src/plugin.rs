@@ -133,7 +133,20 @@ impl Root {
         } else {
             &local.istio_version
         };
-        metrics::record_build(host, version);
+        let encoding = config
+            .stat_name_encoding
+            .resolve(!local.istio_version.is_empty());
+        metrics.set_encoding(encoding);
+        // A filter and a bootstrap that disagree on the encoding lose every label; this line
+        // is how to tell which one the filter uses (docs/labels.md).
+        host.log(
+            LogLevel::Info,
+            &format!(
+                "meshstats: stat names use the {} encoding; the bootstrap's stats_tags must be rendered for it",
+                encoding.as_str()
+            ),
+        );
+        metrics.record_build(host, version);
         let cache_size = config
             .max_peer_cache_size
             .map_or(DEFAULT_PEER_CACHE_SIZE, |n| n as usize);

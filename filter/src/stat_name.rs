@@ -1,17 +1,90 @@
 //! How labels travel inside Envoy stat names, and the `stats_tags` that take them out again.
 //!
-//! proxy-wasm can only define a metric by name, so every label is encoded into the name as
-//! `<tag>=.=<value>;.;` before the metric name itself (Istio's own encoding, so an Istio
-//! bootstrap that already extracts the standard labels keeps working). Envoy turns them into
-//! Prometheus labels with one `stats_tags` regex per tag, applied in the order labels are
-//! written, each removing its own `tag=.=value;.;` run from the front of the name.
+//! proxy-wasm can only define a metric by name, so every label is encoded into the name before
+//! the metric name itself, and Envoy turns them back into Prometheus labels with one
+//! `stats_tags` regex per tag. Envoy runs every regex over every new stat name (libc++
+//! `std::regex`, about 65 ns per character scanned and per start position tried), so the
+//! encoding decides what a new series costs. Two encodings, one Prometheus output:
+//!
+//! - [`Encoding::Istio`]: `<tag>=.=<value>;.;` in label order, Istio's own encoding. Istio's
+//!   bootstrap already carries unanchored `(tag=\.=(.*?);\.;)` extractors for the standard
+//!   tags and a bootstrap cannot remove them, so under Istio names must stay in this form.
+//! - [`Encoding::Compact`]: `<key><value>;.;` with a short key per tag ([`tag_key`]), fields
+//!   ordered by value length, and regexes anchored at the name's start
+//!   ([`compact_tag_regex`]), so each regex matches at the first position it tries and scans
+//!   only the fields before its own. For the bootstraps `meshstats render` writes.
+//!
+//! Envoy applies every extractor to the original name and removes what each one's first group
+//! matched; the label order in its output is the extractor order, not the field order.
 //!
 //! Values are written as they are, with two exceptions. Envoy stores tag values as
 //! dot-separated tokens and drops trailing dots, so they are trimmed here first (otherwise
 //! `a.` and `a` would be two stats with one label set, which Prometheus rejects as duplicate
 //! series). And to keep extraction unambiguous a value may not contain a separator (`;.;`,
 //! `=.=`): such runs have their `.` replaced by `_`. Every other value, whatever its bytes,
-//! comes out of Envoy exactly as it went in.
+//! comes out of Envoy exactly as it went in (up to the configured length limit, [`bounded`]).
+
+/// How a configuration writes labels into stat names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Encoding {
+    #[default]
+    Istio,
+    Compact,
+}
+
+impl Encoding {
+    /// The configuration's spelling, for log lines and docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Istio => "ISTIO",
+            Encoding::Compact => "COMPACT",
+        }
+    }
+}
+
+/// Envoy's namespace for proxy-wasm metrics: every name Envoy's regexes see starts with it.
+pub const WASM_NAMESPACE: &str = "wasmcustom.";
+
+const KEY_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// The compact key of the `index`-th tag of a configuration: one character for the first 62,
+/// then `_<n>_`. No key is a prefix of another, so a key at a field's start names the tag.
+pub fn tag_key(index: usize) -> String {
+    match KEY_CHARS.get(index) {
+        Some(&c) => char::from(c).to_string(),
+        None => format!("_{}_", index - KEY_CHARS.len()),
+    }
+}
+
+/// The compact `stats_tags` regex for a tag with `key`. `^` makes a match at position 0 the
+/// only one possible, the lazy skip crosses whole fields (values contain no `;.;`), so the
+/// key can only match where a field starts. Kept free of nested quantifiers: libc++ throws
+/// `error_complexity` on those, which Envoy does not catch.
+pub fn compact_tag_regex(key: &str) -> String {
+    format!(
+        "^wasmcustom\\.(?:.*?;\\.;)??({}(.*?);\\.;)",
+        regex_escape(key)
+    )
+}
+
+/// The longest prefix of `value` of at most `max` bytes that ends on a character boundary.
+pub fn bounded(value: &str, max: usize) -> &str {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while end > 0 && !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value.get(..end).unwrap_or_default()
+}
+
+/// Appends `<key><value>;.;` (a compact field).
+pub fn push_compact(buf: &mut String, key: &str, value: &str) {
+    buf.push_str(key);
+    push_value(buf, value);
+    buf.push_str(FIELD_SEPARATOR);
+}
 
 /// Separates one `tag=.=value` field from the next.
 pub const FIELD_SEPARATOR: &str = ";.;";
@@ -82,32 +155,41 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
-/// What Envoy's tag extraction makes of an encoded name: the remaining name and the labels,
-/// applying one `tag_regex` per tag in `tags` order (first match, lazy value), as Envoy does.
-/// Used by tests and by `meshstats` to show what Prometheus will see.
-pub fn extract(name: &str, tags: &[&str]) -> (String, Vec<(String, String)>) {
-    let mut rest = name.to_string();
+/// What Envoy's tag extraction makes of a stat name (as defined, without `wasmcustom.`): the
+/// remaining name and the labels. `tags` are `stats_tags` entries (tag name, regex); as Envoy
+/// does, each regex runs on the original name, its first group is removed and its second is
+/// the value, and labels come out in `tags` order. For tests and `meshstats`.
+pub fn extract(name: &str, tags: &[(String, String)]) -> (String, Vec<(String, String)>) {
+    let full = format!("{WASM_NAMESPACE}{name}");
+    let mut remove: Vec<(usize, usize)> = Vec::new();
     let mut labels = Vec::new();
-    for tag in tags {
-        let open = format!("{tag}{VALUE_SEPARATOR}");
-        let Some(start) = rest.find(&open) else {
+    for (tag, regex) in tags {
+        let Ok(re) = regex_lite::Regex::new(regex) else {
             continue;
         };
-        let value_start = start + open.len();
-        let Some(len) = rest
-            .get(value_start..)
-            .and_then(|r| r.find(FIELD_SEPARATOR))
-        else {
+        let Some(caps) = re.captures(&full) else {
             continue;
         };
-        let value = rest
-            .get(value_start..value_start + len)
-            .unwrap_or_default()
-            .to_string();
-        rest.replace_range(start..value_start + len + FIELD_SEPARATOR.len(), "");
-        labels.push(((*tag).to_string(), value));
+        let Some(whole) = caps.get(1) else { continue };
+        let value = caps.get(2).unwrap_or(whole).as_str().to_string();
+        remove.push((whole.start(), whole.end()));
+        labels.push((tag.clone(), value));
     }
+    let rest: String = full
+        .char_indices()
+        .filter(|(i, _)| !remove.iter().any(|&(s, e)| *i >= s && *i < e))
+        .map(|(_, c)| c)
+        .collect();
+    let rest = rest
+        .strip_prefix(WASM_NAMESPACE)
+        .unwrap_or(&rest)
+        .to_string();
     (rest, labels)
+}
+
+/// The Istio-encoding `stats_tags` entries for `tags`, for [`extract`].
+pub fn istio_tags(tags: &[&str]) -> Vec<(String, String)> {
+    tags.iter().map(|t| (t.to_string(), tag_regex(t))).collect()
 }
 
 #[cfg(test)]
@@ -127,7 +209,7 @@ mod tests {
     }
 
     fn roundtrip(values: [&str; 3]) -> Vec<String> {
-        let (name, labels) = extract(&encode(values), &TAGS);
+        let (name, labels) = extract(&encode(values), &istio_tags(&TAGS));
         assert_eq!(name, "istio_requests_total");
         labels.into_iter().map(|(_, v)| v).collect()
     }
@@ -187,7 +269,67 @@ mod tests {
         assert_eq!(tag_regex("a.b"), r"(a\.b=\.=(.*?);\.;)");
     }
 
+    #[test]
+    fn compact_keys_are_prefix_free() {
+        let keys: Vec<String> = (0..300).map(tag_key).collect();
+        assert_eq!(
+            (&keys[0][..], &keys[61][..], &keys[62][..]),
+            ("a", "9", "_0_")
+        );
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                assert!(i == j || !b.starts_with(a.as_str()), "{a} prefixes {b}");
+            }
+        }
+        assert_eq!(
+            compact_tag_regex("a"),
+            r"^wasmcustom\.(?:.*?;\.;)??(a(.*?);\.;)"
+        );
+    }
+
+    #[test]
+    fn bounded_cuts_on_a_char_boundary() {
+        assert_eq!(bounded("abcdef", 3), "abc");
+        assert_eq!(bounded("ab", 3), "ab");
+        assert_eq!(bounded("aé", 2), "a");
+        assert_eq!(bounded("日本", 5), "日");
+    }
+
     proptest! {
+        /// Any values, in any field order, with one- and three-character keys: the compact
+        /// regexes read each back exactly (or minimally escaped) and leave only the name.
+        #[test]
+        fn compact_fields_in_any_order_round_trip(
+            // Envoy's (ECMAScript) `.` stops at line breaks, as in the Istio encoding.
+            values in proptest::collection::vec("[^\n\r]{0,40}", 3),
+            order in Just(vec![0usize, 1, 2]).prop_shuffle(),
+        ) {
+            let keys = [tag_key(0), tag_key(62), tag_key(70)];
+            let names = ["reporter", "x", "y"];
+            let mut name = String::new();
+            for &i in &order {
+                push_compact(&mut name, &keys[i], &values[i]);
+            }
+            name.push_str("istio_requests_total");
+            let tags: Vec<(String, String)> = names
+                .iter()
+                .zip(&keys)
+                .map(|(n, k)| (n.to_string(), compact_tag_regex(k)))
+                .collect();
+            let (rest, labels) = extract(&name, &tags);
+            prop_assert_eq!(rest, "istio_requests_total");
+            prop_assert_eq!(labels.len(), 3);
+            for ((tag, out), (want_tag, orig)) in labels.iter().zip(names.iter().zip(&values)) {
+                prop_assert_eq!(tag, want_tag);
+                let orig = orig.trim_end_matches('.');
+                if needs_escape(orig) {
+                    prop_assert_eq!(out.len(), orig.len());
+                } else {
+                    prop_assert_eq!(out, orig);
+                }
+            }
+        }
+
         #[test]
         fn every_value_round_trips_or_is_minimally_escaped(a in ".*", b in "[;.=a ]{0,12}", c in any::<String>()) {
             let got = roundtrip([&a, &b, &c]);

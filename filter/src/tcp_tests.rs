@@ -1,7 +1,6 @@
 use super::*;
 use crate::host::decode;
 use crate::host::fake::FakeHost;
-use crate::labels::STANDARD_LABELS;
 use crate::stat_name;
 
 fn sidecar(direction: i64, workload: &str, config: &str) -> (FakeHost, Root) {
@@ -15,6 +14,7 @@ fn sidecar(direction: i64, workload: &str, config: &str) -> (FakeHost, Root) {
     );
     h.set_int(&["xds", "listener_direction"], direction);
     let root = Root::configure(&h, config);
+    *h.stats_tags.borrow_mut() = root.metrics().stats_tags();
     (h, root)
 }
 
@@ -27,7 +27,7 @@ fn tcp_series(h: &FakeHost) -> Vec<(String, Labels, i64)> {
         .iter()
         .filter(|(n, _)| n.contains("istio_tcp_"))
         .map(|(n, v)| {
-            let (rest, labels) = stat_name::extract(n, &STANDARD_LABELS);
+            let (rest, labels) = stat_name::extract(n, &h.stats_tags.borrow());
             (rest, labels, *v)
         })
         .collect()
@@ -191,9 +191,15 @@ fn client_side_uses_endpoint_metadata_and_overrides_apply() {
         .iter()
         .find(|(n, _)| n.ends_with("istio_tcp_received_bytes_total"))
         .unwrap();
-    assert!(name.contains("tcp_note=.=x;.;"), "{name}");
-    assert!(!name.contains("source_cluster"), "{name}");
-    let (_, labels) = stat_name::extract(name, &STANDARD_LABELS);
+    let (_, labels) = stat_name::extract(name, &h.stats_tags.borrow());
+    assert!(
+        labels.contains(&("tcp_note".into(), "x".into())),
+        "{labels:?}"
+    );
+    assert!(
+        !labels.iter().any(|(k, _)| k == "source_cluster"),
+        "{labels:?}"
+    );
     let get = |k: &str| {
         labels
             .iter()

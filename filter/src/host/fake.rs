@@ -27,6 +27,9 @@ pub struct FakeHost {
     pub calls: RefCell<Vec<String>>,
     /// Every `set_property`, in order: the path joined by `.` and the value.
     pub properties_set: RefCell<Vec<(String, Vec<u8>)>>,
+    /// The `stats_tags` (tag, regex) the test's Envoy would run, for `stat_name::extract`;
+    /// tests set them from the configured table (`MetricTable::stats_tags`).
+    pub stats_tags: RefCell<Vec<(String, String)>>,
 }
 
 impl FakeHost {

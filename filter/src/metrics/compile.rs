@@ -8,13 +8,14 @@
 //! predicate that cannot be decided is false, at load time as per request).
 
 use super::{
-    LabelSource, MetricTable, ReportKind, Spec, ValueSource, BUILD_LABELS, GRPC_METRICS,
+    Group, LabelSource, MetricTable, ReportKind, Spec, ValueSource, BUILD_LABELS, GRPC_METRICS,
     HTTP_METRICS, PREFIX, TCP_METRICS,
 };
 use crate::attributes::vocabulary::Vocabulary;
 use crate::config::{ConfigError, MetricKind, PluginConfig};
 use crate::expr::{self, Program, Type};
 use crate::labels::STANDARD_LABELS;
+use crate::stat_name::{self, Encoding};
 
 /// A spec under construction, with what only compilation needs.
 struct Draft {
@@ -72,7 +73,70 @@ pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, V
         .filter(|d| !d.dropped)
         .map(|d| d.spec)
         .collect();
+    c.table.groups = groups(&c.table.specs);
+    c.table.keys = tag_keys(config);
+    c.table.max_series = config.max_series();
+    c.table.max_value_len = config.max_value_len();
     (c.table, c.problems)
+}
+
+/// Specs with the same report kind and labels share one tuple map (and one key per report).
+fn groups(specs: &[Spec]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let same = |g: &&mut Group| {
+            g.report == spec.report
+                && g.specs
+                    .first()
+                    .and_then(|&f| specs.get(f))
+                    .is_some_and(|f| f.labels == spec.labels)
+        };
+        if let Some(g) = groups.iter_mut().find(same) {
+            g.specs.push(i);
+            continue;
+        }
+        groups.push(Group {
+            report: spec.report,
+            specs: vec![i],
+            labels: spec.labels.iter().map(|(_, s)| *s).collect(),
+            reporter: spec.labels.iter().position(|(t, s)| {
+                t == "reporter" && *s == LabelSource::Standard(crate::labels::idx::REPORTER)
+            }),
+            tuples: Default::default(),
+            overflow: Vec::new(),
+        });
+    }
+    groups
+}
+
+/// Every tag of `config` ([`all_tag_names`], once each) with its compact key, assigned in that
+/// order: the CLI renders `stats_tags` from the same list the filter writes names with.
+pub fn tag_keys(config: &PluginConfig) -> Vec<(String, String)> {
+    let mut tags = all_tag_names(config);
+    let mut seen = std::collections::BTreeSet::new();
+    tags.retain(|t| seen.insert(t.clone()));
+    tags.into_iter()
+        .enumerate()
+        .map(|(i, t)| (t, stat_name::tag_key(i)))
+        .collect()
+}
+
+/// The `stats_tags` entries (tag name, regex) for `config`'s names in `encoding`, in the order
+/// Envoy must apply them.
+pub fn stats_tags(config: &PluginConfig, encoding: Encoding) -> Vec<(String, String)> {
+    regexes(&tag_keys(config), encoding)
+}
+
+pub(super) fn regexes(keys: &[(String, String)], encoding: Encoding) -> Vec<(String, String)> {
+    keys.iter()
+        .map(|(tag, key)| {
+            let regex = match encoding {
+                Encoding::Istio => stat_name::tag_regex(tag),
+                Encoding::Compact => stat_name::compact_tag_regex(key),
+            };
+            (tag.clone(), regex)
+        })
+        .collect()
 }
 
 struct Compiler<'v> {

@@ -2,22 +2,25 @@
 //!
 //! Compiled once per configuration (`compile.rs`) into a [`MetricTable`]: which metrics
 //! exist, which labels each carries (standard labels in their fixed order, then custom
-//! dimensions), where each value comes from, and which predicates gate it. Per request, the
-//! label values are joined into a reusable key; a cache maps that key to the Envoy metric
-//! ids, so a label tuple seen before costs one hash lookup (fast path) and only a new tuple
-//! builds stat names and defines metrics (slow path).
+//! dimensions), where each value comes from, and which predicates gate it. Metrics with the
+//! same labels form a [`Group`]. Per report, each group's label values are joined into a
+//! reusable key; the group maps that key to the Envoy metric ids, so a label tuple seen before
+//! costs one hash lookup (fast path) and only a new tuple builds stat names and defines
+//! metrics (slow path). A group holds at most `max_series_per_metric` tuples; past that, new
+//! tuples go to its overflow series, so neither Envoy's stats nor this table grow without
+//! bound and the sum over a metric's series still counts every report.
 
 mod compile;
 
 use crate::attributes::{Needs, RequestAttributes};
 use crate::config::MetricKind;
 use crate::expr::{Attr, Program};
-use crate::host::Host;
+use crate::host::{Host, LogLevel};
 use crate::labels::{Dimensions, UNKNOWN};
 use crate::stat_name;
 use hashbrown::HashMap;
 
-pub use compile::{all_tag_names, bucket_settings, compile, BucketSetting};
+pub use compile::{all_tag_names, bucket_settings, compile, stats_tags, tag_keys, BucketSetting};
 
 /// Prefix of every standard and user-defined metric, as in Istio.
 pub const PREFIX: &str = "istio_";
@@ -25,6 +28,11 @@ pub const PREFIX: &str = "istio_";
 pub const CONFIG_ERRORS_METRIC: &str = "meshstats_config_errors_total";
 /// Counts records skipped because a metric's value expression failed.
 pub const EVAL_ERRORS_METRIC: &str = "meshstats_evaluation_errors_total";
+/// Counts reports recorded in an overflow series (a metric held `max_series_per_metric`
+/// label sets already).
+pub const SERIES_OVERFLOW_METRIC: &str = "meshstats_series_overflow_total";
+/// Every label value of an overflow series but `reporter`.
+pub const OVERFLOW_VALUE: &str = "meshstats_overflow";
 /// Labels of `istio_build`.
 pub const BUILD_LABELS: [&str; 2] = ["component", "tag"];
 
@@ -227,21 +235,62 @@ struct Spec {
     report: ReportKind,
 }
 
-/// Above this many distinct label tuples the cache starts over, so a flood of distinct
-/// values (say, Host headers) costs re-definitions, not unbounded memory.
-const MAX_CACHED_TUPLES: usize = 20_000;
+/// Metrics that carry the same labels, so one label tuple is one series of each.
+#[derive(Debug)]
+struct Group {
+    report: ReportKind,
+    /// Indexes into the table's specs.
+    specs: Vec<usize>,
+    labels: Vec<LabelSource>,
+    /// Position of a standard `reporter` label: the overflow series keeps it.
+    reporter: Option<usize>,
+    /// Tuple key → one id per spec. At most `max_series` entries, never cleared: clearing
+    /// would re-define every live series.
+    tuples: HashMap<Box<str>, Box<[Option<u32>]>>,
+    /// The overflow series' ids by reporter value (at most the three reporters and
+    /// [`OVERFLOW_VALUE`]).
+    overflow: Vec<(&'static str, Box<[Option<u32>]>)>,
+}
 
-#[derive(Default)]
 pub struct MetricTable {
     specs: Vec<Spec>,
+    groups: Vec<Group>,
     dimensions: Vec<Program>,
     values: Vec<Program>,
     predicates: Vec<Program>,
     eval_errors: Option<u32>,
-    cache: HashMap<Box<str>, Box<[Option<u32>]>>,
+    overflow_counter: Option<u32>,
+    overflow_logged: bool,
+    encoding: stat_name::Encoding,
+    /// Tag name → compact key, for every tag of the configuration ([`tag_keys`]).
+    keys: Vec<(String, String)>,
+    max_series: usize,
+    max_value_len: usize,
     custom: Vec<String>,
     key: String,
     name: String,
+}
+
+impl Default for MetricTable {
+    fn default() -> Self {
+        MetricTable {
+            specs: Vec::new(),
+            groups: Vec::new(),
+            dimensions: Vec::new(),
+            values: Vec::new(),
+            predicates: Vec::new(),
+            eval_errors: None,
+            overflow_counter: None,
+            overflow_logged: false,
+            encoding: stat_name::Encoding::default(),
+            keys: Vec::new(),
+            max_series: crate::config::DEFAULT_MAX_SERIES_PER_METRIC as usize,
+            max_value_len: crate::config::DEFAULT_MAX_LABEL_VALUE_LENGTH as usize,
+            custom: Vec::new(),
+            key: String::new(),
+            name: String::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for MetricTable {
@@ -270,6 +319,20 @@ impl MetricTable {
         self.specs.iter().any(|s| s.report == kind)
     }
 
+    /// The stat-name encoding in use.
+    pub fn encoding(&self) -> stat_name::Encoding {
+        self.encoding
+    }
+
+    /// Chooses the stat-name encoding; before any metric is defined (`Root::configure`).
+    pub fn set_encoding(&mut self, encoding: stat_name::Encoding) {
+        self.encoding = encoding;
+    }
+
+    /// The `stats_tags` entries (tag name, regex) that read this table's names back.
+    pub fn stats_tags(&self) -> Vec<(String, String)> {
+        compile::regexes(&self.keys, self.encoding)
+    }
     /// The request attributes the standard labels and values of the HTTP metrics need.
     pub fn needs(&self) -> Needs {
         self.needs_for(ReportKind::Request)
@@ -308,6 +371,7 @@ impl MetricTable {
     /// Defines the table's own error counter; called once per configuration.
     pub fn define_counters(&mut self, host: &impl Host) {
         self.eval_errors = host.define_metric(MetricKind::Counter, EVAL_ERRORS_METRIC);
+        self.overflow_counter = host.define_metric(MetricKind::Counter, SERIES_OVERFLOW_METRIC);
     }
 
     /// Records one finished request. `slots` are the attribute values expressions read.
@@ -360,60 +424,156 @@ impl MetricTable {
                 Err(_) => out.push_str(UNKNOWN),
             }
         }
-        self.key.clear();
-        // One report kind's tuple must not reuse another's ids (those metrics are not defined).
-        self.key.push(match kind {
-            ReportKind::Request => 'h',
-            ReportKind::TcpConnection => 't',
-            ReportKind::GrpcStream => 'g',
-        });
-        for value in dims.values.iter().chain(&self.custom) {
-            stat_name::push_value(&mut self.key, value);
-            self.key.push_str(stat_name::FIELD_SEPARATOR);
-        }
-        // Fast path: a label tuple seen before.
-        if let Some(ids) = self.cache.get(self.key.as_str()) {
-            self.emit(host, ids, slots, report);
-            return;
-        }
-        // Slow path: first time for this tuple.
-        if self.cache.len() >= MAX_CACHED_TUPLES {
-            self.cache.clear();
-        }
-        let mut ids = Vec::with_capacity(self.specs.len());
-        for spec in &self.specs {
-            if spec.report != kind {
-                ids.push(None);
+        let mut overflowed = None;
+        for g in 0..self.groups.len() {
+            let Some(group) = self.groups.get(g) else {
+                continue;
+            };
+            if group.report != kind {
                 continue;
             }
-            self.name.clear();
-            for (tag, source) in &spec.labels {
-                let value = match *source {
-                    LabelSource::Standard(i) => dims.values.get(i),
-                    LabelSource::Custom(i) => self.custom.get(i),
-                };
-                stat_name::push_label(
-                    &mut self.name,
-                    tag,
-                    value.map(String::as_str).unwrap_or_default(),
+            self.key.clear();
+            for source in &group.labels {
+                let value = label_value(dims, &self.custom, *source);
+                stat_name::push_value(&mut self.key, stat_name::bounded(value, self.max_value_len));
+                self.key.push_str(stat_name::FIELD_SEPARATOR);
+            }
+            // Fast path: a label tuple seen before.
+            if let Some(ids) = group.tuples.get(self.key.as_str()) {
+                self.emit(host, g, ids, slots, report);
+                continue;
+            }
+            if group.tuples.len() < self.max_series {
+                let ids = self.define(host, g, dims, None);
+                self.emit(host, g, &ids, slots, report);
+                if let Some(group) = self.groups.get_mut(g) {
+                    group.tuples.insert(self.key.as_str().into(), ids);
+                }
+                continue;
+            }
+            overflowed = overflowed.or(Some(g));
+            let reporter = match group
+                .reporter
+                .and_then(|r| group.labels.get(r))
+                .map(|source| label_value(dims, &self.custom, *source))
+            {
+                Some("source") => "source",
+                Some("destination") => "destination",
+                Some("waypoint") => "waypoint",
+                _ => OVERFLOW_VALUE,
+            };
+            if let Some((_, ids)) = group.overflow.iter().find(|(r, _)| *r == reporter) {
+                self.emit(host, g, ids, slots, report);
+                continue;
+            }
+            let ids = self.define(host, g, dims, Some(reporter));
+            self.emit(host, g, &ids, slots, report);
+            if let Some(group) = self.groups.get_mut(g) {
+                group.overflow.push((reporter, ids));
+            }
+        }
+        if let Some(g) = overflowed {
+            if let Some(id) = self.overflow_counter {
+                host.increment_metric(id, 1);
+            }
+            if !self.overflow_logged {
+                self.overflow_logged = true;
+                let names: Vec<&str> = self
+                    .groups
+                    .get(g)
+                    .into_iter()
+                    .flat_map(|group| &group.specs)
+                    .filter_map(|&i| self.specs.get(i))
+                    .map(|s| s.name.as_str())
+                    .collect();
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "meshstats: {} reached max_series_per_metric ({}) distinct label sets; \
+                         new label sets are recorded in the series whose labels are \
+                         \"{OVERFLOW_VALUE}\" and counted in {SERIES_OVERFLOW_METRIC} \
+                         (logged once)",
+                        names.join(", "),
+                        self.max_series
+                    ),
                 );
+            }
+        }
+    }
+
+    /// Defines one group's metrics for the current tuple; `overflow` (the reporter value to
+    /// keep) defines its overflow series instead.
+    fn define(
+        &mut self,
+        host: &impl Host,
+        g: usize,
+        dims: &Dimensions,
+        overflow: Option<&'static str>,
+    ) -> Box<[Option<u32>]> {
+        let Some(group) = self.groups.get(g) else {
+            return Box::default();
+        };
+        let mut ids = Vec::with_capacity(group.specs.len());
+        for &s in &group.specs {
+            let Some(spec) = self.specs.get(s) else {
+                ids.push(None);
+                continue;
+            };
+            self.name.clear();
+            let mut values: Vec<&str> = Vec::with_capacity(spec.labels.len());
+            for (i, (_, source)) in spec.labels.iter().enumerate() {
+                let value = match overflow {
+                    Some(r) if group.reporter == Some(i) => r,
+                    Some(_) => OVERFLOW_VALUE,
+                    None => stat_name::bounded(
+                        label_value(dims, &self.custom, *source),
+                        self.max_value_len,
+                    ),
+                };
+                values.push(value);
+            }
+            match self.encoding {
+                stat_name::Encoding::Istio => {
+                    for ((tag, _), value) in spec.labels.iter().zip(&values) {
+                        stat_name::push_label(&mut self.name, tag, value);
+                    }
+                }
+                stat_name::Encoding::Compact => {
+                    // Short values first: each regex scans the fields before its own.
+                    let mut order: Vec<usize> = (0..values.len()).collect();
+                    order.sort_by_key(|&i| values.get(i).map_or(0, |v| v.len()));
+                    for i in order {
+                        let (Some((tag, _)), Some(value)) = (spec.labels.get(i), values.get(i))
+                        else {
+                            continue;
+                        };
+                        stat_name::push_compact(&mut self.name, key_of(&self.keys, tag), value);
+                    }
+                }
             }
             self.name.push_str(&spec.name);
             ids.push(host.define_metric(spec.kind, &self.name));
         }
-        let ids: Box<[Option<u32>]> = ids.into();
-        self.emit(host, &ids, slots, report);
-        self.cache.insert(self.key.as_str().into(), ids);
+        ids.into()
     }
 
     fn emit(
         &self,
         host: &impl Host,
+        g: usize,
         ids: &[Option<u32>],
         slots: &[Option<Attr>],
         report: Report<'_>,
     ) {
-        for (spec, id) in self.specs.iter().zip(ids) {
+        let Some(group) = self.groups.get(g) else {
+            return;
+        };
+        for (spec, id) in group
+            .specs
+            .iter()
+            .filter_map(|&s| self.specs.get(s))
+            .zip(ids)
+        {
             let Some(id) = *id else { continue };
             // A predicate that cannot be evaluated is false: when in doubt, do not record.
             let matched = spec.matchers.iter().all(|&m| {
@@ -446,21 +606,47 @@ impl MetricTable {
         }
     }
 
-    /// Distinct label tuples currently cached.
+    /// Distinct label tuples currently cached, over all groups.
     pub fn cached_tuples(&self) -> usize {
-        self.cache.len()
+        self.groups.iter().map(|g| g.tuples.len()).sum()
+    }
+
+    /// Defines and sets `istio_build{component="proxy",tag=<version>}` = 1, as Istio does.
+    pub fn record_build(&self, host: &impl Host, version: &str) {
+        let mut name = String::new();
+        let version = stat_name::bounded(version, self.max_value_len);
+        match self.encoding {
+            stat_name::Encoding::Istio => {
+                stat_name::push_label(&mut name, "component", "proxy");
+                stat_name::push_label(&mut name, "tag", version);
+            }
+            stat_name::Encoding::Compact => {
+                stat_name::push_compact(&mut name, key_of(&self.keys, "component"), "proxy");
+                stat_name::push_compact(&mut name, key_of(&self.keys, "tag"), version);
+            }
+        }
+        name.push_str("istio_build");
+        if let Some(id) = host.define_metric(MetricKind::Gauge, &name) {
+            host.record_metric(id, 1);
+        }
     }
 }
 
-/// Defines and sets `istio_build{component="proxy",tag=<version>}` = 1, as Istio does.
-pub fn record_build(host: &impl Host, version: &str) {
-    let mut name = String::new();
-    stat_name::push_label(&mut name, "component", "proxy");
-    stat_name::push_label(&mut name, "tag", version);
-    name.push_str("istio_build");
-    if let Some(id) = host.define_metric(MetricKind::Gauge, &name) {
-        host.record_metric(id, 1);
+fn label_value<'a>(dims: &'a Dimensions, custom: &'a [String], source: LabelSource) -> &'a str {
+    match source {
+        LabelSource::Standard(i) => dims.values.get(i),
+        LabelSource::Custom(i) => custom.get(i),
     }
+    .map(String::as_str)
+    .unwrap_or_default()
+}
+
+/// A tag's compact key; every tag a spec carries has one (`tag_keys` lists them all), the
+/// name itself is only a fallback that keeps the stat well-formed.
+fn key_of<'a>(keys: &'a [(String, String)], tag: &'a str) -> &'a str {
+    keys.iter()
+        .find(|(t, _)| t == tag)
+        .map_or(tag, |(_, k)| k.as_str())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@ use super::*;
 use crate::attributes::vocabulary::{SlotDef, Source, Vocabulary};
 use crate::config::{ConfigError, PluginConfig};
 use crate::host::fake::FakeHost;
+use crate::host::LogLevel;
 use crate::labels::STANDARD_LABELS;
 
 struct Compiled {
@@ -244,7 +245,6 @@ fn custom_dimensions_override_and_extend_with_expression_values() {
         host.values.borrow().keys().collect::<Vec<_>>()
     );
     // A dimension that fails per request is `unknown`.
-    let host = FakeHost::default();
     c.table
         .record(&host, &d, &slots(&c, &[]), &RequestAttributes::default());
     let name = stat(
@@ -399,9 +399,225 @@ fn bucket_settings_per_metric() {
 #[test]
 fn build_metric() {
     let host = FakeHost::default();
-    record_build(&host, "1.17.0");
+    MetricTable::default().record_build(&host, "1.17.0");
     assert_eq!(
         host.value("component=.=proxy;.;tag=.=1.17.0;.;istio_build"),
         Some(1)
     );
+}
+
+/// Every series of `metric` a host recorded: labels (by the table's own `stats_tags`) → value.
+fn series_of(host: &FakeHost, t: &MetricTable, metric: &str) -> Vec<(Vec<(String, String)>, i64)> {
+    let tags = t.stats_tags();
+    host.values
+        .borrow()
+        .iter()
+        .filter_map(|(n, v)| {
+            let (rest, labels) = stat_name::extract(n, &tags);
+            (rest == metric).then_some((labels, *v))
+        })
+        .collect()
+}
+
+fn defined_named(host: &FakeHost, metric: &str) -> usize {
+    host.metrics
+        .borrow()
+        .iter()
+        .filter(|(_, n)| n.ends_with(metric))
+        .count()
+}
+
+#[test]
+fn series_cap_holds_then_overflow_keeps_totals() {
+    use crate::labels::idx;
+    for encoding in [stat_name::Encoding::Istio, stat_name::Encoding::Compact] {
+        let host = FakeHost::default();
+        let mut c = table(r#"{"max_series_per_metric": 3}"#);
+        c.table.set_encoding(encoding);
+        c.table.define_counters(&host);
+        let mut d = dims("200");
+        d.values[idx::REPORTER] = "source".into();
+        let req = RequestAttributes {
+            request_bytes: 7,
+            ..Default::default()
+        };
+        for i in 0..10 {
+            d.values[idx::DESTINATION_SERVICE] = format!("svc{i}.example");
+            c.table.record(&host, &d, &[], &req);
+        }
+        // A tuple admitted before the cap keeps its own series.
+        d.values[idx::DESTINATION_SERVICE] = "svc1.example".into();
+        c.table.record(&host, &d, &[], &req);
+
+        for m in [
+            "istio_requests_total",
+            "istio_request_duration_milliseconds",
+            "istio_request_bytes",
+            "istio_response_bytes",
+        ] {
+            assert_eq!(defined_named(&host, m), 4, "{m}: 3 series + 1 overflow");
+        }
+        let series = series_of(&host, &c.table, "istio_requests_total");
+        let mut got: Vec<(String, i64)> = series
+            .iter()
+            .map(|(labels, v)| {
+                let svc = &labels
+                    .iter()
+                    .find(|(k, _)| k == "destination_service")
+                    .unwrap()
+                    .1;
+                (svc.clone(), *v)
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("meshstats_overflow".to_string(), 7),
+                ("svc0.example".to_string(), 1),
+                ("svc1.example".to_string(), 2),
+                ("svc2.example".to_string(), 1),
+            ]
+        );
+        let (overflow, _) = series
+            .iter()
+            .find(|(l, _)| l.iter().any(|(_, v)| v == OVERFLOW_VALUE))
+            .unwrap();
+        assert_eq!(overflow.len(), 25);
+        for (k, v) in overflow {
+            let want = if k == "reporter" {
+                "source"
+            } else {
+                OVERFLOW_VALUE
+            };
+            assert_eq!(v, want, "{k}");
+        }
+        let samples = host.samples.borrow();
+        let overflow_bytes: usize = samples
+            .iter()
+            .filter(|(n, _)| n.ends_with("istio_request_bytes"))
+            .map(|(_, s)| s.len())
+            .sum();
+        assert_eq!(overflow_bytes, 11, "every request recorded once");
+        assert_eq!(host.value(SERIES_OVERFLOW_METRIC), Some(7));
+        let warnings: Vec<String> = host
+            .logs
+            .borrow()
+            .iter()
+            .filter(|(l, _)| *l == LogLevel::Warn)
+            .map(|(_, m)| m.clone())
+            .collect();
+        assert_eq!(
+            warnings,
+            [
+                "meshstats: istio_requests_total, istio_request_duration_milliseconds, \
+              istio_request_bytes, istio_response_bytes reached max_series_per_metric (3) \
+              distinct label sets; new label sets are recorded in the series whose labels are \
+              \"meshstats_overflow\" and counted in meshstats_series_overflow_total (logged once)"
+            ]
+        );
+        assert_eq!(c.table.cached_tuples(), 3);
+    }
+}
+
+#[test]
+fn overflow_reporter_is_one_of_the_reporters_or_overflow() {
+    use crate::labels::idx;
+    let host = FakeHost::default();
+    let mut c = table(r#"{"max_series_per_metric": 1}"#);
+    c.table.define_counters(&host);
+    let mut d = dims("200");
+    for (i, reporter) in ["destination", "destination", "waypoint", "x1", "x2"]
+        .iter()
+        .enumerate()
+    {
+        d.values[idx::REPORTER] = reporter.to_string();
+        d.values[idx::DESTINATION_SERVICE] = format!("s{i}");
+        c.table
+            .record(&host, &d, &[], &RequestAttributes::default());
+    }
+    let mut got: Vec<(String, String, i64)> = series_of(&host, &c.table, "istio_requests_total")
+        .into_iter()
+        .map(|(l, v)| (l[0].1.clone(), l[idx::DESTINATION_SERVICE].1.clone(), v))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("destination".into(), "meshstats_overflow".into(), 1),
+            ("destination".into(), "s0".into(), 1),
+            ("meshstats_overflow".into(), "meshstats_overflow".into(), 2),
+            ("waypoint".into(), "meshstats_overflow".into(), 1),
+        ]
+    );
+    assert_eq!(host.value(SERIES_OVERFLOW_METRIC), Some(4));
+}
+
+#[test]
+fn label_values_are_cut_to_the_length_limit_on_a_char_boundary() {
+    use crate::labels::idx;
+    let host = FakeHost::default();
+    let mut c = table(r#"{"max_label_value_length": 5}"#);
+    let mut d = dims("200");
+    d.values[idx::DESTINATION_SERVICE] = "abcdefghij".into();
+    d.values[4] = "ééé".into();
+    c.table
+        .record(&host, &d, &[], &RequestAttributes::default());
+    // Values that differ only past the limit are one series.
+    d.values[idx::DESTINATION_SERVICE] = "abcdeXYZ".into();
+    c.table
+        .record(&host, &d, &[], &RequestAttributes::default());
+    let series = series_of(&host, &c.table, "istio_requests_total");
+    assert_eq!(series.len(), 1);
+    let (labels, n) = &series[0];
+    assert_eq!(*n, 2);
+    assert_eq!(labels[idx::DESTINATION_SERVICE].1, "abcde");
+    assert_eq!(labels[4].1, "éé");
+    assert_eq!(labels[idx::SOURCE_WORKLOAD].1, "v1");
+}
+
+#[test]
+fn compact_names_put_short_values_first_and_read_back_exactly() {
+    let host = FakeHost::default();
+    let mut c = table(
+        r#"{"metrics": [{"tags_to_remove": ["source_principal", "destination_principal"]},
+                        {"name": "requests_total", "dimensions": {"user": "'a;.;b=.=c.'"}}]}"#,
+    );
+    c.table.set_encoding(stat_name::Encoding::Compact);
+    let mut d = dims("200");
+    d.values[crate::labels::idx::DESTINATION_SERVICE] = "reviews.default.svc.cluster.local".into();
+    c.table
+        .record(&host, &d, &[], &RequestAttributes::default());
+    let names: Vec<String> = host
+        .metrics
+        .borrow()
+        .iter()
+        .map(|(_, n)| n.clone())
+        .collect();
+    let name = names
+        .iter()
+        .find(|n| n.ends_with("istio_requests_total"))
+        .unwrap();
+    // `reporter` is tag 0 (key `a`), `response_code` tag 23 (`x`), `user` the first custom
+    // tag (25, `z`); fields ordered by value length.
+    assert!(name.starts_with("av0;.;bv1;.;"), "{name}");
+    assert!(name.contains(";.;x200;.;"), "{name}");
+    assert!(
+        name.ends_with(";.;za;_;b=_=c;.;oreviews.default.svc.cluster.local;.;istio_requests_total"),
+        "{name}"
+    );
+    let series = series_of(&host, &c.table, "istio_requests_total");
+    assert_eq!(series.len(), 1);
+    let mut want: Vec<(String, String)> = STANDARD_LABELS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ![3, 11].contains(i))
+        .map(|(i, t)| (t.to_string(), d.values[i].clone()))
+        .collect();
+    want.push(("user".into(), "a;_;b=_=c".into()));
+    assert_eq!(series[0].0, want);
+    // The build metric uses the same keys: `component` and `tag` come after `user`.
+    let build = FakeHost::default();
+    c.table.record_build(&build, "1.2.3");
+    assert_eq!(build.value("Aproxy;.;B1.2.3;.;istio_build"), Some(1));
 }

@@ -1,6 +1,5 @@
 use super::*;
 use crate::host::fake::FakeHost;
-use crate::labels::STANDARD_LABELS;
 use crate::stat_name;
 
 fn sidecar(direction: i64, workload: &str, app: &str, config: &str) -> (FakeHost, Root) {
@@ -22,6 +21,7 @@ fn sidecar(direction: i64, workload: &str, app: &str, config: &str) -> (FakeHost
     );
     h.set_int(&["xds", "listener_direction"], direction);
     let root = Root::configure(&h, config);
+    *h.stats_tags.borrow_mut() = root.metrics().stats_tags();
     (h, root)
 }
 
@@ -33,7 +33,7 @@ fn requests_total(h: &FakeHost) -> (Vec<(String, String)>, i64) {
         .filter(|(n, _)| n.ends_with("istio_requests_total"));
     let (name, v) = series.next().expect("no istio_requests_total");
     assert!(series.next().is_none(), "more than one series");
-    let (rest, labels) = stat_name::extract(name, &STANDARD_LABELS);
+    let (rest, labels) = stat_name::extract(name, &h.stats_tags.borrow());
     assert_eq!(rest, "istio_requests_total");
     (labels, *v)
 }
@@ -171,10 +171,16 @@ fn bad_config_is_logged_counted_and_replaced_by_defaults() {
     let logs = h.logs.borrow().clone();
     assert_eq!(
         logs,
-        vec![(
-            LogLevel::Error,
-            format!("meshstats: {err}; serving with the defaults of {{}}")
-        )]
+        vec![
+            (
+                LogLevel::Error,
+                format!("meshstats: {err}; serving with the defaults of {{}}")
+            ),
+            (
+                LogLevel::Info,
+                "meshstats: stat names use the COMPACT encoding; the bootstrap's stats_tags must be rendered for it".into()
+            )
+        ]
     );
     assert_eq!(h.value(metrics::CONFIG_ERRORS_METRIC), Some(1));
     let mut s = Stream::default();
@@ -192,6 +198,7 @@ fn root_id_selects_direction_and_build_metric_reports_version() {
     h.set_int(&["xds", "listener_direction"], 1);
     h.set(&["xds", "node", "metadata", "ISTIO_VERSION"], "1.17.2");
     let mut root = Root::configure(&h, "");
+    *h.stats_tags.borrow_mut() = root.metrics().stats_tags();
     let mut s = Stream::default();
     root.on_request_headers(&h, &mut s);
     assert!(
@@ -347,10 +354,10 @@ fn host_calls_of_one_inbound_request() {
                 "property request.duration",
                 "property request.total_size",
                 "property response.total_size",
-                "increment_metric 2",
-                "record_metric 3",
+                "increment_metric 3",
                 "record_metric 4",
                 "record_metric 5",
+                "record_metric 6",
             ]
         );
     }
