@@ -1,10 +1,10 @@
 //! `stats_config` must extract every label the filter writes, in the order it writes them.
 
-use meshstats_cli::stats_config;
+use meshstats_cli::{stats_config, stats_config_for};
 use meshstats_filter::config::PluginConfig;
 use meshstats_filter::labels::STANDARD_LABELS;
 use meshstats_filter::metrics::all_tag_names;
-use meshstats_filter::stat_name::tag_regex;
+use meshstats_filter::stat_name::{compact_tag_regex, tag_key, tag_regex, Encoding};
 use serde_json::json;
 use std::collections::BTreeSet;
 
@@ -44,9 +44,11 @@ fn tag_names(config: &PluginConfig) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
             let name = t["tag_name"].as_str().unwrap().to_string();
-            assert_eq!(t["regex"], tag_regex(&name));
+            // Plain Envoy gets the COMPACT encoding: keys in tag order.
+            assert_eq!(t["regex"], compact_tag_regex(&tag_key(i)));
             assert_eq!(t.as_object().unwrap().len(), 2);
             name
         })
@@ -64,6 +66,16 @@ fn default_config_extracts_the_standard_labels_first_in_emission_order() {
     assert_eq!(names[25..27], ["component", "tag"]);
 
     let sc = stats_config(&config);
+    assert_eq!(
+        sc["stats_tags"][1],
+        json!({"tag_name": "source_workload", "regex": r"^wasmcustom\.(?:.*?;\.;)??(b(.*?);\.;)"})
+    );
+    let sc = stats_config_for(&config, Encoding::Istio);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(sc["stats_tags"][i]["regex"], tag_regex(name));
+    }
+    let istio: PluginConfig = PluginConfig::parse(r#"{"stat_name_encoding": "ISTIO"}"#).unwrap();
+    assert_eq!(stats_config(&istio), sc, "the config can ask for Istio's form");
     for (i, name) in names[..25].iter().enumerate() {
         // Istio's own bootstrap regex, written out independently of `tag_regex`.
         assert_eq!(

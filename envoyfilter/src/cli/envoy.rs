@@ -8,7 +8,7 @@ use crate::render::access_log::{access_log, access_loggers};
 use crate::render::envoy::{
     default_node_id, envoy_bootstrap, Direction, Protocol, SidecarOptions, TlsFiles,
 };
-use crate::render::stats_config::stats_config;
+use crate::render::stats_config::{stats_config, stats_config_for};
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
@@ -147,6 +147,10 @@ pub fn render_envoy(args: &EnvoyArgs) -> Result<Output, InputError> {
 pub fn sidecar_options(args: &EnvoyArgs) -> Result<SidecarOptions, InputError> {
     let (config_json, config) = read_config(&args.config)?;
     let node_metadata = read_json_object(&args.node_metadata)?;
+    // What the filter's AUTO encoding will pick on this node.
+    let encoding = config
+        .stat_name_encoding
+        .resolve(node_metadata.get("ISTIO_VERSION").is_some());
     let optional = |p: &Option<PathBuf>| p.as_deref().map(read_json_object).transpose();
     Ok(SidecarOptions {
         direction: args.direction,
@@ -171,7 +175,7 @@ pub fn sidecar_options(args: &EnvoyArgs) -> Result<SidecarOptions, InputError> {
         with_filter: !args.no_filter,
         access_log: access_loggers(&config),
         debug_access_log: args.access_log,
-        stats_config: stats_config(&config),
+        stats_config: stats_config_for(&config, encoding),
         protocol: args.protocol,
         downstream_tls: tls_files(&args.tls_cert, &args.tls_key, &args.tls_ca),
         upstream_tls: tls_files(

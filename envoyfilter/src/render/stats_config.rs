@@ -2,21 +2,24 @@
 //! back into Prometheus labels (see `meshstats_filter::stat_name`).
 
 use meshstats_filter::config::PluginConfig;
-use meshstats_filter::metrics::{all_tag_names, bucket_settings};
-use meshstats_filter::stat_name::tag_regex;
+use meshstats_filter::metrics::{bucket_settings, stats_tags};
+use meshstats_filter::stat_name::Encoding;
 use serde_json::{json, Value};
 
-/// Envoy's bootstrap `stats_config`: one `stats_tags` entry per label the filter can emit
-/// under `config`, in the order they must be extracted, and the histogram buckets the
-/// configuration asks for.
+/// Envoy's bootstrap `stats_config` for a plain Envoy (no Istio agent): the encoding the
+/// filter picks there (`COMPACT` unless the config says `ISTIO`).
 pub fn stats_config(config: &PluginConfig) -> Value {
-    let mut seen = std::collections::HashSet::new();
-    let tags: Vec<Value> = all_tag_names(config)
+    stats_config_for(config, config.stat_name_encoding.resolve(false))
+}
+
+/// Envoy's bootstrap `stats_config`: one `stats_tags` entry per label the filter can emit
+/// under `config` (each label once: a second extractor could never match and would only cost
+/// Envoy another regex on every new stat name), and the histogram buckets the configuration
+/// asks for. `encoding` must be the one the filter resolves on that node.
+pub fn stats_config_for(config: &PluginConfig, encoding: Encoding) -> Value {
+    let tags: Vec<Value> = stats_tags(config, encoding)
         .into_iter()
-        // A label is written once per stat, so a second extractor for it could never match
-        // and would only cost Envoy another regex on every stat name.
-        .filter(|t| seen.insert(t.clone()))
-        .map(|t| json!({ "tag_name": t, "regex": tag_regex(&t) }))
+        .map(|(t, regex)| json!({ "tag_name": t, "regex": regex }))
         .collect();
     // Envoy's own tags (cluster name, listener address, ...) stay, as in Istio's bootstrap.
     let mut out = json!({ "use_all_default_tags": true, "stats_tags": tags });
