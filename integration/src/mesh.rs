@@ -10,7 +10,9 @@ use crate::envoy::Envoy;
 use crate::paths::{free_port, wasm_path};
 use meshstats_cli::render::access_log::access_loggers;
 use meshstats_cli::render::envoy::{Protocol, TlsFiles};
-use meshstats_cli::{default_node_id, envoy_bootstrap, stats_config, Direction, SidecarOptions};
+use meshstats_cli::{
+    default_node_id, envoy_bootstrap, stats_config_for, Direction, SidecarOptions,
+};
 use meshstats_filter::config::PluginConfig;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -157,7 +159,13 @@ impl Sidecar {
             with_filter: self.with_filter,
             access_log: access_loggers(&parsed),
             debug_access_log: self.debug_access_log,
-            stats_config: stats_config(&parsed),
+            // As the filter's AUTO encoding picks on this node.
+            stats_config: stats_config_for(
+                &parsed,
+                parsed
+                    .stat_name_encoding
+                    .resolve(self.node_metadata.get("ISTIO_VERSION").is_some()),
+            ),
             protocol: self.protocol,
             downstream_tls: self.downstream_tls.clone(),
             upstream_tls: self.upstream_tls.clone(),

@@ -74,6 +74,8 @@ fn one_short_round_each_counts_every_request_and_reports_ratios() {
         "2",
         "--warmup-secs",
         "0.5",
+        "--new-series",
+        "40",
         "--json",
     ];
     let out = bench(&args, Duration::from_secs(90));
@@ -98,6 +100,14 @@ fn one_short_round_each_counts_every_request_and_reports_ratios() {
         assert!(report.get(key).is_some(), "no {key:?} in {report:#}");
     }
     assert_eq!(num(&report, &["config", "rounds"]), 1.0);
+    // The new-series row: 40 never-seen hosts, 40 series of them plus the cached one.
+    assert_eq!(num(&report, &["new_series", "requests_each"]), 40.0);
+    assert_eq!(num(&report, &["new_series", "series"]), 41.0);
+    assert_eq!(num(&report, &["new_series", "counted"]), 100.0);
+    for key in ["cached_cpu_us_per_request", "new_cpu_us_per_request", "ratio"] {
+        let v = num(&report, &["new_series", key]);
+        assert!(v.is_finite() && v > 0.0, "new_series.{key} = {v}");
+    }
     assert_eq!(num(&report, &["config", "connections"]), 2.0);
 
     for setup in ["bare", "meshstats"] {

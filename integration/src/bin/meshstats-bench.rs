@@ -16,8 +16,14 @@
 //! exactly (warm-up included): that, request failures and errors make the exit status
 //! non-zero; slowness never does.
 //!
+//! Then the cost of a new series: one more outbound sidecar (meshstats, the same config, a
+//! cluster without `istio` metadata, so `destination_service` is the Host header) gets
+//! requests one at a time, in alternating chunks: a Host it has seen (a cached label tuple) and
+//! never-seen Hosts (each a new tuple: stat names built, metrics defined, Envoy's `stats_tags`
+//! run over each name). Reported: its Envoy CPU per request for both and the ratio.
+//!
 //! Usage: `meshstats-bench [--rounds N] [--duration-secs S] [--connections C]
-//! [--warmup-secs S] [--json]`. Uses `ENVOY_BIN`, `MESHSTATS_WASM` like the tests.
+//! [--warmup-secs S] [--new-series N] [--json]`. Uses `ENVOY_BIN`, `MESHSTATS_WASM` like the tests.
 
 use meshstats_integration::load::{self, LoadOptions, LoadResult};
 use meshstats_integration::mesh::{Bookinfo, Sidecar};
@@ -26,12 +32,13 @@ use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: meshstats-bench [--rounds N] [--duration-secs S] [--connections C] [--warmup-secs S] [--config FILE] [--json]\n  \
+const USAGE: &str = "usage: meshstats-bench [--rounds N] [--duration-secs S] [--connections C] [--warmup-secs S] [--config FILE] [--new-series N] [--json]\n  \
     --rounds N         measured rounds per setup, alternating bare/meshstats (default 3)\n  \
     --duration-secs S  length of each round (default 5)\n  \
     --connections C    concurrent keep-alive connections of the load generator (default 8)\n  \
     --warmup-secs S    unmeasured load on each setup before the rounds (default 1)\n  \
     --config FILE      the filter configuration to measure (default {})\n  \
+    --new-series N     requests with never-seen Host headers (and as many cached ones) for the new-series row (default 400, 0: skip)\n  \
     --json             print one JSON object with every number on stdout (the table goes to stderr)";
 
 /// What the load generator sends to the client sidecar.
@@ -41,6 +48,10 @@ const HOST: &str = "ratings:9080";
 const MAX_ROUNDS: u32 = 100;
 const MAX_SECS: f64 = 600.0;
 const MAX_CONNECTIONS: usize = 256;
+/// Below the default `max_series_per_metric` (2000): every never-seen Host is a new series.
+const MAX_NEW_SERIES: usize = 1_500;
+/// The new-series row alternates this many chunks of each kind.
+const NEW_SERIES_CHUNKS: usize = 4;
 /// How long to wait for `istio_requests_total` to reach the expected count.
 const COUNT_WAIT: Duration = Duration::from_secs(10);
 
@@ -53,6 +64,8 @@ struct Args {
     json: bool,
     /// The filter configuration under test.
     config: String,
+    /// Never-seen Host headers sent for the new-series row.
+    new_series: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -63,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
         warmup: Duration::from_secs(1),
         json: false,
         config: "{}".into(),
+        new_series: 400,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -76,6 +90,7 @@ fn parse_args() -> Result<Args, String> {
             "--duration-secs" => args.duration = seconds(&a, &value(&a)?, false)?,
             "--warmup-secs" => args.warmup = seconds(&a, &value(&a)?, true)?,
             "--json" => args.json = true,
+            "--new-series" => args.new_series = number(&a, &value(&a)?, 0, MAX_NEW_SERIES)?,
             "--config" => {
                 let path = value(&a)?;
                 args.config =
@@ -421,6 +436,12 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
             .prometheus()?
             .sum("istio_requests_total", &[]);
 
+    let new_series = if args.new_series > 0 {
+        Some(new_series(args, &backend)?)
+    } else {
+        None
+    };
+
     let (a, b) = (summarize(bare, memory[0]), summarize(meshstats, memory[1]));
     let r = |f: fn(&Summary) -> f64| ratio(f(&b), f(&a));
     let rm = |f: fn(&Memory) -> u64| ratio(f(&b.memory) as f64, f(&a.memory) as f64);
@@ -461,10 +482,35 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
             "server": server_count,
             "ok": counts_ok,
         },
+        "new_series": new_series.as_ref().map(|n| json!({
+            "requests_each": n.requests,
+            "cached_cpu_us_per_request": n.cached_us,
+            "new_cpu_us_per_request": n.new_us,
+            "ratio": ratio(n.new_us, n.cached_us),
+            "series": n.series,
+            "counted": n.counted,
+        })),
         "elapsed_secs": started.elapsed().as_secs_f64(),
     });
 
-    let table = table(args, &a, &b, bare, meshstats);
+    let mut table = table(args, &a, &b, bare, meshstats);
+    if let Some(n) = &new_series {
+        table += &format!(
+            "\nnew series: one outbound sidecar, {} requests of each kind, one at a time, {} alternating chunks\n\
+             {:<28} {:>12} {:>12} {:>15}\n\
+             {:<28} {:>12.1} {:>12.1} {:>15.2}",
+            n.requests,
+            NEW_SERIES_CHUNKS,
+            "",
+            "cached",
+            "never-seen",
+            "never-seen/cached",
+            "Envoy CPU per request (µs)",
+            n.cached_us,
+            n.new_us,
+            ratio(n.new_us, n.cached_us)
+        );
+    }
     let counts_line =
         format!("counts: client {client_count}/{expected}, server {server_count}/{expected}");
     if args.json {
@@ -475,6 +521,18 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
     }
 
     let mut problems = Vec::new();
+    if let Some(n) = &new_series {
+        // One series per never-seen Host plus the cached one; every request counted.
+        if n.series != n.requests + 1 || n.counted != n.sent {
+            problems.push(format!(
+                "new series: {} istio_requests_total series (want {}), {} requests counted of {}",
+                n.series,
+                n.requests + 1,
+                n.counted,
+                n.sent
+            ));
+        }
+    }
     if !counts_ok {
         problems.push(format!(
             "istio_requests_total lost or added requests ({counts_line})"
@@ -497,6 +555,77 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
         }
     }
     Ok(problems)
+}
+
+/// The new-series row: CPU per request of one sidecar for cached and never-seen tuples.
+struct NewSeries {
+    requests: usize,
+    cached_us: f64,
+    new_us: f64,
+    sent: u64,
+    counted: u64,
+    series: usize,
+}
+
+fn new_series(args: &Args, backend: &Backend) -> Result<NewSeries, String> {
+    use meshstats_integration::http_get;
+    let sidecar = Sidecar {
+        stats_flush_interval: None,
+        ..Sidecar::new(
+            "new-series",
+            meshstats_cli::Direction::Outbound,
+            backend.addr(),
+            meshstats_integration::mesh::workload_metadata("productpage", "v1"),
+        )
+        .config(&args.config)
+    };
+    let (envoy, listen) = sidecar.start()?;
+    let pid = envoy.pid();
+    let get = |host: &str| -> Result<(), String> {
+        let r = http_get(listen, PATH, &[("host", host)])?;
+        if r.status == 200 {
+            Ok(())
+        } else {
+            Err(format!("new series: GET with host {host}: {}", r.status))
+        }
+    };
+    let mut sent = 0u64;
+    // Warm the connection, the VM and the cached tuple.
+    for _ in 0..20 {
+        get("cached.example")?;
+        sent += 1;
+    }
+    let chunk = args.new_series.div_ceil(NEW_SERIES_CHUNKS);
+    let (mut cached, mut new) = (Duration::ZERO, Duration::ZERO);
+    let (mut n_cached, mut n_new) = (0usize, 0usize);
+    while n_new < args.new_series {
+        let size = chunk.min(args.new_series - n_new);
+        let before = load::cpu_time(pid)?;
+        for _ in 0..size {
+            get("cached.example")?;
+        }
+        let middle = load::cpu_time(pid)?;
+        for i in n_new..n_new + size {
+            get(&format!("n{i}.example"))?;
+        }
+        let after = load::cpu_time(pid)?;
+        cached += middle.saturating_sub(before);
+        new += after.saturating_sub(middle);
+        n_cached += size;
+        n_new += size;
+        sent += 2 * size as u64;
+    }
+    let per = |d: Duration, n: usize| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+    let counted = reported_requests(&envoy, sent)?;
+    let series = envoy.prometheus()?.series("istio_requests_total").len();
+    Ok(NewSeries {
+        requests: n_new,
+        cached_us: per(cached, n_cached),
+        new_us: per(new, n_new),
+        sent,
+        counted,
+        series,
+    })
 }
 
 fn setup_json(s: &Setup, x: &Summary) -> Value {
