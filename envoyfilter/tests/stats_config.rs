@@ -75,7 +75,11 @@ fn default_config_extracts_the_standard_labels_first_in_emission_order() {
         assert_eq!(sc["stats_tags"][i]["regex"], tag_regex(name));
     }
     let istio: PluginConfig = PluginConfig::parse(r#"{"stat_name_encoding": "ISTIO"}"#).unwrap();
-    assert_eq!(stats_config(&istio), sc, "the config can ask for Istio's form");
+    assert_eq!(
+        stats_config(&istio),
+        sc,
+        "the config can ask for Istio's form"
+    );
     for (i, name) in names[..25].iter().enumerate() {
         // Istio's own bootstrap regex, written out independently of `tag_regex`.
         assert_eq!(

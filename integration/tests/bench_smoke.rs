@@ -104,7 +104,11 @@ fn one_short_round_each_counts_every_request_and_reports_ratios() {
     assert_eq!(num(&report, &["new_series", "requests_each"]), 40.0);
     assert_eq!(num(&report, &["new_series", "series"]), 41.0);
     assert_eq!(num(&report, &["new_series", "counted"]), 100.0);
-    for key in ["cached_cpu_us_per_request", "new_cpu_us_per_request", "ratio"] {
+    for key in [
+        "cached_cpu_us_per_request",
+        "new_cpu_us_per_request",
+        "ratio",
+    ] {
         let v = num(&report, &["new_series", key]);
         assert!(v.is_finite() && v > 0.0, "new_series.{key} = {v}");
     }
