@@ -569,6 +569,11 @@ fn label_values_are_cut_to_the_length_limit_on_a_char_boundary() {
         .record(&host, &d, &[], &RequestAttributes::default());
     let series = series_of(&host, &c.table, "istio_requests_total");
     assert_eq!(series.len(), 1);
+    assert_eq!(
+        host.metrics.borrow().len(),
+        4,
+        "one tuple, one set of metrics"
+    );
     let (labels, n) = &series[0];
     assert_eq!(*n, 2);
     assert_eq!(labels[idx::DESTINATION_SERVICE].1, "abcde");

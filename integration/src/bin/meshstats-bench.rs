@@ -38,7 +38,7 @@ const USAGE: &str = "usage: meshstats-bench [--rounds N] [--duration-secs S] [--
     --connections C    concurrent keep-alive connections of the load generator (default 8)\n  \
     --warmup-secs S    unmeasured load on each setup before the rounds (default 1)\n  \
     --config FILE      the filter configuration to measure (default {})\n  \
-    --new-series N     requests with never-seen Host headers (and as many cached ones) for the new-series row (default 400, 0: skip)\n  \
+    --new-series N     requests with never-seen Host headers (and as many cached ones) for the new-series row (default 1000, 0: skip)\n  \
     --json             print one JSON object with every number on stdout (the table goes to stderr)";
 
 /// What the load generator sends to the client sidecar.
@@ -76,7 +76,7 @@ fn parse_args() -> Result<Args, String> {
         warmup: Duration::from_secs(1),
         json: false,
         config: "{}".into(),
-        new_series: 400,
+        new_series: 1_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
