@@ -76,6 +76,9 @@ pub struct Sidecar {
     /// The connection manager's `max_request_headers_kb` (Envoy's default: 60), for tests
     /// that send very large headers. Set on every sidecar a request passes.
     pub max_request_headers_kb: Option<u32>,
+    /// The route's `timeout` (Envoy's default: 15 s; Istio sets it from a `VirtualService`'s
+    /// `timeout`), for tests of upstream timeouts.
+    pub route_timeout: Option<Duration>,
     /// Extra Envoy command-line arguments, e.g. `--component-log-level wasm:debug`.
     pub envoy_args: Vec<String>,
     /// The bootstrap's `stats_flush_interval`, a setting [`Sidecar::bootstrap`] adds to
@@ -120,6 +123,7 @@ impl Sidecar {
             debug_access_log: false,
             extra_access_logs: Vec::new(),
             max_request_headers_kb: None,
+            route_timeout: None,
             envoy_args: Vec::new(),
             stats_flush_interval: Some(Duration::from_millis(100)),
             file_flush_interval: Some(Duration::from_millis(100)),
@@ -166,7 +170,8 @@ impl Sidecar {
     }
 
     /// The bootstrap for this sidecar on `listen` / `admin`: `envoy_bootstrap`'s, plus
-    /// `stats_flush_interval`, `extra_access_logs` and `max_request_headers_kb` when set.
+    /// `stats_flush_interval`, `extra_access_logs`, `max_request_headers_kb` and
+    /// `route_timeout` when set.
     pub fn bootstrap(&self, listen: SocketAddr, admin: SocketAddr) -> Value {
         let mut bootstrap = envoy_bootstrap(&self.options(listen, admin));
         if let (Some(interval), Some(obj)) = (self.stats_flush_interval, bootstrap.as_object_mut())
@@ -188,6 +193,17 @@ impl Sidecar {
             }
             if let Some(kb) = self.max_request_headers_kb {
                 hcm.insert("max_request_headers_kb".into(), json!(kb));
+            }
+            if let (Some(timeout), Some(route)) = (
+                self.route_timeout,
+                hcm.get_mut("route_config")
+                    .and_then(|r| r.pointer_mut("/virtual_hosts/0/routes/0/route"))
+                    .and_then(Value::as_object_mut),
+            ) {
+                route.insert(
+                    "timeout".into(),
+                    json!(format!("{:.3}s", timeout.as_secs_f64())),
+                );
             }
         }
         bootstrap
