@@ -1,37 +1,12 @@
-//! Functions and methods: their names, arities and type checking.
+//! Built-in functions and methods: their names, arities and type checking.
 
-use super::ast::{Ast, Kind};
-use super::check::{box2, Checker};
-use super::eval::{parse_int, Node};
-use super::suggest::did_you_mean;
-use super::{time, ExprError, Type};
-
-/// One-argument functions and zero-argument methods, applied to the value of their operand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Func {
-    Size,
-    String,
-    Int,
-    Double,
-    Duration,
-    Timestamp,
-    /// Mixer's `toLower`: Unicode lower case, as Go's `strings.ToLower`.
-    ToLower,
-    LowerAscii,
-    UpperAscii,
-}
-
-/// Boolean string predicates over two strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StrOp {
-    StartsWith,
-    EndsWith,
-    Contains,
-    /// Mixer's `match`.
-    Glob,
-    /// `matches` with a computed pattern, compiled on each evaluation.
-    Matches,
-}
+use super::{box2, Checker};
+use crate::expr::ast::{Ast, Kind};
+use crate::expr::error::ExprError;
+use crate::expr::ir::{parse_int, Func, Node, StrOp};
+use crate::expr::suggest::did_you_mean;
+use crate::expr::time;
+use crate::expr::value::Type;
 
 const FUNCTIONS: [(&str, usize); 12] = [
     ("conditional", 3),
@@ -91,7 +66,7 @@ fn wrong_arity(name: &str, col: usize, want: usize, found: usize) -> ExprError {
     )
 }
 
-pub(crate) fn check_call(
+pub(super) fn check_call(
     c: &mut Checker<'_>,
     col: usize,
     name: &str,
@@ -169,7 +144,7 @@ pub(crate) fn check_call(
     })
 }
 
-pub(crate) fn check_method(
+pub(super) fn check_method(
     c: &mut Checker<'_>,
     target: &Ast,
     name: &str,
