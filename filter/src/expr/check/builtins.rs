@@ -1,4 +1,6 @@
-//! Built-in functions and methods: their names, arities and type checking.
+//! Built-in functions and methods: their names, arities and type checking. Written as methods
+//! of `Checker`, so `check` calls them without importing this module: the dependency runs one
+//! way, from this child to its parent.
 
 use super::{box2, Checker};
 use crate::expr::ast::{Ast, Kind};
@@ -66,115 +68,126 @@ fn wrong_arity(name: &str, col: usize, want: usize, found: usize) -> ExprError {
     )
 }
 
-pub(super) fn check_call(
-    c: &mut Checker<'_>,
-    col: usize,
-    name: &str,
-    args: &[Ast],
-) -> Result<(Node, Type), ExprError> {
-    let Some(want) = arity(&FUNCTIONS, name) else {
-        return Err(unknown(name, col, false));
-    };
-    let what = format!("the argument of `{name}`");
-    Ok(match (name, args) {
-        ("has", [a]) => (c.has(a)?, Type::Bool),
-        ("size", [a]) => size(c, a)?,
-        ("string", [a]) => {
-            let (node, ty) = c.check(a)?;
-            if matches!(ty, Type::Map | Type::List) {
-                return Err(ExprError::new(
-                    a.col,
-                    format!("string() cannot convert {}", ty.with_article()),
-                ));
+impl Checker<'_> {
+    /// Type-checks a call of a builtin function.
+    pub(super) fn check_call(
+        &mut self,
+        col: usize,
+        name: &str,
+        args: &[Ast],
+    ) -> Result<(Node, Type), ExprError> {
+        let c = self;
+        let Some(want) = arity(&FUNCTIONS, name) else {
+            return Err(unknown(name, col, false));
+        };
+        let what = format!("the argument of `{name}`");
+        Ok(match (name, args) {
+            ("has", [a]) => (c.has(a)?, Type::Bool),
+            ("size", [a]) => size(c, a)?,
+            ("string", [a]) => {
+                let (node, ty) = c.check(a)?;
+                if matches!(ty, Type::Map | Type::List) {
+                    return Err(ExprError::new(
+                        a.col,
+                        format!("string() cannot convert {}", ty.with_article()),
+                    ));
+                }
+                (Node::Call(Func::String, Box::new(node)), Type::String)
             }
-            (Node::Call(Func::String, Box::new(node)), Type::String)
-        }
-        ("int", [a]) => {
-            if let Kind::Str(s) = &a.kind {
-                let n = parse_int(s).map_err(|e| ExprError::new(a.col, e.to_string()))?;
-                return Ok((Node::Int(n), Type::Int));
+            ("int", [a]) => {
+                if let Kind::Str(s) = &a.kind {
+                    let n = parse_int(s).map_err(|e| ExprError::new(a.col, e.to_string()))?;
+                    return Ok((Node::Int(n), Type::Int));
+                }
+                convert(
+                    c,
+                    a,
+                    Func::Int,
+                    &[
+                        Type::Int,
+                        Type::Double,
+                        Type::String,
+                        Type::Bool,
+                        Type::Timestamp,
+                        Type::Duration,
+                    ],
+                )?
             }
-            convert(
-                c,
-                a,
-                Func::Int,
-                &[
-                    Type::Int,
-                    Type::Double,
-                    Type::String,
-                    Type::Bool,
-                    Type::Timestamp,
-                    Type::Duration,
-                ],
-            )?
-        }
-        ("double", [a]) => {
-            if let Kind::Str(s) = &a.kind {
-                let message = || ExprError::new(a.col, format!("cannot convert {s:?} to double"));
-                return Ok((
-                    Node::Double(s.parse().map_err(|_| message())?),
-                    Type::Double,
-                ));
+            ("double", [a]) => {
+                if let Kind::Str(s) = &a.kind {
+                    let message =
+                        || ExprError::new(a.col, format!("cannot convert {s:?} to double"));
+                    return Ok((
+                        Node::Double(s.parse().map_err(|_| message())?),
+                        Type::Double,
+                    ));
+                }
+                convert(c, a, Func::Double, &[Type::Double, Type::Int, Type::String])?
             }
-            convert(c, a, Func::Double, &[Type::Double, Type::Int, Type::String])?
-        }
-        ("duration", [a]) => {
-            if let Kind::Str(s) = &a.kind {
-                let ns = time::parse_duration(s).map_err(|m| ExprError::new(a.col, m))?;
-                return Ok((Node::Duration(ns), Type::Duration));
+            ("duration", [a]) => {
+                if let Kind::Str(s) = &a.kind {
+                    let ns = time::parse_duration(s).map_err(|m| ExprError::new(a.col, m))?;
+                    return Ok((Node::Duration(ns), Type::Duration));
+                }
+                convert(c, a, Func::Duration, &[Type::String, Type::Duration])?
             }
-            convert(c, a, Func::Duration, &[Type::String, Type::Duration])?
-        }
-        ("timestamp", [a]) => {
-            if let Kind::Str(s) = &a.kind {
-                let ns = time::parse_timestamp(s).map_err(|m| ExprError::new(a.col, m))?;
-                return Ok((Node::Timestamp(ns), Type::Timestamp));
+            ("timestamp", [a]) => {
+                if let Kind::Str(s) = &a.kind {
+                    let ns = time::parse_timestamp(s).map_err(|m| ExprError::new(a.col, m))?;
+                    return Ok((Node::Timestamp(ns), Type::Timestamp));
+                }
+                convert(c, a, Func::Timestamp, &[Type::String, Type::Timestamp])?
             }
-            convert(c, a, Func::Timestamp, &[Type::String, Type::Timestamp])?
-        }
-        ("conditional", [x, y, z]) => c.cond("`conditional`", col, x, y, z)?,
-        ("match", [s, p]) => str_op(c, StrOp::Glob, s, p, &format!("the arguments of `{name}`"))?,
-        ("matches", [s, p]) => matches(c, s, p, &format!("the arguments of `{name}`"))?,
-        ("toLower", [s]) => {
-            let node = c.want(s, Type::String, &what)?;
-            (Node::Call(Func::ToLower, Box::new(node)), Type::String)
-        }
-        ("emptyStringMap", []) => (Node::EmptyMap, Type::Map),
-        _ => return Err(wrong_arity(name, col, want, args.len())),
-    })
+            ("conditional", [x, y, z]) => c.cond("`conditional`", col, x, y, z)?,
+            ("match", [s, p]) => {
+                str_op(c, StrOp::Glob, s, p, &format!("the arguments of `{name}`"))?
+            }
+            ("matches", [s, p]) => matches(c, s, p, &format!("the arguments of `{name}`"))?,
+            ("toLower", [s]) => {
+                let node = c.want(s, Type::String, &what)?;
+                (Node::Call(Func::ToLower, Box::new(node)), Type::String)
+            }
+            ("emptyStringMap", []) => (Node::EmptyMap, Type::Map),
+            _ => return Err(wrong_arity(name, col, want, args.len())),
+        })
+    }
 }
 
-pub(super) fn check_method(
-    c: &mut Checker<'_>,
-    target: &Ast,
-    name: &str,
-    col: usize,
-    args: &[Ast],
-) -> Result<(Node, Type), ExprError> {
-    let Some(want) = arity(&METHODS, name) else {
-        return Err(unknown(name, col, true));
-    };
-    let what = format!("the receiver and argument of `{name}`");
-    let op = match (name, args) {
-        ("size", []) => return size(c, target),
-        ("lowerAscii" | "upperAscii", []) => {
-            let func = if name == "lowerAscii" {
-                Func::LowerAscii
-            } else {
-                Func::UpperAscii
-            };
-            let node = c.want(target, Type::String, &format!("the receiver of `{name}`"))?;
-            return Ok((Node::Call(func, Box::new(node)), Type::String));
+impl Checker<'_> {
+    /// Type-checks a method call (`s.startsWith(p)`) of a builtin.
+    pub(super) fn check_method(
+        &mut self,
+        target: &Ast,
+        name: &str,
+        col: usize,
+        args: &[Ast],
+    ) -> Result<(Node, Type), ExprError> {
+        let c = self;
+        let Some(want) = arity(&METHODS, name) else {
+            return Err(unknown(name, col, true));
+        };
+        let what = format!("the receiver and argument of `{name}`");
+        let op = match (name, args) {
+            ("size", []) => return size(c, target),
+            ("lowerAscii" | "upperAscii", []) => {
+                let func = if name == "lowerAscii" {
+                    Func::LowerAscii
+                } else {
+                    Func::UpperAscii
+                };
+                let node = c.want(target, Type::String, &format!("the receiver of `{name}`"))?;
+                return Ok((Node::Call(func, Box::new(node)), Type::String));
+            }
+            ("matches", [p]) => return matches(c, target, p, &what),
+            ("startsWith", [_]) => StrOp::StartsWith,
+            ("endsWith", [_]) => StrOp::EndsWith,
+            ("contains", [_]) => StrOp::Contains,
+            _ => return Err(wrong_arity(name, col, want, args.len())),
+        };
+        match args {
+            [arg] => str_op(c, op, target, arg, &what),
+            _ => Err(wrong_arity(name, col, want, args.len())),
         }
-        ("matches", [p]) => return matches(c, target, p, &what),
-        ("startsWith", [_]) => StrOp::StartsWith,
-        ("endsWith", [_]) => StrOp::EndsWith,
-        ("contains", [_]) => StrOp::Contains,
-        _ => return Err(wrong_arity(name, col, want, args.len())),
-    };
-    match args {
-        [arg] => str_op(c, op, target, arg, &what),
-        _ => Err(wrong_arity(name, col, want, args.len())),
     }
 }
 

@@ -116,10 +116,8 @@ impl Checker<'_> {
                 let (map, key) = box2(map, key);
                 (Node::Index(map, key), Type::String)
             }
-            Kind::Call(name, args) => builtins::check_call(self, ast.col, name, args)?,
-            Kind::Method(target, name, col, args) => {
-                builtins::check_method(self, target, name, *col, args)?
-            }
+            Kind::Call(name, args) => self.check_call(ast.col, name, args)?,
+            Kind::Method(target, name, col, args) => self.check_method(target, name, *col, args)?,
             Kind::Unary(op, operand) => self.unary(*op, operand)?,
             Kind::Binary(op, col, l, r) => self.binary(*op, *col, l, r)?,
             Kind::Cond(col, c, then, otherwise) => self.cond("`?:`", *col, c, then, otherwise)?,
