@@ -1,6 +1,7 @@
 //! Reading the files named on the command line. Every error names the file, because the
 //! tool is usually run over several at once (CI, `validate *.json`).
 
+use crate::render::package::is_wasm;
 use meshstats_filter::config::PluginConfig;
 use serde_json::Value;
 use std::fmt;
@@ -21,15 +22,17 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
-fn error(path: &Path, reason: impl Into<String>) -> InputError {
-    InputError {
-        path: path.to_path_buf(),
-        reason: reason.into(),
+impl InputError {
+    pub fn new(path: &Path, reason: impl Into<String>) -> InputError {
+        InputError {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
     }
 }
 
 pub fn read_text(path: &Path) -> Result<String, InputError> {
-    std::fs::read_to_string(path).map_err(|e| error(path, format!("cannot read: {e}")))
+    std::fs::read_to_string(path).map_err(|e| InputError::new(path, format!("cannot read: {e}")))
 }
 
 /// A filter configuration: its text (to pass to Envoy untouched) and what it parses to.
@@ -37,10 +40,14 @@ pub fn read_text(path: &Path) -> Result<String, InputError> {
 /// `ConfigError` text the filter itself logs, one line per problem, each naming the file.
 pub fn read_config(path: &Path) -> Result<(String, PluginConfig), InputError> {
     let text = read_text(path)?;
-    let compiled = meshstats_filter::compile(&text).map_err(|e| error(path, e.to_string()))?;
+    let compiled =
+        meshstats_filter::compile(&text).map_err(|e| InputError::new(path, e.to_string()))?;
     if !compiled.problems.is_empty() {
         let lines: Vec<String> = compiled.problems.iter().map(|p| p.to_string()).collect();
-        return Err(error(path, lines.join(&format!("\n{}: ", path.display()))));
+        return Err(InputError::new(
+            path,
+            lines.join(&format!("\n{}: ", path.display())),
+        ));
     }
     Ok((text, compiled.config))
 }
@@ -49,15 +56,29 @@ pub fn read_config(path: &Path) -> Result<(String, PluginConfig), InputError> {
 /// Envoy, whose message would not name the file.
 pub fn read_json_object(path: &Path) -> Result<Value, InputError> {
     let text = read_text(path)?;
-    let value: Value =
-        serde_json::from_str(&text).map_err(|e| error(path, format!("not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| InputError::new(path, format!("not valid JSON: {e}")))?;
     if !value.is_object() {
-        return Err(error(
+        return Err(InputError::new(
             path,
             format!("expected a JSON object, got {}", kind(&value)),
         ));
     }
     Ok(value)
+}
+
+/// A WebAssembly module (`render wasmplugin --wasm`, `package`); refused here if it is not one,
+/// before its digest ends up in a manifest.
+pub fn read_wasm(path: &Path) -> Result<Vec<u8>, InputError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| InputError::new(path, format!("cannot read: {e}")))?;
+    if !is_wasm(&bytes) {
+        return Err(InputError::new(
+            path,
+            "not a WebAssembly module (no \\0asm header)",
+        ));
+    }
+    Ok(bytes)
 }
 
 fn kind(value: &Value) -> &'static str {

@@ -1,9 +1,13 @@
 //! `meshstats` command-line tool as a library: checks filter configurations and renders the
 //! Envoy configuration that runs the filter, so tests and the binary share one implementation.
+//!
+//! `cli` (arguments and handlers) is the only module that reads files or builds an [`Output`];
+//! `render` and `mixer` are pure: typed inputs in, JSON values out.
 
 pub mod cli;
 pub mod input;
 pub mod mixer;
+pub mod output;
 pub mod render;
 
 pub use input::InputError;

@@ -6,48 +6,12 @@
 pub mod expr;
 mod resources;
 mod translate;
+mod warning;
 
-use crate::cli::Output;
-use crate::input::{read_text, InputError};
 use serde_json::Value;
-use std::fmt;
-use std::path::PathBuf;
 
 pub use translate::safe_name;
-
-/// One part of the input that was not carried over (or not as it was), and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warning {
-    /// `kind/namespace/name`.
-    pub resource: String,
-    /// The field within the resource's spec; empty for the whole resource.
-    pub field: String,
-    pub reason: String,
-}
-
-impl Warning {
-    pub fn new(
-        resource: impl Into<String>,
-        field: impl Into<String>,
-        reason: impl Into<String>,
-    ) -> Warning {
-        Warning {
-            resource: resource.into(),
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for Warning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            write!(f, "{}: {}", self.resource, self.reason)
-        } else {
-            write!(f, "{}: {}: {}", self.resource, self.field, self.reason)
-        }
-    }
-}
+pub use warning::Warning;
 
 /// The result of an import.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +31,7 @@ pub fn import(inputs: &[(String, String)]) -> Result<Import, (String, String)> {
         resources::read(origin, text, &mut resources, &mut warnings)
             .map_err(|e| (origin.clone(), e))?;
     }
-    let (config, more) = translate::Translator::new(&resources).run();
+    let (config, more) = translate::translate(&resources);
     warnings.extend(more);
     let config = config.map(|c| validated(c, &mut warnings));
     // Grouped by resource, in input order; the same line once.
@@ -151,40 +115,4 @@ fn remove(config: &mut Value, path: &str) -> bool {
         }
     }
     true
-}
-
-/// `meshstats mixer import FILE...`: the configuration on stdout, the report on stderr.
-pub fn run(files: &[PathBuf]) -> Result<Output, InputError> {
-    let mut inputs = Vec::new();
-    for path in files {
-        inputs.push((path.display().to_string(), read_text(path)?));
-    }
-    let imported = import(&inputs).map_err(|(origin, reason)| InputError {
-        path: PathBuf::from(origin),
-        reason,
-    })?;
-    let mut stderr = String::new();
-    for w in &imported.warnings {
-        stderr.push_str(&w.to_string());
-        stderr.push('\n');
-    }
-    match imported.config {
-        Some(config) => {
-            let mut stdout = serde_json::to_string_pretty(&config).unwrap_or_default();
-            stdout.push('\n');
-            Ok(Output {
-                stdout,
-                stderr,
-                success: true,
-            })
-        }
-        None => {
-            stderr.push_str("meshstats: nothing to import: no metric or logentry instance reaches a prometheus or stdio handler through a rule\n");
-            Ok(Output {
-                stdout: String::new(),
-                stderr,
-                success: false,
-            })
-        }
-    }
 }

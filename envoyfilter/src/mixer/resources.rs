@@ -2,7 +2,7 @@
 //! flattened, as `kubectl get -o yaml` writes them), sorted into instances, handlers, rules and
 //! what is not imported, with references resolved the way Mixer resolved them.
 
-use super::Warning;
+use super::warning::Warning;
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -44,7 +44,7 @@ pub fn access_log(config: &PluginConfig) -> Value {
 
 /// [`access_log`]'s entries, for building a connection manager.
 pub fn access_loggers(config: &PluginConfig) -> Vec<Value> {
-    if delivers_through_filter_state(config) {
+    if has_filter_state_logs(config) {
         vec![stdout_logger()]
     } else {
         Vec::new()
@@ -71,6 +71,8 @@ pub fn stdout_logger() -> Value {
     })
 }
 
-fn delivers_through_filter_state(config: &PluginConfig) -> bool {
+/// Whether the configuration has log entries for an access logger to print (the filter
+/// state delivery); `render access-log` prints `[]` otherwise.
+pub fn has_filter_state_logs(config: &PluginConfig) -> bool {
     !config.logs.is_empty() && config.log_delivery == LogDelivery::FilterState
 }

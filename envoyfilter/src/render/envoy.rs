@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// Which way the listener faces; the filter reads it as `listener_direction` to decide
 /// whether it reports as the destination (inbound) or the source (outbound).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Inbound,
     Outbound,
@@ -42,7 +42,7 @@ impl fmt::Display for Direction {
 /// What the listener carries: HTTP through a connection manager (the HTTP Wasm filter before
 /// the router), or TCP through `tcp_proxy` (the network Wasm filter before it, for Istio's
 /// `istio_tcp_*` metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Protocol {
     #[default]
     Http,

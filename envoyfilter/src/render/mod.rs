@@ -1,8 +1,8 @@
-//! Envoy configuration derived from a filter configuration.
+//! Envoy configuration and Istio manifests derived from a filter configuration: pure
+//! functions from typed options to JSON values (the command line is `crate::cli`).
 
 pub mod access_log;
 pub mod envoy;
 pub mod istio;
-pub mod istio_cli;
 pub mod package;
 pub mod stats_config;

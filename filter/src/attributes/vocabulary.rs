@@ -78,180 +78,62 @@ pub struct SlotDef {
 }
 
 /// Fixed names: (spellings, type, property path). Alternative spellings share one slot.
+#[rustfmt::skip]
 const PROPERTIES: &[(&[&str], Type, &[&str])] = &[
     (&["request.path"], Type::String, &["request", "path"]),
-    (
-        &["request.url_path"],
-        Type::String,
-        &["request", "url_path"],
-    ),
+    (&["request.url_path"], Type::String, &["request", "url_path"]),
     (&["request.host"], Type::String, &["request", "host"]),
     (&["request.scheme"], Type::String, &["request", "scheme"]),
     (&["request.method"], Type::String, &["request", "method"]),
-    (
-        &["request.useragent"],
-        Type::String,
-        &["request", "useragent"],
-    ),
+    (&["request.useragent"], Type::String, &["request", "useragent"]),
     (&["request.referer"], Type::String, &["request", "referer"]),
     (&["request.id"], Type::String, &["request", "id"]),
-    (
-        &["request.protocol"],
-        Type::String,
-        &["request", "protocol"],
-    ),
+    (&["request.protocol"], Type::String, &["request", "protocol"]),
     (&["request.query"], Type::String, &["request", "query"]),
-    (
-        &["request.time", "context.time"],
-        Type::Timestamp,
-        &["request", "time"],
-    ),
-    (
-        &["request.duration", "response.duration"],
-        Type::Duration,
-        &["request", "duration"],
-    ),
+    (&["request.time", "context.time"], Type::Timestamp, &["request", "time"]),
+    (&["request.duration", "response.duration"], Type::Duration, &["request", "duration"]),
     (&["request.size"], Type::Int, &["request", "size"]),
-    (
-        &["request.total_size"],
-        Type::Int,
-        &["request", "total_size"],
-    ),
+    (&["request.total_size"], Type::Int, &["request", "total_size"]),
     (&["response.code"], Type::Int, &["response", "code"]),
-    (
-        &["response.code_details"],
-        Type::String,
-        &["response", "code_details"],
-    ),
+    (&["response.code_details"], Type::String, &["response", "code_details"]),
     (&["response.flags"], Type::Int, &["response", "flags"]),
-    (
-        &["response.grpc_status"],
-        Type::Int,
-        &["response", "grpc_status"],
-    ),
+    (&["response.grpc_status"], Type::Int, &["response", "grpc_status"]),
     (&["response.size"], Type::Int, &["response", "size"]),
-    (
-        &["response.total_size"],
-        Type::Int,
-        &["response", "total_size"],
-    ),
+    (&["response.total_size"], Type::Int, &["response", "total_size"]),
     (&["connection.mtls"], Type::Bool, &["connection", "mtls"]),
-    (
-        &["connection.requested_server_name"],
-        Type::String,
-        &["connection", "requested_server_name"],
-    ),
+    (&["connection.requested_server_name"], Type::String, &["connection", "requested_server_name"]),
     (&["connection.id"], Type::Int, &["connection", "id"]),
-    (
-        &["connection.tls_version"],
-        Type::String,
-        &["connection", "tls_version"],
-    ),
-    (
-        &["connection.uri_san_peer_certificate"],
-        Type::String,
-        &["connection", "uri_san_peer_certificate"],
-    ),
-    (
-        &["connection.uri_san_local_certificate"],
-        Type::String,
-        &["connection", "uri_san_local_certificate"],
-    ),
-    (
-        &["connection.termination_details"],
-        Type::String,
-        &["connection", "termination_details"],
-    ),
-    (
-        &["source.address", "source.ip"],
-        Type::String,
-        &["source", "address"],
-    ),
+    (&["connection.tls_version"], Type::String, &["connection", "tls_version"]),
+    (&["connection.uri_san_peer_certificate"], Type::String, &["connection", "uri_san_peer_certificate"]),
+    (&["connection.uri_san_local_certificate"], Type::String, &["connection", "uri_san_local_certificate"]),
+    (&["connection.termination_details"], Type::String, &["connection", "termination_details"]),
+    (&["source.address", "source.ip"], Type::String, &["source", "address"]),
     (&["source.port"], Type::Int, &["source", "port"]),
-    (
-        &["destination.address", "destination.ip"],
-        Type::String,
-        &["destination", "address"],
-    ),
+    (&["destination.address", "destination.ip"], Type::String, &["destination", "address"]),
     (&["destination.port"], Type::Int, &["destination", "port"]),
-    (
-        &["upstream.address"],
-        Type::String,
-        &["upstream", "address"],
-    ),
+    (&["upstream.address"], Type::String, &["upstream", "address"]),
     (&["upstream.port"], Type::Int, &["upstream", "port"]),
-    (
-        &["upstream.local_address"],
-        Type::String,
-        &["upstream", "local_address"],
-    ),
-    (
-        &["upstream.uri_san_peer_certificate"],
-        Type::String,
-        &["upstream", "uri_san_peer_certificate"],
-    ),
-    (
-        &["upstream.uri_san_local_certificate"],
-        Type::String,
-        &["upstream", "uri_san_local_certificate"],
-    ),
-    (
-        &["upstream.transport_failure_reason"],
-        Type::String,
-        &["upstream", "transport_failure_reason"],
-    ),
-    (
-        &["xds.cluster_name"],
-        Type::String,
-        &["xds", "cluster_name"],
-    ),
+    (&["upstream.local_address"], Type::String, &["upstream", "local_address"]),
+    (&["upstream.uri_san_peer_certificate"], Type::String, &["upstream", "uri_san_peer_certificate"]),
+    (&["upstream.uri_san_local_certificate"], Type::String, &["upstream", "uri_san_local_certificate"]),
+    (&["upstream.transport_failure_reason"], Type::String, &["upstream", "transport_failure_reason"]),
+    (&["xds.cluster_name"], Type::String, &["xds", "cluster_name"]),
     (&["xds.route_name"], Type::String, &["xds", "route_name"]),
-    (
-        &["xds.node.id", "node.id"],
-        Type::String,
-        &["xds", "node", "id"],
-    ),
-    (
-        &["xds.listener_direction"],
-        Type::Int,
-        &["xds", "listener_direction"],
-    ),
+    (&["xds.node.id", "node.id"], Type::String, &["xds", "node", "id"]),
+    (&["xds.listener_direction"], Type::Int, &["xds", "listener_direction"]),
     (&["plugin_name"], Type::String, &["plugin_name"]),
     (&["plugin_root_id"], Type::String, &["plugin_root_id"]),
 ];
 
 /// Names whose value the filter derives (not a single Envoy property).
+#[rustfmt::skip]
 const DERIVED: &[(&[&str], Type, Derived)] = &[
-    (
-        &["context.reporter.kind"],
-        Type::String,
-        Derived::Plain(Source::Direction),
-    ),
-    (
-        &["context.protocol"],
-        Type::String,
-        Derived::Plain(Source::Protocol),
-    ),
-    (
-        &["destination.service.host", "destination.service"],
-        Type::String,
-        Derived::Plain(Source::DestinationServiceHost),
-    ),
-    (
-        &["destination.service.name"],
-        Type::String,
-        Derived::Plain(Source::DestinationServiceName),
-    ),
-    (
-        &["destination.service.namespace"],
-        Type::String,
-        Derived::Plain(Source::DestinationServiceNamespace),
-    ),
-    (
-        &["response.flags_short"],
-        Type::String,
-        Derived::Plain(Source::ResponseFlagsShort),
-    ),
+    (&["context.reporter.kind"], Type::String, Derived::Plain(Source::Direction)),
+    (&["context.protocol"], Type::String, Derived::Plain(Source::Protocol)),
+    (&["destination.service.host", "destination.service"], Type::String, Derived::Plain(Source::DestinationServiceHost)),
+    (&["destination.service.name"], Type::String, Derived::Plain(Source::DestinationServiceName)),
+    (&["destination.service.namespace"], Type::String, Derived::Plain(Source::DestinationServiceNamespace)),
+    (&["response.flags_short"], Type::String, Derived::Plain(Source::ResponseFlagsShort)),
 ];
 
 #[derive(Debug, Clone)]
@@ -263,21 +145,15 @@ enum Derived {
 type KeySource = fn(String) -> Source;
 
 /// Map attributes looked up by key: `request.headers['x-user']`, `request.headers.foo`.
+#[rustfmt::skip]
 const KEYED: &[(&str, KeySource, Source)] = &[
-    (
-        "request.headers",
-        Source::RequestHeader,
-        Source::RequestHeaders,
-    ),
-    (
-        "response.headers",
-        Source::ResponseHeader,
-        Source::ResponseHeaders,
-    ),
+    ("request.headers", Source::RequestHeader, Source::RequestHeaders),
+    ("response.headers", Source::ResponseHeader, Source::ResponseHeaders),
 ];
 
 /// Per-side node attributes: Mixer's `source.*`/`destination.*` and the peers' Wasm-era
 /// (`upstream_peer.workload_name`) and current (`filter_state.upstream_peer.workload`) names.
+#[rustfmt::skip]
 const SIDES: &[(&str, Side)] = &[
     ("source", Side::Source),
     ("destination", Side::Destination),
@@ -287,11 +163,9 @@ const SIDES: &[(&str, Side)] = &[
     ("filter_state.downstream_peer", Side::DownstreamPeer),
 ];
 
+#[rustfmt::skip]
 const NODE_FIELDS: &[(&[&str], NodeField)] = &[
-    (
-        &["workload.name", "workload_name", "workload"],
-        NodeField::WorkloadName,
-    ),
+    (&["workload.name", "workload_name", "workload"], NodeField::WorkloadName),
     (&["workload.namespace", "namespace"], NodeField::Namespace),
     (&["workload.uid"], NodeField::WorkloadUid),
     (&["name", "instance_name"], NodeField::Name),
@@ -310,15 +184,13 @@ const NODE_FIELDS: &[(&[&str], NodeField)] = &[
 ];
 
 /// Chains passed through to Envoy as they are: structured metadata and filter state.
+#[rustfmt::skip]
 const PASSTHROUGH: &[(&str, &[&str])] = &[
     ("xds.node.metadata", &["xds", "node", "metadata"]),
     ("node.metadata", &["xds", "node", "metadata"]),
     ("xds.cluster_metadata", &["xds", "cluster_metadata"]),
     ("xds.route_metadata", &["xds", "route_metadata"]),
-    (
-        "xds.upstream_host_metadata",
-        &["xds", "upstream_host_metadata"],
-    ),
+    ("xds.upstream_host_metadata", &["xds", "upstream_host_metadata"]),
     ("xds.listener_metadata", &["xds", "listener_metadata"]),
     ("filter_state", &[]),
 ];

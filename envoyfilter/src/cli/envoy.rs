@@ -1,85 +1,38 @@
-//! The command line, kept in the library so tests drive exactly what users run.
+//! `render stats-config`, `access-log` and `envoy`: plain Envoy configuration, for sidecars
+//! that are not Istio's.
 
+use super::args::ConfigArgs;
 use crate::input::{read_config, read_json_object, InputError};
+use crate::output::Output;
 use crate::render::access_log::{access_log, access_loggers};
 use crate::render::envoy::{
     default_node_id, envoy_bootstrap, Direction, Protocol, SidecarOptions, TlsFiles,
 };
-use crate::render::istio_cli;
 use crate::render::stats_config::stats_config;
-use clap::{Args, Parser, Subcommand};
-use meshstats_filter::config::PluginConfig;
-use serde_json::Value;
-use std::fmt::Write as _;
+use clap::builder::PossibleValue;
+use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Checks meshstats filter configurations and renders the Envoy configuration that runs them.
-#[derive(Debug, Parser)]
-#[command(name = "meshstats", version)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
+/// `render stats-config`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("config", |a| a.help("Filter configuration (its custom dimensions add tags); defaults to `{}`")),
+)]
+pub struct StatsConfigArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Check filter configuration files exactly as the filter will parse them.
-    Validate {
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-    },
-    /// Print Envoy configuration (JSON) or Istio manifests (YAML) on stdout.
-    #[command(subcommand)]
-    Render(Render),
-    /// Write the filter as a Wasm OCI image (an OCI image layout tarball, `oci-archive:`).
-    Package(crate::render::istio_cli::PackageArgs),
-    /// Istio Mixer configuration.
-    #[command(subcommand)]
-    Mixer(Mixer),
+/// `render access-log`.
+#[derive(Debug, Clone, Args)]
+pub struct AccessLogArgs {
+    /// Filter configuration.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Mixer {
-    /// Translate Mixer metric/logentry/prometheus/stdio/rule (and instance/handler) YAML into
-    /// one meshstats configuration on stdout; what cannot be carried over is listed on stderr.
-    Import {
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Render {
-    /// The bootstrap `stats_config` that turns meshstats' labels into Prometheus labels.
-    StatsConfig {
-        /// Filter configuration (its custom dimensions add tags); defaults to `{}`.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-    },
-    /// The connection manager `access_log` list that prints the filter's JSON log entries
-    /// (`logs[]`) on stdout, one line each; `[]` when there are none to print this way.
-    AccessLog {
-        /// Filter configuration.
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
-    },
-    /// A complete standalone sidecar bootstrap: one listener, one upstream cluster.
-    Envoy(Box<EnvoyArgs>),
-    /// Istio `WasmPlugin`s (HTTP and TCP) that load the filter from an image or url (YAML).
-    Wasmplugin(Box<crate::render::istio_cli::WasmPluginArgs>),
-    /// An Istio `EnvoyFilter` inserting the filter in sidecars and gateways (YAML).
-    Envoyfilter(Box<crate::render::istio_cli::EnvoyFilterArgs>),
-    /// An Istio `Telemetry` resource printing the filter's access log entries (YAML).
-    Telemetry(Box<crate::render::istio_cli::TelemetryArgs>),
-    /// Istio `meshConfig` values: the access log provider and every proxy's stats settings (YAML).
-    MeshConfig(crate::render::istio_cli::MeshConfigArgs),
-    /// Pod annotations carrying the filter's labels and buckets into Istio's bootstrap (YAML).
-    ProxyConfig(crate::render::istio_cli::ProxyConfigArgs),
-    /// The ConfigMap `proxy-config` names when buckets differ per metric (YAML).
-    BootstrapOverride(crate::render::istio_cli::BootstrapOverrideArgs),
-}
-
+/// `render envoy`.
 #[derive(Debug, Args)]
 pub struct EnvoyArgs {
     /// Filter configuration, passed to the filter verbatim.
@@ -152,71 +105,42 @@ pub struct EnvoyArgs {
     pub upstream_tls_ca: Option<PathBuf>,
 }
 
-/// What a command printed and whether it succeeded; the binary only writes it out.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Output {
-    pub stdout: String,
-    pub stderr: String,
-    pub success: bool,
-}
+// The renderer's enums stay free of clap; their command-line spelling is Istio's word.
+impl ValueEnum for Direction {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Direction::Inbound, Direction::Outbound]
+    }
 
-/// Runs one command. `Err` is an unusable input file; `validate` instead reports each
-/// file and fails at the end, so one bad file does not hide the others.
-pub fn run(cli: &Cli) -> Result<Output, InputError> {
-    match &cli.command {
-        Command::Validate { files } => Ok(validate(files)),
-        Command::Render(Render::StatsConfig { config }) => {
-            let config = match config {
-                Some(path) => read_config(path)?.1,
-                None => PluginConfig::default(),
-            };
-            Ok(json_output(&stats_config(&config)))
-        }
-        Command::Render(Render::AccessLog { config }) => {
-            Ok(json_output(&access_log(&read_config(config)?.1)))
-        }
-        Command::Render(Render::Envoy(args)) => {
-            Ok(json_output(&envoy_bootstrap(&sidecar_options(args)?)))
-        }
-        Command::Render(Render::Wasmplugin(args)) => istio_cli::render_wasmplugin(args),
-        Command::Render(Render::Envoyfilter(args)) => istio_cli::render_envoyfilter(args),
-        Command::Render(Render::Telemetry(args)) => istio_cli::render_telemetry(args),
-        Command::Render(Render::MeshConfig(args)) => istio_cli::render_mesh_config(args),
-        Command::Render(Render::ProxyConfig(args)) => istio_cli::render_proxy_config(args),
-        Command::Render(Render::BootstrapOverride(args)) => {
-            istio_cli::render_bootstrap_override(args)
-        }
-        Command::Package(args) => istio_cli::package(args),
-        Command::Mixer(Mixer::Import { files }) => crate::mixer::run(files),
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
     }
 }
 
-fn validate(files: &[PathBuf]) -> Output {
-    let mut out = Output {
-        success: true,
-        ..Output::default()
-    };
-    for path in files {
-        // Infallible: writing to a String.
-        let _ = match read_config(path) {
-            Ok(_) => writeln!(out.stdout, "{}: ok", path.display()),
-            Err(e) => {
-                out.success = false;
-                writeln!(out.stderr, "{e}")
-            }
-        };
+impl ValueEnum for Protocol {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Protocol::Http, Protocol::Tcp]
     }
-    out
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            Protocol::Http => "http",
+            Protocol::Tcp => "tcp",
+        }))
+    }
 }
 
-fn json_output(value: &Value) -> Output {
-    let mut stdout = serde_json::to_string_pretty(value).unwrap_or_default();
-    stdout.push('\n');
-    Output {
-        stdout,
-        stderr: String::new(),
-        success: true,
-    }
+pub fn render_stats_config(args: &StatsConfigArgs) -> Result<Output, InputError> {
+    let (_, config) = args.config.load()?;
+    Ok(Output::json(&stats_config(&config)))
+}
+
+pub fn render_access_log(args: &AccessLogArgs) -> Result<Output, InputError> {
+    let (_, config) = read_config(&args.config)?;
+    Ok(Output::json(&access_log(&config)))
+}
+
+pub fn render_envoy(args: &EnvoyArgs) -> Result<Output, InputError> {
+    Ok(Output::json(&envoy_bootstrap(&sidecar_options(args)?)))
 }
 
 /// Loads the files `render envoy` names and fills in the defaults.
