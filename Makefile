@@ -7,6 +7,8 @@
 #   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep)
 #   make bench   bare Envoy vs Envoy + meshstats side by side, as ratios (ARGS=--json, ...)
 #   make bench-expr  per-request cost of evaluating a typical set of dimension expressions
+#   make soak    1,000,000 requests (keep-alive and new connections) through two sidecars: every
+#                one counted and logged exactly once on each side (ARGS=--requests N, ...)
 #   make compat  every real-Envoy test against every Envoy in ENVOY_COMPAT_VERSIONS
 #   make manifests  re-render the Istio examples in envoyfilter/examples/istio/ (checked in;
 #                `make test` fails when they differ from what the CLI renders)
@@ -25,7 +27,7 @@ MESHSTATS_WASM := $(CURDIR)/dist/meshstats.wasm
 MESHSTATS_BIN := $(CURDIR)/dist/meshstats
 ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN)
 
-.PHONY: setup build test unit lint validate-configs check-manifests manifests integration run bench bench-expr compat clean distclean
+.PHONY: setup build test unit lint validate-configs check-manifests manifests integration run bench bench-expr soak compat clean distclean
 
 setup:
 	@ENVOY_VERSION=$(ENVOY_VERSION) bash scripts/setup.sh
@@ -89,6 +91,11 @@ bench: build
 
 bench-expr:
 	$(CARGO) run --release -p meshstats-filter --example expr_bench
+
+# Exact accounting under load (docs/benchmarks.md); `make test` runs a 20,000-request version.
+# ARGS: --requests N --connections C --budget-secs S
+soak: build
+	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-soak -- $(ARGS)
 
 # Every real-Envoy test against each Envoy release in ENVOY_COMPAT_VERSIONS (docs/compatibility.md).
 ENVOY_COMPAT_VERSIONS ?= 1.36.4 1.37.0 1.38.3 1.39.3 1.40.0

@@ -14,6 +14,7 @@ use meshstats_cli::{default_node_id, envoy_bootstrap, stats_config, Direction, S
 use meshstats_filter::config::PluginConfig;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The service every Bookinfo cluster belongs to.
@@ -99,6 +100,9 @@ pub struct Sidecar {
     /// gRPC: Envoy's `grpc_stats` filter before the Wasm filter and an HTTP/2 cluster, for
     /// the message metrics (`SidecarOptions::grpc`).
     pub grpc: bool,
+    /// Serve the listener by file-based LDS from this file instead of the bootstrap
+    /// ([`crate::lds`]), so a test can push new listeners while traffic flows. `None`: static.
+    pub lds: Option<PathBuf>,
 }
 
 impl Sidecar {
@@ -131,6 +135,7 @@ impl Sidecar {
             downstream_tls: None,
             upstream_tls: None,
             grpc: false,
+            lds: None,
         }
     }
 
@@ -225,7 +230,11 @@ impl Sidecar {
         loop {
             let listen = local(free_port());
             let admin = local(free_port());
-            match Envoy::start_with_args(&self.name, &self.bootstrap(listen, admin), admin, &args) {
+            let mut bootstrap = self.bootstrap(listen, admin);
+            if let Some(path) = &self.lds {
+                crate::lds::move_listener_to_file(&mut bootstrap, path)?;
+            }
+            match Envoy::start_with_args(&self.name, &bootstrap, admin, &args) {
                 Ok(envoy) => return Ok((envoy, listen)),
                 Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
                 Err(e) => return Err(e),
