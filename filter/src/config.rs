@@ -24,6 +24,9 @@ pub struct PluginConfig {
     /// Incoming exchange headers are still read and stripped.
     #[serde(alias = "disableMetadataExchange", deserialize_with = "proto_bool")]
     pub disable_metadata_exchange: bool,
+    /// meshstats: when a caller's `x-envoy-peer-metadata` is believed.
+    #[serde(alias = "peerMetadataTrust")]
+    pub peer_metadata_trust: PeerMetadataTrust,
     /// Accepted for configs written for older Istio releases; has no effect.
     pub debug: Option<serde_json::Value>,
     /// Accepted for older configs; only `"istio"` (the default) is supported.
@@ -190,6 +193,20 @@ pub enum ReporterMode {
     /// A shared server-side proxy; reports `reporter="waypoint"`.
     #[serde(rename = "SERVER_GATEWAY")]
     ServerGateway,
+}
+
+/// meshstats: which callers' exchange headers a server-side proxy believes. Whatever the
+/// mode, a header that contradicts the caller's SPIFFE certificate is never believed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum PeerMetadataTrust {
+    /// Istio's behaviour: any caller's, so a plaintext caller can claim any identity.
+    #[default]
+    #[serde(rename = "ANY")]
+    Any,
+    /// Only a caller that presented a client certificate (mTLS), the one thing it cannot
+    /// forge.
+    #[serde(rename = "MTLS_ONLY")]
+    MtlsOnly,
 }
 
 /// Why a configuration cannot be used: one line naming the field and the reason.
@@ -376,6 +393,30 @@ mod tests {
             e.to_string(),
             "invalid meshstats config: trailing characters"
         );
+    }
+
+    #[test]
+    fn peer_metadata_trust_in_both_spellings_and_bad_values_name_the_field() {
+        assert_eq!(
+            PluginConfig::parse("{}").unwrap().peer_metadata_trust,
+            PeerMetadataTrust::Any
+        );
+        for text in [
+            r#"{"peer_metadata_trust": "MTLS_ONLY"}"#,
+            r#"{"peerMetadataTrust": "MTLS_ONLY"}"#,
+        ] {
+            assert_eq!(
+                PluginConfig::parse(text).unwrap().peer_metadata_trust,
+                PeerMetadataTrust::MtlsOnly
+            );
+        }
+        let e = PluginConfig::parse(r#"{"peer_metadata_trust": "mtls"}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid meshstats config at `peer_metadata_trust`: unknown variant `mtls`, expected `ANY` or `MTLS_ONLY`"
+        );
+        let e = PluginConfig::parse(r#"{"peer_metadata_trust": true}"#).unwrap_err();
+        assert_eq!(e.path, "peer_metadata_trust");
     }
 
     #[test]

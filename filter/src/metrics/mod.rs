@@ -23,6 +23,8 @@ pub use compile::{all_tag_names, bucket_settings, compile, BucketSetting};
 pub const PREFIX: &str = "istio_";
 /// Counts configuration problems (a config that could not be used, or parts of one).
 pub const CONFIG_ERRORS_METRIC: &str = "meshstats_config_errors_total";
+/// Counts callers' exchange headers not believed (`peer_metadata_trust`, certificate checks).
+pub const PEER_REJECTED_METRIC: &str = "meshstats_peer_metadata_rejected_total";
 /// Counts records skipped because a metric's value expression failed.
 pub const EVAL_ERRORS_METRIC: &str = "meshstats_evaluation_errors_total";
 /// Labels of `istio_build`.
