@@ -22,6 +22,9 @@ fn compile(tag: &str) -> Regex {
         // Bytes, as std::regex over `char`; `.` stops at `\n` and `\r` as ECMAScript's does.
         .unicode(false)
         .crlf(true)
+        // Hundreds of tag names stay compiled; the default 2 MiB DFA cache each would be most
+        // of libFuzzer's memory limit.
+        .dfa_size_limit(1 << 18)
         .build()
         .unwrap_or_else(|e| panic!("tag_regex({tag:?}) is not a regex: {e}"))
 }
