@@ -6,12 +6,15 @@
 //! Prometheus labels with one `stats_tags` regex per tag, applied in the order labels are
 //! written, each removing its own `tag=.=value;.;` run from the front of the name.
 //!
-//! Values are written as they are, with two exceptions. Envoy stores tag values as
+//! Values are written as they are, with three exceptions. Envoy stores tag values as
 //! dot-separated tokens and drops trailing dots, so they are trimmed here first (otherwise
 //! `a.` and `a` would be two stats with one label set, which Prometheus rejects as duplicate
-//! series). And to keep extraction unambiguous a value may not contain a separator (`;.;`,
-//! `=.=`): such runs have their `.` replaced by `_`. Every other value, whatever its bytes,
-//! comes out of Envoy exactly as it went in.
+//! series). To keep extraction unambiguous a value may not contain a separator (`;.;`,
+//! `=.=`): such runs have their `.` replaced by `_`. And Envoy's regexes are ECMAScript, whose
+//! `.` does not match `\n` or `\r`: a value holding one would not be extracted at all (the
+//! whole label run would stay in the metric's name, a new series per value), so line breaks
+//! become `_` too. Every other value, whatever its bytes, comes out of Envoy exactly as it
+//! went in.
 
 /// Separates one `tag=.=value` field from the next.
 pub const FIELD_SEPARATOR: &str = ";.;";
@@ -23,7 +26,7 @@ pub fn tag_regex(tag: &str) -> String {
     format!("({}=\\.=(.*?);\\.;)", regex_escape(tag))
 }
 
-/// Appends `tag=.=value;.;` to `buf`, neutralizing separator runs inside `value`.
+/// Appends `tag=.=value;.;` to `buf`, neutralizing separator runs and line breaks in `value`.
 pub fn push_label(buf: &mut String, tag: &str, value: &str) {
     buf.push_str(tag);
     buf.push_str(VALUE_SEPARATOR);
@@ -50,10 +53,15 @@ pub fn push_value(buf: &mut String, value: &str) {
 
 /// True when `value` would break extraction if written as it is (trailing dots aside).
 pub fn needs_escape(value: &str) -> bool {
-    value.contains(FIELD_SEPARATOR) || value.contains(VALUE_SEPARATOR)
+    value.contains(FIELD_SEPARATOR)
+        || value.contains(VALUE_SEPARATOR)
+        || value.contains(['\n', '\r'])
 }
 
 fn escape_in_place(v: &mut [u8]) {
+    for b in v.iter_mut().filter(|b| matches!(b, b'\n' | b'\r')) {
+        *b = b'_';
+    }
     let n = v.len();
     let mut i = 0;
     while i + 2 < n {
@@ -169,6 +177,18 @@ mod tests {
         assert_eq!(
             roundtrip(["=.=", ";.;", "=.=.=;.;.;"]),
             vec!["=_=", ";_;", "=_=_=;_;_;"]
+        );
+    }
+
+    #[test]
+    fn line_breaks_become_underscores() {
+        // Found by fuzzing (meshstats-fuzz `stat_name`, checked in Envoy 1.40): ECMAScript's
+        // `.` does not match `\n` or `\r`, so Envoy did not extract such a value at all and
+        // kept `tag=.=a\nb;.;` in the metric's name (a peer's metadata can hold any string).
+        assert!(needs_escape("a\nb") && needs_escape("\r"));
+        assert_eq!(
+            roundtrip(["a\nb", "x\r\n.", "\r;.;\n"]),
+            vec!["a_b", "x__", "_;_;_"]
         );
     }
 
