@@ -7,7 +7,12 @@
 #   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep)
 #   make bench   bare Envoy vs Envoy + meshstats side by side, as ratios (ARGS=--json, ...)
 #   make bench-expr  per-request cost of evaluating a typical set of dimension expressions
+#   make soak    1,000,000 requests (keep-alive and new connections) through two sidecars: every
+#                one counted and logged exactly once on each side (ARGS=--requests N, ...)
 #   make compat  every real-Envoy test against every Envoy in ENVOY_COMPAT_VERSIONS
+#   make fuzz    the fuzz targets (meshstats-fuzz) under libFuzzer, FUZZ_SECONDS each (default
+#                120: 10 minutes); stable proptest with FUZZ_CASES each without nightly
+#                (docs/fuzzing.md). `make test` runs them bounded: 1000 cases each, in `unit`.
 #   make manifests  re-render the Istio examples in envoyfilter/examples/istio/ (checked in;
 #                `make test` fails when they differ from what the CLI renders)
 #   make clean   remove build outputs (distclean also removes .venv)
@@ -25,7 +30,7 @@ MESHSTATS_WASM := $(CURDIR)/dist/meshstats.wasm
 MESHSTATS_BIN := $(CURDIR)/dist/meshstats
 ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN)
 
-.PHONY: setup build test unit lint validate-configs check-manifests manifests integration run bench bench-expr compat clean distclean
+.PHONY: setup build test unit lint validate-configs check-manifests manifests integration run bench bench-expr soak compat fuzz clean distclean
 
 setup:
 	@ENVOY_VERSION=$(ENVOY_VERSION) bash scripts/setup.sh
@@ -42,7 +47,8 @@ test: build
 	@$(MAKE) --no-print-directory unit lint validate-configs check-manifests integration
 
 # Host tests of every crate but the one that drives real Envoys (the CLI's own tests still
-# use Envoy for `--mode validate`, hence the variables).
+# use Envoy for `--mode validate`, hence the variables). This includes meshstats-fuzz's
+# bounded run (MESHSTATS_FUZZ_CASES, default 1000 per target, ~20 s).
 unit:
 	$(ARTIFACTS) $(CARGO) test --workspace --exclude meshstats-integration
 
@@ -90,10 +96,18 @@ bench: build
 bench-expr:
 	$(CARGO) run --release -p meshstats-filter --example expr_bench
 
+# Exact accounting under load (docs/benchmarks.md); `make test` runs a 20,000-request version.
+# ARGS: --requests N --connections C --budget-secs S
+soak: build
+	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-soak -- $(ARGS)
+
 # Every real-Envoy test against each Envoy release in ENVOY_COMPAT_VERSIONS (docs/compatibility.md).
 ENVOY_COMPAT_VERSIONS ?= 1.36.4 1.37.0 1.38.3 1.39.3 1.40.0
 compat: build
 	ENVOY_COMPAT_VERSIONS="$(ENVOY_COMPAT_VERSIONS)" ENVOY_TEST_THREADS=$(ENVOY_TEST_THREADS) bash scripts/compat.sh
+
+fuzz:
+	bash scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

@@ -109,7 +109,7 @@ fn wasm_filter_gets_the_config_text_verbatim() {
         json!({
             "name": "meshstats",
             "root_id": "stats_inbound",
-            "failure_policy": "FAIL_OPEN",
+            "failure_policy": "FAIL_RELOAD",
             "vm_config": {
                 "vm_id": "meshstats",
                 "runtime": "envoy.wasm.runtime.v8",

@@ -39,7 +39,7 @@ fn envoyfilter_patches_every_context_with_direction_root_ids() {
         .map(|p| {
             let config = &p["patch"]["value"]["typed_config"]["config"];
             assert_eq!(p["patch"]["operation"], "INSERT_BEFORE");
-            assert_eq!(config["failure_policy"], "FAIL_OPEN");
+            assert_eq!(config["failure_policy"], "FAIL_RELOAD");
             assert_eq!(config["configuration"]["value"], text.as_str(), "verbatim");
             assert_eq!(
                 config["vm_config"]["code"],

@@ -21,7 +21,7 @@ fn wasm_plugin_docs(args: &[&str]) -> Vec<Value> {
 }
 
 #[test]
-fn wasmplugins_are_http_and_network_stats_plugins_that_fail_open() {
+fn wasmplugins_are_http_and_network_stats_plugins_that_reload_on_failure() {
     let config = example("customized.json");
     let docs = wasm_plugin_docs(&[
         "--config",
@@ -45,7 +45,7 @@ fn wasmplugins_are_http_and_network_stats_plugins_that_fail_open() {
         let spec = &doc["spec"];
         assert_eq!(spec["type"], ty);
         assert_eq!(spec["phase"], "STATS");
-        assert_eq!(spec["failStrategy"], "FAIL_OPEN");
+        assert_eq!(spec["failStrategy"], "FAIL_RELOAD");
         assert_eq!(spec["url"], "oci://r/m:1");
         assert_eq!(
             spec["pluginConfig"], parsed,

@@ -432,13 +432,13 @@ items:
   metadata: {name: count, namespace: default}
   spec:
     value: "1"
-    dimensions: {code: response.code | 200}
+    dimensions: {http_code: response.code | 200}
 - apiVersion: config.istio.io/v1alpha2
   kind: prometheus
   metadata: {name: handler, namespace: default}
   spec:
     metrics:
-    - {name: app-count, namespace: myapp, instance_name: count.metric.default, kind: COUNTER, label_names: [code, missing], description: Requests}
+    - {name: app-count, namespace: myapp, instance_name: count.metric.default, kind: COUNTER, label_names: [http_code, missing], description: Requests}
 - apiVersion: config.istio.io/v1alpha2
   kind: rule
   metadata: {name: r, namespace: default}
@@ -451,7 +451,7 @@ items:
     assert_eq!(
         config,
         json!({
-            "definitions": [{"name": "appcount", "type": "COUNTER", "value": "1", "metric_name": "myapp_appcount", "dimensions": {"code": "response.code | 200"}}],
+            "definitions": [{"name": "appcount", "type": "COUNTER", "value": "1", "metric_name": "myapp_appcount", "dimensions": {"http_code": "response.code | 200"}}],
             "metrics": [{"name": "appcount", "match": "destination.service.namespace == \"default\""}],
         })
     );

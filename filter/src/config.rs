@@ -24,6 +24,9 @@ pub struct PluginConfig {
     /// Incoming exchange headers are still read and stripped.
     #[serde(alias = "disableMetadataExchange", deserialize_with = "proto_bool")]
     pub disable_metadata_exchange: bool,
+    /// meshstats: when a caller's `x-envoy-peer-metadata` is believed.
+    #[serde(alias = "peerMetadataTrust")]
+    pub peer_metadata_trust: PeerMetadataTrust,
     /// Accepted for configs written for older Istio releases; has no effect.
     pub debug: Option<serde_json::Value>,
     /// Accepted for older configs; only `"istio"` (the default) is supported.
@@ -163,7 +166,9 @@ impl Buckets {
                 if *width <= 0.0 {
                     return Err(format!("width must be > 0, got {width}"));
                 }
-                (0..*n).map(|i| offset + width * f64::from(i)).collect()
+                (0..at_most_max(*n)?)
+                    .map(|i| offset + width * f64::from(i))
+                    .collect()
             }
             Buckets::Exponential {
                 num_finite_buckets: n,
@@ -175,7 +180,7 @@ impl Buckets {
                         "growth_factor must be > 1 and scale > 0, got {growth_factor} and {scale}"
                     ));
                 }
-                (0..*n)
+                (0..at_most_max(*n)?)
                     .map(|i| scale * growth_factor.powi(i as i32))
                     .collect()
             }
@@ -194,6 +199,15 @@ impl Buckets {
         }
         Ok(bounds)
     }
+}
+
+/// Checked before the bounds are generated: `num_finite_buckets` is any u32, and 2³² bounds
+/// are 32 GiB, which aborts the process (traps the VM) instead of being a config error.
+fn at_most_max(n: u32) -> Result<u32, String> {
+    if n as usize > MAX_BUCKETS {
+        return Err(format!("needs 1 to {MAX_BUCKETS} buckets, got {n}"));
+    }
+    Ok(n)
 }
 
 /// Protobuf JSON accepts `"true"`/`"false"` strings for bools, and Istio's own test configs
@@ -239,6 +253,20 @@ pub enum ReporterMode {
     ServerGateway,
 }
 
+/// meshstats: which callers' exchange headers a server-side proxy believes. Whatever the
+/// mode, a header that contradicts the caller's SPIFFE certificate is never believed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum PeerMetadataTrust {
+    /// Istio's behaviour: any caller's, so a plaintext caller can claim any identity.
+    #[default]
+    #[serde(rename = "ANY")]
+    Any,
+    /// Only a caller that presented a client certificate (mTLS), the one thing it cannot
+    /// forge.
+    #[serde(rename = "MTLS_ONLY")]
+    MtlsOnly,
+}
+
 /// Why a configuration cannot be used: one line naming the field and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -249,15 +277,22 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() || self.path == "." || self.path == "?" {
-            write!(f, "invalid meshstats config: {}", self.reason)
+        // Paths and reasons quote the configuration (keys, expressions, values); a line break
+        // in one would split the error into lines that read as separate log entries.
+        let (path, reason) = (one_line(&self.path), one_line(&self.reason));
+        if path.is_empty() || path == "." || path == "?" {
+            write!(f, "invalid meshstats config: {reason}")
         } else {
-            write!(
-                f,
-                "invalid meshstats config at `{}`: {}",
-                self.path, self.reason
-            )
+            write!(f, "invalid meshstats config at `{path}`: {reason}")
         }
+    }
+}
+
+fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['\n', '\r']) {
+        s.replace('\n', "\\n").replace('\r', "\\r").into()
+    } else {
+        s.into()
     }
 }
 
@@ -457,6 +492,30 @@ mod tests {
     }
 
     #[test]
+    fn peer_metadata_trust_in_both_spellings_and_bad_values_name_the_field() {
+        assert_eq!(
+            PluginConfig::parse("{}").unwrap().peer_metadata_trust,
+            PeerMetadataTrust::Any
+        );
+        for text in [
+            r#"{"peer_metadata_trust": "MTLS_ONLY"}"#,
+            r#"{"peerMetadataTrust": "MTLS_ONLY"}"#,
+        ] {
+            assert_eq!(
+                PluginConfig::parse(text).unwrap().peer_metadata_trust,
+                PeerMetadataTrust::MtlsOnly
+            );
+        }
+        let e = PluginConfig::parse(r#"{"peer_metadata_trust": "mtls"}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid meshstats config at `peer_metadata_trust`: unknown variant `mtls`, expected `ANY` or `MTLS_ONLY`"
+        );
+        let e = PluginConfig::parse(r#"{"peer_metadata_trust": true}"#).unwrap_err();
+        assert_eq!(e.path, "peer_metadata_trust");
+    }
+
+    #[test]
     fn buckets_in_mixer_shapes() {
         let c = PluginConfig::parse(
             r#"{"metrics": [{"name": "request_bytes", "buckets": {"exponential_buckets": {"num_finite_buckets": 4, "growth_factor": 10, "scale": 1}}}],
@@ -512,6 +571,42 @@ mod tests {
         assert_eq!(StatNameEncoding::Auto.resolve(false), Encoding::Compact);
         assert_eq!(StatNameEncoding::Compact.resolve(true), Encoding::Compact);
         assert_eq!(StatNameEncoding::Istio.resolve(false), Encoding::Istio);
+    }
+
+    #[test]
+    fn bucket_counts_are_checked_before_any_bound_is_made() {
+        // Found by fuzzing (meshstats-fuzz `config`): 2^32 - 1 buckets allocated 32 GiB and
+        // aborted the process before the count was checked.
+        for shape in [
+            r#""linear_buckets": {"num_finite_buckets": 4294967295, "width": 1}"#,
+            r#""exponential_buckets": {"num_finite_buckets": 4294967295, "growth_factor": 2, "scale": 1}"#,
+        ] {
+            let text = format!(
+                r#"{{"definitions": [{{"name": "x", "value": "1", "type": "HISTOGRAM", "buckets": {{{shape}}}}}]}}"#
+            );
+            let c = PluginConfig::parse(&text).unwrap();
+            assert_eq!(
+                c.definitions[0].buckets.as_ref().unwrap().bounds(),
+                Err("needs 1 to 100 buckets, got 4294967295".to_string())
+            );
+        }
+    }
+
+    #[test]
+    fn errors_stay_on_one_line() {
+        // Found by fuzzing: a line break in a quoted key or value split the error (and the
+        // filter's log line) in two.
+        let e =
+            PluginConfig::parse("{\"metrics\": [{\"buckets\": {\"a\\nb\\r\": 1}}]}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid meshstats config at `metrics[0].buckets`: unknown variant `a\\nb\\r`, expected one of `explicitBuckets`, `explicit_buckets`, `linearBuckets`, `linear_buckets`, `exponentialBuckets`, `exponential_buckets`"
+        );
+        assert_eq!(
+            e.reason.lines().count(),
+            2,
+            "the reason itself keeps the text"
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Root {
     /// What periodic gRPC message reports read (`grpc.rs`); `None` when no message metric
     /// is configured, so gRPC streams do no extra work.
     grpc_needs: Option<Needs>,
+    /// Callers' exchange headers not believed: counted, and logged once (`trust.rs`).
+    rejections: trust::Rejections,
 }
 
 /// What one HTTP stream learned before it ended.
@@ -53,7 +55,7 @@ pub struct Stream {
     direction: Option<Direction>,
     downstream_peer: Option<Rc<PeerNode>>,
     upstream_peer: Option<Rc<PeerNode>>,
-    /// The downstream sent exchange headers, so it expects ours on the response.
+    /// The downstream sent exchange headers that were believed, so it gets ours back.
     exchange_received: bool,
     seen: SeenHeaders,
     /// Set when the stream is a TCP connection (network filter), see `tcp.rs`.
@@ -171,6 +173,7 @@ impl Root {
             needs,
             services: ServiceCache::default(),
             problems,
+            rejections: trust::Rejections::default(),
         }
     }
 
@@ -214,12 +217,11 @@ impl Root {
         let headers = host.header_map(Headers::Request);
         stream.seen.note_request(&headers);
         self.note_grpc(stream);
-        // Exchange headers are hop-by-hop between proxies: strip them whatever the direction.
-        if let Some(peer) = self.take_peer(host, Headers::Request, &headers) {
-            stream.exchange_received = true;
-            if direction == Direction::Inbound {
-                stream.downstream_peer = Some(peer);
-            }
+        let exchange = strip_exchange(host, Headers::Request, &headers);
+        // The client side sends its own instead: a caller's claims go no further.
+        if let (Some((value, id)), Direction::Inbound) = (exchange, direction) {
+            stream.downstream_peer = self.believe_downstream(host, stream, id, value);
+            stream.exchange_received = stream.downstream_peer.is_some();
         }
         if direction == Direction::Outbound && self.exchange_enabled() {
             host.set_header(Headers::Request, METADATA_HEADER, Some(&self.local_header));
@@ -233,10 +235,10 @@ impl Root {
         let direction = self.direction(host, stream);
         let headers = host.header_map(Headers::Response);
         stream.seen.note_response(&headers);
-        if let Some(peer) = self.take_peer(host, Headers::Response, &headers) {
-            if direction == Direction::Outbound {
-                stream.upstream_peer = Some(peer);
-            }
+        let exchange = strip_exchange(host, Headers::Response, &headers);
+        if let (Some((value, id)), Direction::Outbound) = (exchange, direction) {
+            // A header that does not decode is ignored, as a missing one.
+            stream.upstream_peer = self.peers.get_or_decode(id, value).ok();
         }
         if direction == Direction::Inbound && stream.exchange_received && self.exchange_enabled() {
             host.set_header(Headers::Response, METADATA_HEADER, Some(&self.local_header));
@@ -244,32 +246,6 @@ impl Root {
                 host.set_header(Headers::Response, METADATA_ID_HEADER, Some(&self.node_id));
             }
         }
-    }
-
-    /// Reads and removes a peer's exchange headers; a peer whose metadata does not decode is
-    /// treated as unknown.
-    fn take_peer(
-        &mut self,
-        host: &impl Host,
-        map: Headers,
-        headers: &[(String, String)],
-    ) -> Option<Rc<PeerNode>> {
-        let find = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, v)| k == name && !v.is_empty())
-                .map(|(_, v)| v.as_str())
-        };
-        let (value, id) = (find(METADATA_HEADER), find(METADATA_ID_HEADER));
-        if value.is_some() {
-            host.set_header(map, METADATA_HEADER, None);
-        }
-        if id.is_some() {
-            host.set_header(map, METADATA_ID_HEADER, None);
-        }
-        self.peers
-            .get_or_decode(id.unwrap_or_default(), value?)
-            .ok()
     }
 
     fn reporter(&self, direction: Direction) -> Reporter {
@@ -328,6 +304,30 @@ impl Root {
         // A gRPC stream's last message report shares these labels and slots.
         self.finish_grpc(host, stream);
     }
+}
+
+/// Removes the exchange headers from `map` (they are hop-by-hop between proxies: the app
+/// never sees them, whatever their value), and returns the metadata and id when there is
+/// metadata to read.
+fn strip_exchange<'h>(
+    host: &impl Host,
+    map: Headers,
+    headers: &'h [(String, String)],
+) -> Option<(&'h str, &'h str)> {
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let (value, id) = (find(METADATA_HEADER), find(METADATA_ID_HEADER));
+    if value.is_some() {
+        host.set_header(map, METADATA_HEADER, None);
+    }
+    if id.is_some() {
+        host.set_header(map, METADATA_ID_HEADER, None);
+    }
+    Some((value.filter(|v| !v.is_empty())?, id.unwrap_or_default()))
 }
 
 /// The other side of a stream, when known: the exchanged peer, else (client side) the
@@ -449,6 +449,8 @@ fn read_local_node(host: &impl Host) -> PeerNode {
 mod grpc;
 #[path = "tcp.rs"]
 mod tcp;
+#[path = "trust.rs"]
+mod trust;
 
 #[cfg(test)]
 mod tests;

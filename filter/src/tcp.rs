@@ -156,6 +156,7 @@ impl Root {
             grpc: Some(false),
             authority: None,
             status: Some(0),
+            downstream_cert: None,
         };
         let req = RequestAttributes::read(
             host,

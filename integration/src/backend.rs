@@ -2,7 +2,9 @@
 //!
 //! Every request gets `200` with the configured body, unless it carries
 //! `x-backend-status: NNN` (then that status) — so a test can make the app fail on purpose.
-//! `x-backend-delay-ms: N` delays the response (for latency histograms). Each response
+//! `x-backend-delay-ms: N` delays the response (for latency histograms);
+//! `x-backend-reset: before` closes the connection instead of answering, `x-backend-reset:
+//! mid-body` after the head and 7 of 1000 body bytes (upstream resets). Each response
 //! carries `x-saw-peer-metadata: yes|no`, telling whether the request reaching the app still
 //! had `x-envoy-peer-metadata`. The last [`Backend::HISTORY`] requests are recorded.
 //! Keep-alive, `content-length` and chunked request bodies are supported. Dropping the
@@ -175,6 +177,22 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             .and_then(|v| v.trim().parse().ok())
         {
             std::thread::sleep(Duration::from_millis(ms));
+        }
+        // A misbehaving app, for the torture test: `before` closes the connection without
+        // an answer, `mid-body` sends the head and part of the body, then closes.
+        match request.headers.get("x-backend-reset").map(String::as_str) {
+            Some("before") => {
+                shared.count.fetch_add(1, Ordering::SeqCst);
+                // shutdown, not drop: `Backend` holds a clone of the socket until it is dropped.
+                return writer.shutdown(Shutdown::Both);
+            }
+            Some("mid-body") => {
+                shared.count.fetch_add(1, Ordering::SeqCst);
+                writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial")?;
+                writer.flush()?;
+                return writer.shutdown(Shutdown::Both);
+            }
+            _ => {}
         }
         let head_request = request.method == "HEAD";
         let saw = if request.headers.contains_key("x-envoy-peer-metadata") {

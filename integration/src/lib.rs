@@ -7,6 +7,8 @@
 //! - [`Requests`]: checked test traffic to the ratings app, through a mesh.
 //! - [`prometheus::Prometheus`]: a real Prometheus scraping Envoys, for dashboard queries.
 //! - [`tcp_echo::TcpEcho`]: a TCP echo server, for the TCP metrics tests.
+//! - [`lds`]: sidecars whose listener comes from a watched file (file-based LDS), and pushes.
+//! - [`soak`]: many requests through two sidecars and the exact accounting of them.
 //! - [`mesh`]: Istio-shaped sidecars (rendered by `meshstats_cli`) and the two-sidecar
 //!   [`mesh::Bookinfo`] setup.
 //! - [`envoy_bin`], [`wasm_path`], [`meshstats_bin`]: the artifacts under test, from
@@ -17,6 +19,7 @@
 mod backend;
 mod envoy;
 mod http;
+pub mod lds;
 pub mod load;
 pub mod mesh;
 mod paths;
@@ -24,6 +27,7 @@ pub mod pki;
 pub mod prometheus;
 mod requests;
 mod scrape;
+pub mod soak;
 pub mod tcp_echo;
 
 pub use backend::{Backend, BackendConfig, RecordedRequest};

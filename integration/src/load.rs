@@ -2,7 +2,8 @@
 //!
 //! [`run`] opens `connections` keep-alive connections, one thread each; every thread sends
 //! one request, reads the whole response (status line, headers, body by `content-length` or
-//! chunked), records the latency and sends the next, until the duration is over. A request
+//! chunked), records the latency and sends the next, until the duration is over or
+//! `max_requests` have been sent; `requests_per_connection` makes it reconnect every N requests. A request
 //! is only sent before the deadline, so none is left in flight: every request sent either
 //! completes or fails. Each request also has a timeout (an I/O error ends the connection,
 //! the thread reconnects), so a run lasts at most `duration + timeout`.
@@ -12,7 +13,8 @@
 use hdrhistogram::Histogram;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The largest latency the histograms hold, in µs (larger ones are recorded as this).
@@ -34,6 +36,12 @@ pub struct LoadOptions {
     pub host: String,
     /// Connect, write and read timeout of each request.
     pub timeout: Duration,
+    /// Each connection carries at most this many requests, the last one with
+    /// `connection: close`, then the thread opens a new one. 0: keep-alive until an error.
+    pub requests_per_connection: u64,
+    /// No more requests than this in total, over all connections (`None`: only the duration
+    /// bounds the run).
+    pub max_requests: Option<u64>,
 }
 
 impl LoadOptions {
@@ -45,11 +53,18 @@ impl LoadOptions {
             path: path.to_string(),
             host: host.to_string(),
             timeout: Duration::from_secs(10),
+            requests_per_connection: 0,
+            max_requests: None,
         }
     }
 
-    fn request(&self) -> Vec<u8> {
-        format!("GET {} HTTP/1.1\r\nhost: {}\r\n\r\n", self.path, self.host).into_bytes()
+    fn request(&self, close: bool) -> Vec<u8> {
+        let connection = if close { "connection: close\r\n" } else { "" };
+        format!(
+            "GET {} HTTP/1.1\r\nhost: {}\r\n{connection}\r\n",
+            self.path, self.host
+        )
+        .into_bytes()
     }
 }
 
@@ -130,12 +145,14 @@ fn new_histogram() -> Histogram<u64> {
 pub fn run(addr: SocketAddr, options: &LoadOptions) -> LoadResult {
     let start = Instant::now();
     let deadline = start + options.duration;
+    let budget = Arc::new(AtomicU64::new(options.max_requests.unwrap_or(u64::MAX)));
     let threads: Vec<_> = (0..options.connections.max(1))
         .map(|i| {
             let options = options.clone();
+            let budget = Arc::clone(&budget);
             std::thread::Builder::new()
                 .name(format!("load-{i}"))
-                .spawn(move || connection_loop(addr, &options, deadline))
+                .spawn(move || connection_loop(addr, &options, deadline, &budget))
         })
         .collect();
     let mut total = LoadResult::default();
@@ -165,23 +182,45 @@ fn io_error(result: &mut LoadResult, e: String) {
     std::thread::sleep(ERROR_BACKOFF);
 }
 
-fn connection_loop(addr: SocketAddr, options: &LoadOptions, deadline: Instant) -> LoadResult {
-    let request = options.request();
+/// Takes one request from the shared budget; false when it is spent.
+fn claim(budget: &AtomicU64) -> bool {
+    budget
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn connection_loop(
+    addr: SocketAddr,
+    options: &LoadOptions,
+    deadline: Instant,
+    budget: &AtomicU64,
+) -> LoadResult {
+    let (keep_alive, last) = (options.request(false), options.request(true));
     let mut result = LoadResult::default();
     let mut conn: Option<Connection> = None;
+    let mut on_this_connection = 0u64;
     while Instant::now() < deadline {
         let c = match &mut conn {
             Some(c) => c,
             None => match Connection::open(addr, options.timeout) {
-                Ok(c) => conn.insert(c),
+                Ok(c) => {
+                    on_this_connection = 0;
+                    conn.insert(c)
+                }
                 Err(e) => {
                     io_error(&mut result, format!("connect {addr}: {e}"));
                     continue;
                 }
             },
         };
+        if !claim(budget) {
+            break;
+        }
+        on_this_connection += 1;
+        let closing = on_this_connection == options.requests_per_connection;
+        let request = if closing { &last } else { &keep_alive };
         let sent = Instant::now();
-        match c.exchange(&request) {
+        match c.exchange(request) {
             Ok(response) => {
                 let us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
                 result
@@ -191,7 +230,7 @@ fn connection_loop(addr: SocketAddr, options: &LoadOptions, deadline: Instant) -
                 if response.status != 200 {
                     result.non_200 += 1;
                 }
-                if response.close {
+                if response.close || closing {
                     conn = None;
                 }
             }
@@ -417,6 +456,30 @@ mod tests {
         assert_eq!(r.latency_us.len(), r.completed);
         assert_eq!(backend.request_count(), r.completed);
         assert!(r.rate() > 0.0);
+    }
+
+    #[test]
+    fn max_requests_and_requests_per_connection_are_exact() {
+        let backend = Backend::start();
+        let options = LoadOptions {
+            requests_per_connection: 3,
+            max_requests: Some(50),
+            ..LoadOptions::new(2, Duration::from_secs(20), "/x", "app")
+        };
+        let r = run(backend.addr(), &options);
+        assert_eq!((r.completed, r.failures()), (50, 0), "{:?}", r.errors);
+        assert_eq!(backend.request_count(), 50);
+        // Every third request of each thread closes its connection: 15 or 16 of the 50,
+        // depending on how the two threads shared them.
+        let closing = backend
+            .requests()
+            .iter()
+            .filter(|r| r.headers.get("connection").map(String::as_str) == Some("close"))
+            .count();
+        assert!(
+            (15..=16).contains(&closing),
+            "{closing} requests closed their connection"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use meshstats_cli::{
 use meshstats_filter::config::PluginConfig;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The service every Bookinfo cluster belongs to.
@@ -78,6 +79,9 @@ pub struct Sidecar {
     /// The connection manager's `max_request_headers_kb` (Envoy's default: 60), for tests
     /// that send very large headers. Set on every sidecar a request passes.
     pub max_request_headers_kb: Option<u32>,
+    /// The route's `timeout` (Envoy's default: 15 s; Istio sets it from a `VirtualService`'s
+    /// `timeout`), for tests of upstream timeouts.
+    pub route_timeout: Option<Duration>,
     /// Extra Envoy command-line arguments, e.g. `--component-log-level wasm:debug`.
     pub envoy_args: Vec<String>,
     /// The bootstrap's `stats_flush_interval`, a setting [`Sidecar::bootstrap`] adds to
@@ -98,6 +102,9 @@ pub struct Sidecar {
     /// gRPC: Envoy's `grpc_stats` filter before the Wasm filter and an HTTP/2 cluster, for
     /// the message metrics (`SidecarOptions::grpc`).
     pub grpc: bool,
+    /// Serve the listener by file-based LDS from this file instead of the bootstrap
+    /// ([`crate::lds`]), so a test can push new listeners while traffic flows. `None`: static.
+    pub lds: Option<PathBuf>,
 }
 
 impl Sidecar {
@@ -122,6 +129,7 @@ impl Sidecar {
             debug_access_log: false,
             extra_access_logs: Vec::new(),
             max_request_headers_kb: None,
+            route_timeout: None,
             envoy_args: Vec::new(),
             stats_flush_interval: Some(Duration::from_millis(100)),
             file_flush_interval: Some(Duration::from_millis(100)),
@@ -129,6 +137,7 @@ impl Sidecar {
             downstream_tls: None,
             upstream_tls: None,
             grpc: false,
+            lds: None,
         }
     }
 
@@ -174,7 +183,8 @@ impl Sidecar {
     }
 
     /// The bootstrap for this sidecar on `listen` / `admin`: `envoy_bootstrap`'s, plus
-    /// `stats_flush_interval`, `extra_access_logs` and `max_request_headers_kb` when set.
+    /// `stats_flush_interval`, `extra_access_logs`, `max_request_headers_kb` and
+    /// `route_timeout` when set.
     pub fn bootstrap(&self, listen: SocketAddr, admin: SocketAddr) -> Value {
         let mut bootstrap = envoy_bootstrap(&self.options(listen, admin));
         if let (Some(interval), Some(obj)) = (self.stats_flush_interval, bootstrap.as_object_mut())
@@ -197,6 +207,17 @@ impl Sidecar {
             if let Some(kb) = self.max_request_headers_kb {
                 hcm.insert("max_request_headers_kb".into(), json!(kb));
             }
+            if let (Some(timeout), Some(route)) = (
+                self.route_timeout,
+                hcm.get_mut("route_config")
+                    .and_then(|r| r.pointer_mut("/virtual_hosts/0/routes/0/route"))
+                    .and_then(Value::as_object_mut),
+            ) {
+                route.insert(
+                    "timeout".into(),
+                    json!(format!("{:.3}s", timeout.as_secs_f64())),
+                );
+            }
         }
         bootstrap
     }
@@ -217,7 +238,11 @@ impl Sidecar {
         loop {
             let listen = local(free_port());
             let admin = local(free_port());
-            match Envoy::start_with_args(&self.name, &self.bootstrap(listen, admin), admin, &args) {
+            let mut bootstrap = self.bootstrap(listen, admin);
+            if let Some(path) = &self.lds {
+                crate::lds::move_listener_to_file(&mut bootstrap, path)?;
+            }
+            match Envoy::start_with_args(&self.name, &bootstrap, admin, &args) {
                 Ok(envoy) => return Ok((envoy, listen)),
                 Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
                 Err(e) => return Err(e),

@@ -11,9 +11,12 @@
 //!    always absent (`api.protocol | context.protocol | "unknown"` →
 //!    `context.protocol | "unknown"`), and the caller reports it. Anywhere else the expression
 //!    cannot be carried over.
+//!
+//! The rewrites work on the filter's own tokens (`meshstats_filter::expr::lex`), so a name,
+//! literal or operator is what the filter will read there.
 
 use meshstats_filter::attributes::vocabulary::{Source, Vocabulary};
-use meshstats_filter::expr::{self, Attr, Program, Type};
+use meshstats_filter::expr::{self, Attr, Program, Tok, Token, Type};
 
 /// Mixer attributes the filter knows under another name: (Mixer's name, replacement).
 /// The replacement is parenthesized when it is not a single name.
@@ -102,9 +105,11 @@ pub fn never_holds_for_http(predicate: &str) -> bool {
 
 /// The string a string literal denotes, if `source` is exactly one.
 pub fn string_literal(source: &str) -> Option<String> {
-    let tokens = lex(source.trim());
-    match tokens.as_slice() {
-        [t] if t.kind == Kind::Str => unquote(&t.text),
+    match tokens(source.trim()).as_slice() {
+        [Token {
+            tok: Tok::Str(value),
+            ..
+        }] => Some(value.clone()),
         _ => None,
     }
 }
@@ -130,104 +135,26 @@ fn unknown_attribute(message: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Ident,
-    Str,
-    Num,
-    Punct,
+/// The filter's own tokens of `source` (`meshstats_filter::expr::lex`), without the closing
+/// `Eof`. None when it does not lex: the text is then left as it is, for the filter's compiler
+/// to report.
+fn tokens(source: &str) -> Vec<Token> {
+    let mut tokens = expr::lex(source).unwrap_or_default();
+    tokens.retain(|t| t.tok != Tok::Eof);
+    tokens
 }
 
-#[derive(Debug, Clone)]
-struct Token {
-    kind: Kind,
-    text: String,
-    /// Char offsets: `start..end`.
-    start: usize,
-    end: usize,
+/// The token's spelling in `source`: a literal with its quotes and escapes.
+fn spelling(source: &str, t: &Token) -> String {
+    let span = t.span();
+    source.chars().skip(span.start).take(span.len()).collect()
 }
 
-/// A permissive tokenizer: enough to find names, literals and operators; the filter's own
-/// compiler judges the result.
-fn lex(source: &str) -> Vec<Token> {
-    let chars: Vec<char> = source.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while let Some(&c) = chars.get(i) {
-        let start = i;
-        let kind = if c.is_whitespace() {
-            i += 1;
-            continue;
-        } else if c == '"' || c == '\'' {
-            i += 1;
-            while let Some(&d) = chars.get(i) {
-                i += 1;
-                if d == '\\' {
-                    i += 1;
-                } else if d == c {
-                    break;
-                }
-            }
-            Kind::Str
-        } else if c.is_ascii_alphabetic() || c == '_' {
-            while chars
-                .get(i)
-                .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_')
-            {
-                i += 1;
-            }
-            Kind::Ident
-        } else if c.is_ascii_digit() {
-            while chars
-                .get(i)
-                .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_' || *d == '.')
-            {
-                i += 1;
-            }
-            Kind::Num
-        } else {
-            let two: String = chars.iter().skip(i).take(2).collect();
-            i += if ["&&", "||", "==", "!=", "<=", ">="].contains(&two.as_str()) {
-                2
-            } else {
-                1
-            };
-            Kind::Punct
-        };
-        let i_end = i.min(chars.len());
-        out.push(Token {
-            kind,
-            text: chars.get(start..i_end).unwrap_or_default().iter().collect(),
-            start,
-            end: i_end,
-        });
+fn ident(t: Option<&Token>) -> Option<&str> {
+    match t.map(|t| &t.tok) {
+        Some(Tok::Ident(name)) => Some(name),
+        _ => None,
     }
-    out
-}
-
-fn unquote(literal: &str) -> Option<String> {
-    let mut chars = literal.chars();
-    let q = chars.next()?;
-    let inner = literal.get(1..literal.len().checked_sub(1)?)?;
-    if !literal.ends_with(q) || literal.len() < 2 {
-        return None;
-    }
-    let mut out = String::new();
-    let mut it = inner.chars();
-    while let Some(c) = it.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match it.next()? {
-            'n' => out.push('\n'),
-            't' => out.push('\t'),
-            'r' => out.push('\r'),
-            c @ ('"' | '\'' | '\\') => out.push(c),
-            _ => return None,
-        }
-    }
-    Some(out)
 }
 
 /// Replaces char ranges of `source` (sorted, not overlapping).
@@ -245,26 +172,24 @@ fn splice(source: &str, edits: &[(usize, usize, String)]) -> String {
 }
 
 fn is_punct(t: Option<&Token>, p: &str) -> bool {
-    t.is_some_and(|t| t.kind == Kind::Punct && t.text == p)
+    matches!(t.map(|t| &t.tok), Some(Tok::Punct(q)) if *q == p)
 }
 
 /// `ip("1.2.3.4")` → `"1.2.3.4"`.
 fn convert_literals(source: &str) -> String {
-    let tokens = lex(source);
+    let tokens = tokens(source);
     let mut edits = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         let free = i == 0 || !is_punct(tokens.get(i.wrapping_sub(1)), ".");
-        if t.kind == Kind::Ident
+        if ident(Some(t)).is_some_and(|name| LITERAL_CONVERSIONS.contains(&name))
             && free
-            && LITERAL_CONVERSIONS.contains(&t.text.as_str())
             && is_punct(tokens.get(i + 1), "(")
         {
-            if let (Some(lit), true) = (
-                tokens.get(i + 2).filter(|l| l.kind == Kind::Str),
-                is_punct(tokens.get(i + 3), ")"),
+            if let (Some(lit), Some(close)) = (
+                tokens.get(i + 2).filter(|l| matches!(l.tok, Tok::Str(_))),
+                tokens.get(i + 3).filter(|c| is_punct(Some(c), ")")),
             ) {
-                let end = tokens.get(i + 3).map_or(lit.end, |c| c.end);
-                edits.push((t.start, end, lit.text.clone()));
+                edits.push((t.span().start, close.span().end, spelling(source, lit)));
             }
         }
     }
@@ -274,28 +199,27 @@ fn convert_literals(source: &str) -> String {
 /// Applies [`RENAMES`] to whole attribute chains (`a.b.c` not preceded by `.` nor followed by
 /// `.name`).
 fn rename(source: &str) -> String {
-    let tokens = lex(source);
+    let tokens = tokens(source);
     let mut edits = Vec::new();
     let mut i = 0;
     while let Some(t) = tokens.get(i) {
         let free = i == 0 || !is_punct(tokens.get(i - 1), ".");
-        if t.kind != Kind::Ident || !free {
+        let Some(first) = ident(Some(t)).filter(|_| free) else {
             i += 1;
             continue;
-        }
+        };
         // The dotted chain from here.
         let mut j = i;
-        let mut name = t.text.clone();
-        while is_punct(tokens.get(j + 1), ".")
-            && tokens.get(j + 2).is_some_and(|n| n.kind == Kind::Ident)
+        let mut name = first.to_string();
+        while let (true, Some(field)) = (is_punct(tokens.get(j + 1), "."), ident(tokens.get(j + 2)))
         {
             j += 2;
             name.push('.');
-            name.push_str(tokens.get(j).map(|n| n.text.as_str()).unwrap_or_default());
+            name.push_str(field);
         }
         if let Some((_, with)) = RENAMES.iter().find(|(from, _)| *from == name) {
-            let end = tokens.get(j).map_or(t.end, |n| n.end);
-            edits.push((t.start, end, with.to_string()));
+            let end = tokens.get(j).map_or(t.span().end, |n| n.span().end);
+            edits.push((t.span().start, end, with.to_string()));
         }
         i = j + 1;
     }
@@ -305,25 +229,23 @@ fn rename(source: &str) -> String {
 /// Tokens that bind looser than `|` (or are `|`, which is left-associative), so an operand
 /// next to them is a whole alternative.
 fn loose_left(t: Option<&Token>) -> bool {
-    match t {
-        None => true,
-        Some(t) if t.kind == Kind::Ident => t.text == "in",
-        Some(t) if t.kind == Kind::Punct => [
+    match t.map(|t| &t.tok) {
+        None | Some(Tok::In) => true,
+        Some(Tok::Punct(p)) => [
             "(", ",", "[", "?", ":", "&&", "||", "==", "!=", "<", "<=", ">", ">=", "|",
         ]
-        .contains(&t.text.as_str()),
+        .contains(p),
         Some(_) => false,
     }
 }
 
 fn loose_right(t: Option<&Token>) -> bool {
-    match t {
-        None => true,
-        Some(t) if t.kind == Kind::Ident => t.text == "in",
-        Some(t) if t.kind == Kind::Punct => [
+    match t.map(|t| &t.tok) {
+        None | Some(Tok::In) => true,
+        Some(Tok::Punct(p)) => [
             ")", ",", "]", "?", ":", "&&", "||", "==", "!=", "<", "<=", ">", ">=", "|", "+", "-",
         ]
-        .contains(&t.text.as_str()),
+        .contains(p),
         Some(_) => false,
     }
 }
@@ -331,13 +253,13 @@ fn loose_right(t: Option<&Token>) -> bool {
 /// Removes the `|` alternative that starts at char `column`: `X | rest` → `rest`,
 /// `first | X` → `first`. `None` when the operand there is not a whole alternative.
 fn remove_alternative(source: &str, column: usize) -> Option<String> {
-    let tokens = lex(source);
-    let first = tokens.iter().position(|t| t.start == column)?;
+    let tokens = tokens(source);
+    let first = tokens.iter().position(|t| t.span().start == column)?;
     // The operand: a name, then `.name`, `[…]` and `(…)` suffixes.
     let mut last = first;
     loop {
         let next = tokens.get(last + 1);
-        if is_punct(next, ".") && tokens.get(last + 2).is_some_and(|t| t.kind == Kind::Ident) {
+        if is_punct(next, ".") && ident(tokens.get(last + 2)).is_some() {
             last += 2;
         } else if is_punct(next, "[") || is_punct(next, "(") {
             let (open, close) = if is_punct(next, "[") {
@@ -348,10 +270,10 @@ fn remove_alternative(source: &str, column: usize) -> Option<String> {
             let mut depth = 0usize;
             let mut k = last + 1;
             loop {
-                let t = tokens.get(k)?;
-                if t.kind == Kind::Punct && t.text == open {
+                let t = Some(tokens.get(k)?);
+                if is_punct(t, open) {
                     depth += 1;
-                } else if t.kind == Kind::Punct && t.text == close {
+                } else if is_punct(t, close) {
                     depth -= 1;
                     if depth == 0 {
                         break;
@@ -366,16 +288,16 @@ fn remove_alternative(source: &str, column: usize) -> Option<String> {
     }
     let before = first.checked_sub(1).and_then(|b| tokens.get(b));
     let after = tokens.get(last + 1);
-    let start = tokens.get(first)?.start;
-    let end = tokens.get(last)?.end;
+    let start = tokens.get(first)?.span().start;
+    let end = tokens.get(last)?.span().end;
     if is_punct(after, "|") && loose_left(before) {
         // `X | rest`: up to the next alternative.
-        let resume = tokens.get(last + 2)?.start;
+        let resume = tokens.get(last + 2)?.span().start;
         return Some(splice(source, &[(start, resume, String::new())]));
     }
     if is_punct(before, "|") && loose_right(after) {
         // `first | X`: from the end of `first`.
-        let from = tokens.get(first.checked_sub(2)?)?.end;
+        let from = tokens.get(first.checked_sub(2)?)?.span().end;
         return Some(splice(source, &[(from, end, String::new())]));
     }
     None

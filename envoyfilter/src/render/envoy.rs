@@ -298,6 +298,14 @@ fn grpc_stats_filter() -> Value {
     })
 }
 
+/// What Envoy does when the filter's VM fails (docs/deploying.md, "When the filter fails"). A
+/// trap fails only the request it happened in (measured: `FAIL_OPEN` fails that one too, as
+/// Envoy's per-stream fail-open comes only from the deprecated `fail_open` flag) and the next
+/// request gets a fresh VM, at most one reload per second and worker (Envoy's default
+/// backoff); `FAIL_OPEN` would leave the proxy unobserved until it restarts, with no stat
+/// saying so. `integration/tests/wasm_failure.rs` pins both behaviours.
+pub const FAILURE_POLICY: &str = "FAIL_RELOAD";
+
 fn wasm_filter(opts: &SidecarOptions) -> Value {
     let filename = opts
         .wasm_path
@@ -311,9 +319,7 @@ fn wasm_filter(opts: &SidecarOptions) -> Value {
             "config": {
                 "name": "meshstats",
                 "root_id": opts.root_id,
-                // Telemetry must never take traffic down: if the VM fails, requests pass
-                // through unobserved instead of failing.
-                "failure_policy": "FAIL_OPEN",
+                "failure_policy": FAILURE_POLICY,
                 "vm_config": {
                     "vm_id": "meshstats",
                     "runtime": "envoy.wasm.runtime.v8",

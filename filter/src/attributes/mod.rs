@@ -74,6 +74,33 @@ pub struct SeenHeaders {
     pub authority: Option<String>,
     /// The response's `:status`; `None` when response headers were not seen.
     pub status: Option<i64>,
+    /// Read at request-header time to check a caller's exchange headers; stream end reuses it.
+    pub downstream_cert: Option<DownstreamCert>,
+}
+
+/// The downstream connection's `connection.mtls` and peer certificate URI SAN (server side).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DownstreamCert {
+    pub mtls: Option<bool>,
+    /// Empty without a client certificate.
+    pub principal: String,
+}
+
+impl DownstreamCert {
+    pub fn read(host: &impl Host) -> DownstreamCert {
+        let mtls = host
+            .property(&["connection", "mtls"])
+            .and_then(|b| decode::boolean(&b));
+        // Without a client certificate there is no peer SAN to read.
+        let principal = if mtls == Some(false) {
+            String::new()
+        } else {
+            host.property(&["connection", "uri_san_peer_certificate"])
+                .map(decode::string)
+                .unwrap_or_default()
+        };
+        DownstreamCert { mtls, principal }
+    }
 }
 
 impl SeenHeaders {
@@ -196,6 +223,20 @@ impl RequestAttributes {
         });
         let [need_source, need_destination] = needs.principals;
         let (source_principal, destination_principal, mtls) = match direction {
+            Direction::Inbound if seen.downstream_cert.is_some() => {
+                let cert = seen.downstream_cert.as_ref();
+                let need_mtls = needs.security_policy || need_source;
+                (
+                    cert.filter(|_| need_source)
+                        .map(|c| c.principal.clone())
+                        .unwrap_or_default(),
+                    string(
+                        &["connection", "uri_san_local_certificate"],
+                        need_destination,
+                    ),
+                    cert.filter(|_| need_mtls).and_then(|c| c.mtls),
+                )
+            }
             Direction::Inbound => {
                 let mtls = if needs.security_policy || need_source {
                     host.property(&["connection", "mtls"])

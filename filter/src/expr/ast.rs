@@ -1,7 +1,5 @@
 //! The syntax tree, as the parser builds it and the checker reads it.
 
-use super::lexer::Tok;
-
 /// Bounds both the parser's recursion and the depth of the tree, so that nesting can neither
 /// overflow the parser's stack nor the checker's and evaluator's, which recurse over the tree.
 pub(crate) const MAX_DEPTH: usize = 64;
@@ -89,32 +87,6 @@ impl BinOp {
             BinOp::Div => "/",
             BinOp::Rem => "%",
         }
-    }
-
-    pub(crate) fn from_tok(tok: &Tok) -> Option<BinOp> {
-        let p = match tok {
-            Tok::In => return Some(BinOp::In),
-            Tok::Punct(p) => *p,
-            _ => return None,
-        };
-        [
-            BinOp::Or,
-            BinOp::And,
-            BinOp::Eq,
-            BinOp::Ne,
-            BinOp::Lt,
-            BinOp::Le,
-            BinOp::Gt,
-            BinOp::Ge,
-            BinOp::Add,
-            BinOp::Sub,
-            BinOp::Default,
-            BinOp::Mul,
-            BinOp::Div,
-            BinOp::Rem,
-        ]
-        .into_iter()
-        .find(|op| op.symbol() == p)
     }
 }
 

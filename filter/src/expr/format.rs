@@ -1,20 +1,32 @@
 //! Values as label and log strings (`Value::write_to`), without allocating.
 
 use super::time::{write_duration, write_timestamp};
-use super::Value;
+use super::value::Value;
 use std::fmt::{self, Write};
 
-pub(crate) fn write_value(value: &Value<'_>, out: &mut String) {
-    match value {
-        Value::Str(s) => out.push_str(s),
-        Value::Int(n) => {
-            let _ = write!(out, "{n}");
+impl Value<'_> {
+    /// Appends the value as a label or log string:
+    /// - strings as they are; ints in decimal; bools `true`/`false`;
+    /// - doubles as Go's `%g` (what CEL's `string(double)` prints): shortest digits that read
+    ///   back to the same double, exponent form below 1e-4 and from 1e6 on: `1.5`, `2`,
+    ///   `100000`, `1e+06`, `1e-05`, `NaN`, `+Inf`;
+    /// - durations as Go's `time.Duration`: `1.5s`, `2.109624ms`, `1m30s`, `1h0m0s`, `0s`;
+    /// - timestamps as RFC 3339 in UTC with the fewest fraction digits:
+    ///   `2018-11-14T01:46:26.528539Z`;
+    /// - maps as `k=v` pairs sorted by key and joined by `,`, so equal maps give equal labels
+    ///   whatever order the caller filled them in.
+    pub fn write_to(&self, out: &mut String) {
+        match self {
+            Value::Str(s) => out.push_str(s),
+            Value::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Double(d) => write_double(*d, out),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Duration(ns) => write_duration(*ns, out),
+            Value::Timestamp(ns) => write_timestamp(*ns, out),
+            Value::Map(entries) => write_map(entries, out),
         }
-        Value::Double(d) => write_double(*d, out),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Duration(ns) => write_duration(*ns, out),
-        Value::Timestamp(ns) => write_timestamp(*ns, out),
-        Value::Map(entries) => write_map(entries, out),
     }
 }
 
@@ -53,7 +65,7 @@ impl Write for Buf {
 
 /// Go's `%g` (`strconv.FormatFloat(d, 'g', -1, 64)`): the shortest digits, in exponent form
 /// when the exponent is below -4 or at least 6.
-pub(crate) fn write_double(d: f64, out: &mut String) {
+fn write_double(d: f64, out: &mut String) {
     if d.is_nan() {
         out.push_str("NaN");
         return;

@@ -1,19 +1,28 @@
 //! Source text → tokens with their columns.
+//!
+//! Public as well as the parser's input, so that tools which rewrite expressions (the CLI's
+//! Mixer importer) read them exactly as the filter does rather than with a lexer of their own.
 
-use super::ExprError;
+use super::error::ExprError;
 use std::fmt;
+use std::ops::Range;
 
+/// What a token is. Names, literals and operators as the language spells them.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Tok {
+pub enum Tok {
+    /// A name: an attribute, a field, a function or a method.
     Ident(String),
     /// Unsigned: `-9223372036854775808` is a minus and 2^63, which only the parser can fold.
     Int(u64),
     Double(f64),
+    /// A string literal's value, escapes decoded (its spelling is [`Token::span`]).
     Str(String),
     True,
     False,
     In,
+    /// An operator or delimiter: `==`, `|`, `.`, `(`, …
     Punct(&'static str),
+    /// After the last token; [`lex`] always ends with it.
     Eof,
 }
 
@@ -33,11 +42,23 @@ impl fmt::Display for Tok {
     }
 }
 
+/// A token and where it is in the source.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Token {
+pub struct Token {
     pub tok: Tok,
-    /// 1-based, in chars.
+    /// Where it starts, 1-based in chars: the column error messages give.
     pub col: usize,
+    /// Its length in chars (0 for [`Tok::Eof`]).
+    pub len: usize,
+}
+
+impl Token {
+    /// The chars the token spans, 0-based: a literal's spelling, quotes and escapes included,
+    /// is `source.chars().skip(span.start).take(span.len())`.
+    pub fn span(&self) -> Range<usize> {
+        let start = self.col.saturating_sub(1);
+        start..start + self.len
+    }
 }
 
 /// Longest first, so `<=` is not read as `<` then `=`.
@@ -46,7 +67,9 @@ const PUNCTS: [&str; 23] = [
     "[", "]", "(", ")", ",",
 ];
 
-pub(crate) fn lex(source: &str) -> Result<Vec<Token>, ExprError> {
+/// Splits `source` into tokens, ending with [`Tok::Eof`]; the first character that starts
+/// no token is an error at its column.
+pub fn lex(source: &str) -> Result<Vec<Token>, ExprError> {
     let mut lexer = Lexer {
         chars: source.chars().collect(),
         pos: 0,
@@ -71,8 +94,10 @@ impl Lexer {
         self.pos + 1
     }
 
+    /// Pushes a token that started at `col` and ends where the lexer is now.
     fn push(&mut self, tok: Tok, col: usize) {
-        self.tokens.push(Token { tok, col });
+        let len = self.col().saturating_sub(col);
+        self.tokens.push(Token { tok, col, len });
     }
 
     fn run(&mut self) -> Result<(), ExprError> {

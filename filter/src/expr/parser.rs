@@ -1,8 +1,11 @@
 //! Tokens → syntax tree, by precedence climbing (the table is in `expr/mod.rs`).
 
+#[cfg(test)]
+pub(super) mod tests;
+
 use super::ast::{children, Ast, BinOp, Kind, UnOp, MAX_DEPTH};
+use super::error::ExprError;
 use super::lexer::{Tok, Token};
-use super::ExprError;
 
 pub(crate) fn parse(tokens: &[Token]) -> Result<Ast, ExprError> {
     let mut parser = Parser {
@@ -21,6 +24,33 @@ pub(crate) fn parse(tokens: &[Token]) -> Result<Ast, ExprError> {
     Ok(ast)
 }
 
+/// The binary operator a token spells, if any.
+fn binary_op(tok: &Tok) -> Option<BinOp> {
+    let p = match tok {
+        Tok::In => return Some(BinOp::In),
+        Tok::Punct(p) => *p,
+        _ => return None,
+    };
+    [
+        BinOp::Or,
+        BinOp::And,
+        BinOp::Eq,
+        BinOp::Ne,
+        BinOp::Lt,
+        BinOp::Le,
+        BinOp::Gt,
+        BinOp::Ge,
+        BinOp::Add,
+        BinOp::Sub,
+        BinOp::Default,
+        BinOp::Mul,
+        BinOp::Div,
+        BinOp::Rem,
+    ]
+    .into_iter()
+    .find(|op| op.symbol() == p)
+}
+
 struct Parser<'t> {
     tokens: &'t [Token],
     pos: usize,
@@ -30,6 +60,7 @@ struct Parser<'t> {
 const EOF: Token = Token {
     tok: Tok::Eof,
     col: 1,
+    len: 0,
 };
 
 impl Parser<'_> {
@@ -113,7 +144,7 @@ impl Parser<'_> {
 
     fn binary(&mut self, min_prec: u8) -> Result<Ast, ExprError> {
         let mut lhs = self.unary()?;
-        while let Some(op) = BinOp::from_tok(&self.peek().tok).filter(|op| op.prec() >= min_prec) {
+        while let Some(op) = binary_op(&self.peek().tok).filter(|op| op.prec() >= min_prec) {
             let op_col = self.bump().col;
             let rhs = self.binary(op.prec() + 1)?;
             let col = lhs.col;
@@ -201,7 +232,7 @@ impl Parser<'_> {
     }
 
     fn primary(&mut self) -> Result<Ast, ExprError> {
-        let Token { tok, col } = self.bump();
+        let Token { tok, col, .. } = self.bump();
         let kind = match tok {
             Tok::Int(n) => Kind::Int(
                 i64::try_from(n)

@@ -1,7 +1,7 @@
 //! Properties: no input panics; printing a tree and parsing it back keeps its meaning.
 
 use super::ast::{Ast, BinOp, Kind, UnOp, MAX_DEPTH};
-use super::parser_tests::{parse_str, show};
+use super::parser::tests::{parse_str, show};
 use super::tests::{setup, TestResolver};
 use super::{check, compile, Attr, EvalError, Type};
 use proptest::prelude::*;

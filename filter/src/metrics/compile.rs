@@ -33,6 +33,7 @@ pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, V
         table: MetricTable::default(),
         problems: Vec::new(),
         sources: Vec::new(),
+        custom: custom_names(config),
     };
     let standard = HTTP_METRICS
         .iter()
@@ -145,6 +146,8 @@ struct Compiler<'v> {
     problems: Vec<ConfigError>,
     /// Source text of each custom dimension expression, so one expression is evaluated once.
     sources: Vec<String>,
+    /// Every custom dimension name of the configuration, which no other may end.
+    custom: Vec<&'v str>,
 }
 
 impl Compiler<'_> {
@@ -164,7 +167,7 @@ impl Compiler<'_> {
 
     /// A custom dimension's expression index, compiling it once per distinct text.
     fn dimension(&mut self, path: &str, tag: &str, source: &str) -> Option<usize> {
-        if let Err(reason) = check_tag(tag) {
+        if let Err(reason) = check_tag(tag, &self.custom) {
             self.problem(path.to_string(), reason);
             return None;
         }
@@ -340,18 +343,16 @@ impl Compiler<'_> {
     }
 }
 
-/// Custom tag names in extraction order: longest first. Values cannot contain `=.=` (see
-/// `stat_name`), so `tag=.=` occurs in a stat name only where a tag was written, except
-/// inside a longer tag that ends with the same name; extracting longer names first removes
-/// those before the shorter regex runs. (Emission order does not matter.)
+/// Custom tag names in `stats_tags` order: longest first, a stable order. Order does not keep
+/// tags apart: Envoy runs each regex on the whole name. Values cannot contain `=.=` (see
+/// `stat_name`), so `tag=.=` occurs only where a tag was written or inside a longer tag
+/// ending with it, and [`check_tag`] refuses the names for which that happens.
 fn custom_order(config: &PluginConfig) -> Vec<String> {
-    let mut tags: Vec<String> = config
-        .metrics
+    let custom = custom_names(config);
+    let mut tags: Vec<String> = custom
         .iter()
-        .flat_map(|m| m.dimensions.keys())
-        .chain(config.definitions.iter().flat_map(|d| d.dimensions.keys()))
-        .filter(|t| !STANDARD_LABELS.contains(&t.as_str()) && check_tag(t).is_ok())
-        .cloned()
+        .filter(|t| check_tag(t, &custom).is_ok())
+        .map(|t| t.to_string())
         .collect();
     tags.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     tags.dedup();
@@ -423,7 +424,7 @@ pub fn bucket_settings(config: &PluginConfig) -> Vec<BucketSetting> {
     out
 }
 
-fn check_tag(tag: &str) -> Result<(), String> {
+fn check_tag(tag: &str, custom: &[&str]) -> Result<(), String> {
     let mut chars = tag.chars();
     let valid = chars
         .next()
@@ -433,14 +434,39 @@ fn check_tag(tag: &str) -> Result<(), String> {
     if !valid {
         return Err(format!("{tag:?} is not a valid Prometheus label name"));
     }
-    // Standard labels are extracted first, so a custom name ending with one would be cut
-    // in two by that label's regex.
-    match STANDARD_LABELS.iter().find(|std| tag.len() > std.len() && tag.ends_with(*std)) {
-        Some(std) => Err(format!(
-            "label {tag:?} ends with the standard label `{std}`, which Envoy's tag extraction cannot tell apart; choose another name"
+    // Envoy runs every `stats_tags` regex on the whole stat name, not on what the earlier ones
+    // left, and the regex of `b` also matches the `b=.=` inside `a_b=.=`: when one tag name
+    // ends another, `b`'s value is read from the wrong label. Checked both ways, against
+    // every tag a stat name can hold.
+    let fixed = || STANDARD_LABELS.iter().chain(&BUILD_LABELS).copied();
+    let tells = "which Envoy's tag extraction cannot tell apart; choose another name";
+    if let Some(std) = fixed().find(|o| tag.len() > o.len() && tag.ends_with(o)) {
+        return Err(format!(
+            "label {tag:?} ends with the label `{std}`, {tells}"
+        ));
+    }
+    let longer = fixed().chain(custom.iter().copied());
+    match longer
+        .into_iter()
+        .find(|o| o.len() > tag.len() && o.ends_with(tag))
+    {
+        Some(other) => Err(format!(
+            "label {tag:?} is the end of the label `{other}`, {tells}"
         )),
         None => Ok(()),
     }
+}
+
+/// Every custom dimension name in `config` (standard labels aside), for [`check_tag`].
+fn custom_names(config: &PluginConfig) -> Vec<&str> {
+    config
+        .metrics
+        .iter()
+        .flat_map(|m| m.dimensions.keys())
+        .chain(config.definitions.iter().flat_map(|d| d.dimensions.keys()))
+        .map(String::as_str)
+        .filter(|t| !STANDARD_LABELS.contains(t))
+        .collect()
 }
 
 fn is_metric_name(name: &str) -> bool {

@@ -26,6 +26,8 @@ pub use compile::{all_tag_names, bucket_settings, compile, stats_tags, tag_keys,
 pub const PREFIX: &str = "istio_";
 /// Counts configuration problems (a config that could not be used, or parts of one).
 pub const CONFIG_ERRORS_METRIC: &str = "meshstats_config_errors_total";
+/// Counts callers' exchange headers not believed (`peer_metadata_trust`, certificate checks).
+pub const PEER_REJECTED_METRIC: &str = "meshstats_peer_metadata_rejected_total";
 /// Counts records skipped because a metric's value expression failed.
 pub const EVAL_ERRORS_METRIC: &str = "meshstats_evaluation_errors_total";
 /// Counts reports recorded in an overflow series (a metric held `max_series_per_metric`

@@ -365,6 +365,44 @@ fn tag_names_put_custom_dimensions_longest_first_between_standard_and_build() {
 }
 
 #[test]
+fn a_tag_name_may_not_end_another() {
+    // Found by fuzzing (meshstats-fuzz `stat_name`, checked in Envoy 1.40): Envoy runs each
+    // `stats_tags` regex on the whole name, so `protocol=\.=` also matches inside
+    // `request_protocol=.=`, and `bar` inside `foo_bar`: those labels read the wrong value.
+    let json = r#"{"metrics": [{"dimensions": {"protocol": "'a'", "foo_bar": "'b'", "bar": "'c'", "x_tag": "'d'", "nent": "'e'", "ok": "'f'"}}]}"#;
+    let c = table(json);
+    let problems: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+    let tells = "which Envoy's tag extraction cannot tell apart; choose another name";
+    assert_eq!(
+        problems,
+        [
+            format!("invalid meshstats config at `metrics[0].dimensions.bar`: label \"bar\" is the end of the label `foo_bar`, {tells}"),
+            format!("invalid meshstats config at `metrics[0].dimensions.nent`: label \"nent\" is the end of the label `component`, {tells}"),
+            format!("invalid meshstats config at `metrics[0].dimensions.protocol`: label \"protocol\" is the end of the label `request_protocol`, {tells}"),
+            format!("invalid meshstats config at `metrics[0].dimensions.x_tag`: label \"x_tag\" ends with the label `tag`, {tells}"),
+        ]
+    );
+    let tags = all_tag_names(&PluginConfig::parse(json).unwrap());
+    assert_eq!(&tags[25..], ["foo_bar", "ok", "component", "tag"]);
+    let labels = c.table.labels_of("istio_requests_total").unwrap();
+    assert_eq!(&labels[25..], ["foo_bar", "ok"]);
+}
+
+#[test]
+fn no_fixed_tag_name_ends_another() {
+    let fixed: Vec<&str> = STANDARD_LABELS
+        .iter()
+        .chain(&BUILD_LABELS)
+        .copied()
+        .collect();
+    for a in &fixed {
+        for b in &fixed {
+            assert!(a == b || !a.ends_with(b), "{a} ends with {b}");
+        }
+    }
+}
+
+#[test]
 fn bucket_settings_per_metric() {
     let c = PluginConfig::parse(
         r#"{"metrics": [{"name": "request_duration_milliseconds", "buckets": {"explicit_buckets": {"bounds": [1, 10, 100]}}},

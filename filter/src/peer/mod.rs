@@ -40,6 +40,8 @@ pub struct PeerNode {
     pub istio_version: String,
     pub mesh_id: String,
     pub cluster_id: String,
+    /// Istio's `SERVICE_ACCOUNT`: what a server checks against the caller's certificate.
+    pub service_account: String,
     /// Sorted by key with unique keys, so [`PeerNode::label`] can binary search.
     pub labels: Vec<(String, String)>,
     /// Sorted by key with unique keys, like `labels`.

@@ -24,7 +24,7 @@ macro_rules! string_fields {
 /// The plain string keys. Encoding, decoding and reading the local node all walk this one
 /// table, so a key cannot be written under one name and read under another. (Row order does
 /// not reach the wire: `encode_struct` sorts keys.)
-pub(crate) const STRING_FIELDS: [StringField; 9] = string_fields![
+pub(crate) const STRING_FIELDS: [StringField; 10] = string_fields![
     "NAME" => name,
     "NAMESPACE" => namespace,
     "OWNER" => owner,
@@ -32,6 +32,7 @@ pub(crate) const STRING_FIELDS: [StringField; 9] = string_fields![
     "ISTIO_VERSION" => istio_version,
     "MESH_ID" => mesh_id,
     "CLUSTER_ID" => cluster_id,
+    "SERVICE_ACCOUNT" => service_account,
     "APP_CONTAINERS" => app_containers,
     "INSTANCE_IPS" => instance_ips,
 ];
@@ -187,6 +188,7 @@ mod tests {
             istio_version: "1.17.2".into(),
             mesh_id: "cluster.local".into(),
             cluster_id: "Kubernetes".into(),
+            service_account: "bookinfo-reviews".into(),
             labels: Vec::new(),
             platform_metadata: labels(&[("gcp_project", "p"), ("gcp_zone", "us-central1-a")]),
             app_containers: "reviews,sidecar".into(),
@@ -283,6 +285,7 @@ mod tests {
         let node = PeerNode::from_struct_bytes(&bytes).unwrap();
         let expected = PeerNode {
             namespace: "default".into(),
+            service_account: "bookinfo-reviews".into(),
             labels: labels(&[("a", "1"), ("b", "4")]),
             ..PeerNode::default()
         };
@@ -357,7 +360,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_node_round_trips(
-            strings in proptest::collection::vec(".{0,20}", 9),
+            strings in proptest::collection::vec(".{0,20}", 10),
             labels in arb_pairs(),
             platform_metadata in arb_pairs(),
         ) {
@@ -373,6 +376,7 @@ mod tests {
                 platform_metadata,
                 app_containers: strings[7].clone(),
                 instance_ips: strings[8].clone(),
+                service_account: strings[9].clone(),
             };
             prop_assert_eq!(PeerNode::from_header_value(&node.to_header_value()).unwrap(), node);
         }

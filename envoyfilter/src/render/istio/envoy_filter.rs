@@ -81,9 +81,7 @@ pub fn plugin_config(root_id: &str, vm_id: &str, code: &WasmCode, config_json: &
     json!({
         "name": "meshstats",
         "root_id": root_id,
-        // Telemetry must never take traffic down: if the VM fails, requests pass
-        // through unobserved instead of failing.
-        "failure_policy": "FAIL_OPEN",
+        "failure_policy": crate::render::envoy::FAILURE_POLICY,
         "vm_config": {
             "vm_id": vm_id,
             "runtime": "envoy.wasm.runtime.v8",

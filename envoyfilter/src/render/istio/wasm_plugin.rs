@@ -61,7 +61,11 @@ fn wasm_plugin(opts: &WasmPluginOptions, name: &str, plugin_type: &str) -> Value
     }
     spec.insert("phase".into(), json!("STATS"));
     spec.insert("type".into(), json!(plugin_type));
-    spec.insert("failStrategy".into(), json!("FAIL_OPEN"));
+    // Istio (1.25+) passes it on as Envoy's `failure_policy` of the same name.
+    spec.insert(
+        "failStrategy".into(),
+        json!(crate::render::envoy::FAILURE_POLICY),
+    );
     spec.insert("pluginConfig".into(), opts.plugin_config.clone());
     opts.scope.apply(&mut spec, "selector", "matchLabels");
     resource(

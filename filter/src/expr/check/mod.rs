@@ -1,8 +1,15 @@
 //! Name resolution and type checking: syntax tree → compiled tree.
 
+mod builtins;
+#[cfg(test)]
+mod tests;
+
 use super::ast::{Ast, BinOp, Kind, UnOp};
-use super::eval::{Arith, Cmp, Node};
-use super::{funcs, time, ExprError, Resolver, Seg, Type};
+use super::error::ExprError;
+use super::ir::{Arith, Cmp, Node};
+use super::resolver::{Resolver, Seg};
+use super::time;
+use super::value::Type;
 
 pub(crate) fn compile(
     ast: &Ast,
@@ -109,10 +116,8 @@ impl Checker<'_> {
                 let (map, key) = box2(map, key);
                 (Node::Index(map, key), Type::String)
             }
-            Kind::Call(name, args) => funcs::check_call(self, ast.col, name, args)?,
-            Kind::Method(target, name, col, args) => {
-                funcs::check_method(self, target, name, *col, args)?
-            }
+            Kind::Call(name, args) => self.check_call(ast.col, name, args)?,
+            Kind::Method(target, name, col, args) => self.check_method(target, name, *col, args)?,
             Kind::Unary(op, operand) => self.unary(*op, operand)?,
             Kind::Binary(op, col, l, r) => self.binary(*op, *col, l, r)?,
             Kind::Cond(col, c, then, otherwise) => self.cond("`?:`", *col, c, then, otherwise)?,

@@ -1,7 +1,7 @@
 //! Evaluation of functions; errors, formats, conversions, allocation-free results.
 
-use super::tests::{ev, ev_err, ev_with, map, request, run, s, setup, TestResolver};
-use super::*;
+use crate::expr::tests::{ev, ev_err, ev_with, map, request, run, s, setup, TestResolver};
+use crate::expr::*;
 use std::borrow::Cow;
 
 #[test]

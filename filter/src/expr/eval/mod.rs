@@ -1,65 +1,20 @@
-//! The compiled tree and its evaluation.
+//! Evaluation of the compiled tree over a request's attribute slots.
 //!
 //! The checker has already proved every operand's type, so a mismatch here is a checker bug:
 //! it surfaces as `EvalError::Type`, never as a panic.
 
-use super::calls::{eval_call, eval_str_op};
-use super::funcs::{Func, StrOp};
-use super::{Attr, EvalError, Type, Value};
+mod builtins;
+#[cfg(test)]
+mod tests;
+
+use super::error::EvalError;
+use super::ir::{Arith, Cmp, Node};
+use super::value::{Attr, Type, Value};
+use builtins::{eval_call, eval_str_op};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-#[derive(Debug, Clone)]
-pub(crate) enum Node {
-    Str(Box<str>),
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-    Duration(i64),
-    Timestamp(i64),
-    EmptyMap,
-    Slot(usize),
-    /// `map[key]` with a computed key, or on a computed map.
-    Index(Box<Node>, Box<Node>),
-    HasSlot(usize),
-    HasIndex(Box<Node>, Box<Node>),
-    Not(Box<Node>),
-    Neg(Box<Node>),
-    Arith(Arith, Box<Node>, Box<Node>),
-    Cmp(Cmp, Box<Node>, Box<Node>),
-    And(Box<Node>, Box<Node>),
-    Or(Box<Node>, Box<Node>),
-    Cond(Box<Node>, Box<Node>, Box<Node>),
-    /// Mixer's `a | b`.
-    Default(Box<Node>, Box<Node>),
-    InList(Box<Node>, Vec<Node>),
-    InMap(Box<Node>, Box<Node>),
-    Call(Func, Box<Node>),
-    StrOp(StrOp, Box<Node>, Box<Node>),
-    /// `matches` with a literal pattern, compiled once.
-    Regex(Box<Node>, Box<regex_lite::Regex>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Arith {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Rem,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cmp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-pub(crate) fn mismatch(expected: Type, found: &Value<'_>) -> EvalError {
+fn mismatch(expected: Type, found: &Value<'_>) -> EvalError {
     EvalError::Type {
         expected,
         found: found.type_of(),
@@ -187,17 +142,14 @@ fn eval_compound<'a>(node: &'a Node, slots: &'a [Option<Attr>]) -> Result<Value<
     })
 }
 
-pub(crate) fn eval_bool(node: &Node, slots: &[Option<Attr>]) -> Result<bool, EvalError> {
+fn eval_bool(node: &Node, slots: &[Option<Attr>]) -> Result<bool, EvalError> {
     match eval(node, slots)? {
         Value::Bool(b) => Ok(b),
         other => Err(mismatch(Type::Bool, &other)),
     }
 }
 
-pub(crate) fn eval_str<'a>(
-    node: &'a Node,
-    slots: &'a [Option<Attr>],
-) -> Result<Cow<'a, str>, EvalError> {
+fn eval_str<'a>(node: &'a Node, slots: &'a [Option<Attr>]) -> Result<Cow<'a, str>, EvalError> {
     match eval(node, slots)? {
         Value::Str(s) => Ok(s),
         other => Err(mismatch(Type::String, &other)),
@@ -282,18 +234,4 @@ fn compare(op: Cmp, l: &Value<'_>, r: &Value<'_>) -> Result<bool, EvalError> {
         Cmp::Gt => ord == Some(Ordering::Greater),
         Cmp::Ge => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
     })
-}
-
-pub(crate) fn double_to_i64(d: f64) -> Result<i64, EvalError> {
-    // 2^63 is exact as a double; anything from it up does not fit, nor does NaN.
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    if !(-LIMIT..LIMIT).contains(&d) {
-        return Err(EvalError::Overflow);
-    }
-    Ok(d.trunc() as i64)
-}
-
-pub(crate) fn parse_int(s: &str) -> Result<i64, EvalError> {
-    s.parse()
-        .map_err(|_| EvalError::Other(format!("cannot convert {s:?} to int")))
 }

@@ -1,7 +1,7 @@
 //! Compile-time errors: exact messages and columns.
 
-use super::tests::{compile_err, TestResolver};
-use super::*;
+use crate::expr::tests::{compile_err, TestResolver};
+use crate::expr::*;
 
 fn compile_as(src: &str, expected: Type) -> Result<Type, String> {
     compile(src, Some(expected), &mut TestResolver::default())
@@ -182,7 +182,7 @@ fn display_types() {
 /// Istio 1.0's own configs default durations with strings: `response.duration | "0ms"`.
 #[test]
 fn string_literal_defaults_of_durations_and_timestamps() {
-    use super::tests::{ev_with, run};
+    use crate::expr::tests::{ev_with, run};
     assert_eq!(
         compile_as("response.duration | \"0ms\"", Type::Duration),
         Ok(Type::Duration)
@@ -218,7 +218,7 @@ fn string_literal_defaults_of_durations_and_timestamps() {
 
 #[test]
 fn int_of_a_duration_is_nanoseconds() {
-    use super::tests::ev_with;
+    use crate::expr::tests::ev_with;
     let d = [("response.duration", Attr::Duration(9_486_802))];
     assert_eq!(ev_with("int(response.duration)", &d), "9486802");
     assert_eq!(ev_with("int(response.duration) / 1000000", &d), "9");

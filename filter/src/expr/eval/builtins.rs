@@ -1,12 +1,13 @@
 //! Evaluation of built-in functions and methods.
 
-use super::eval::{double_to_i64, parse_int};
-use super::funcs::{Func, StrOp};
-use super::{time, EvalError, Type, Value};
+use crate::expr::error::EvalError;
+use crate::expr::ir::{double_to_i64, parse_int, Func, StrOp};
+use crate::expr::time;
+use crate::expr::value::{Type, Value};
 use std::borrow::Cow;
 
 /// Mixer's `match`: `prefix*`, `*suffix` or an exact string.
-pub(crate) fn glob(s: &str, pattern: &str) -> bool {
+fn glob(s: &str, pattern: &str) -> bool {
     if let Some(prefix) = pattern.strip_suffix('*') {
         s.starts_with(prefix)
     } else if let Some(suffix) = pattern.strip_prefix('*') {
@@ -16,7 +17,7 @@ pub(crate) fn glob(s: &str, pattern: &str) -> bool {
     }
 }
 
-pub(crate) fn eval_str_op<'a>(
+pub(super) fn eval_str_op<'a>(
     op: StrOp,
     s: Cow<'a, str>,
     p: Cow<'_, str>,
@@ -49,7 +50,7 @@ fn recase<'a>(s: Cow<'a, str>, func: Func) -> Cow<'a, str> {
     })
 }
 
-pub(crate) fn eval_call(func: Func, v: Value<'_>) -> Result<Value<'_>, EvalError> {
+pub(super) fn eval_call(func: Func, v: Value<'_>) -> Result<Value<'_>, EvalError> {
     let mismatch = |v: &Value<'_>, expected| EvalError::Type {
         expected,
         found: v.type_of(),

@@ -1,13 +1,13 @@
 //! Lexer and parser: tokens, precedence, associativity, nesting limits.
 
-use super::ast::{Ast, Kind, UnOp};
-use super::lexer::{lex, Tok};
-use super::parser::parse;
+use super::parse;
+use crate::expr::ast::{Ast, Kind, UnOp};
+use crate::expr::lexer::{lex, Tok};
 
 /// Prints a tree back to source. `minimal` uses as few parentheses as precedence allows (the
 /// round-trip property relies on it); otherwise every compound is parenthesized, which shows
 /// how the parser grouped an expression.
-pub(super) fn show(ast: &Ast, minimal: bool) -> String {
+pub(in crate::expr) fn show(ast: &Ast, minimal: bool) -> String {
     let mut out = String::new();
     write(ast, minimal, 0, &mut out);
     out
@@ -103,7 +103,7 @@ fn write_list(items: &[Ast], minimal: bool, out: &mut String) {
     }
 }
 
-pub(super) fn parse_str(src: &str) -> Result<Ast, String> {
+pub(in crate::expr) fn parse_str(src: &str) -> Result<Ast, String> {
     let tokens = lex(src).map_err(|e| e.to_string())?;
     parse(&tokens).map_err(|e| e.to_string())
 }
@@ -288,4 +288,33 @@ fn nesting_is_bounded() {
     too_deep(format!("{}x{}", "[".repeat(10_000), "]".repeat(10_000)));
     too_deep(format!("{}x{}", "a[".repeat(10_000), "]".repeat(10_000)));
     too_deep(format!("{}1", "true ? 1 : ".repeat(10_000)));
+}
+
+#[test]
+fn token_spans_cover_the_spelling() {
+    // Columns count chars, not bytes: `é` is one.
+    let src = "ip( 'é\\'b' ) <= x";
+    let spans: Vec<(Tok, String)> = lex(src)
+        .unwrap()
+        .into_iter()
+        .map(|t| {
+            let span = t.span();
+            (
+                t.tok,
+                src.chars().skip(span.start).take(span.len()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            (Tok::Ident("ip".into()), "ip".into()),
+            (Tok::Punct("("), "(".into()),
+            (Tok::Str("é'b".into()), "'é\\'b'".into()),
+            (Tok::Punct(")"), ")".into()),
+            (Tok::Punct("<="), "<=".into()),
+            (Tok::Ident("x".into()), "x".into()),
+            (Tok::Eof, String::new()),
+        ]
+    );
 }
