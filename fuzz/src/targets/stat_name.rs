@@ -13,7 +13,7 @@ use arbitrary::Unstructured;
 use meshstats_filter::config::{MetricConfig, PluginConfig};
 use meshstats_filter::labels::STANDARD_LABELS;
 use meshstats_filter::metrics::all_tag_names;
-use meshstats_filter::stat_name::{extract, push_label};
+use meshstats_filter::stat_name::{extract, istio_tags, push_label};
 
 /// Custom dimension names that end standard ones, or are extended by them, or by each other.
 const TAG_NAMES: &[&str] = &[
@@ -149,7 +149,7 @@ pub fn run(data: &[u8]) {
 
     // `stat_name::extract` (what `meshstats` shows) must agree with Envoy.
     let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
-    let (ours_rest, mut ours) = extract(&name, &tag_refs);
+    let (ours_rest, mut ours) = extract(&name, &istio_tags(&tag_refs));
     ours.sort();
     assert_eq!(
         (ours_rest, ours),
