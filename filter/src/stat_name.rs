@@ -166,7 +166,7 @@ fn regex_escape(s: &str) -> String {
 /// What Envoy's tag extraction makes of a stat name (as defined, without `wasmcustom.`): the
 /// remaining name and the labels. `tags` are `stats_tags` entries (tag name, regex); as Envoy
 /// does, each regex runs on the original name, its first group is removed and its second is
-/// the value, and labels come out in `tags` order. For tests and `meshstats`.
+/// the value, and labels come out in `tags` order. For the host tests and the fuzz targets.
 pub fn extract(name: &str, tags: &[(String, String)]) -> (String, Vec<(String, String)>) {
     let full = format!("{WASM_NAMESPACE}{name}");
     let mut remove: Vec<(usize, usize)> = Vec::new();

@@ -314,6 +314,25 @@ impl Bookinfo {
             server_listen,
         })
     }
+    /// [`Bookinfo::start`] over mTLS with `pki`'s workload certificates: the client sidecar
+    /// presents productpage's, the server sidecar requires one signed by the mesh CA.
+    pub fn start_mtls(
+        app: SocketAddr,
+        pki: &crate::pki::Pki,
+        server_config: &str,
+    ) -> Result<Bookinfo, String> {
+        Bookinfo::start_with(
+            app,
+            |c| Sidecar {
+                upstream_tls: Some(pki.client.clone()),
+                ..c
+            },
+            |s| Sidecar {
+                downstream_tls: Some(pki.server.clone()),
+                ..s.config(server_config)
+            },
+        )
+    }
 }
 
 /// The 20 peer labels (reporter … destination_cluster) both sidecars of [`Bookinfo`] report for

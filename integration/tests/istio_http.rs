@@ -467,18 +467,7 @@ fn mtls_between_sidecars_reports_spiffe_principals() {
     let dir = std::env::temp_dir().join(format!("meshstats-http-mtls-{}", std::process::id()));
     let pki = bookinfo_pki(&dir).unwrap();
     let app = Backend::start();
-    let mesh = Bookinfo::start_with(
-        app.addr(),
-        |c| Sidecar {
-            upstream_tls: Some(pki.client.clone()),
-            ..c
-        },
-        |s| Sidecar {
-            downstream_tls: Some(pki.server.clone()),
-            ..s
-        },
-    )
-    .unwrap();
+    let mesh = Bookinfo::start_mtls(app.addr(), &pki, "{}").unwrap();
     Requests::get(mesh.entry, "/ratings/0").send(5);
     let principals = [
         ("source_principal", PRODUCTPAGE_ID),

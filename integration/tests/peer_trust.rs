@@ -376,18 +376,7 @@ fn mtls_only_checks_an_mtls_caller_against_its_certificate() {
 fn the_client_side_replaces_a_callers_headers() {
     let pki = bookinfo_pki(&scratch("outbound")).unwrap();
     let app = Backend::start();
-    let mesh = Bookinfo::start_with(
-        app.addr(),
-        |c| Sidecar {
-            upstream_tls: Some(pki.client.clone()),
-            ..c
-        },
-        |s| Sidecar {
-            downstream_tls: Some(pki.server.clone()),
-            ..s.config(MTLS_ONLY)
-        },
-    )
-    .unwrap();
+    let mesh = Bookinfo::start_mtls(app.addr(), &pki, MTLS_ONLY).unwrap();
     let vm = vm_stats(&mesh.server);
     for _ in 0..3 {
         let r = forged(mesh.entry, &admin_console().to_header_value());
