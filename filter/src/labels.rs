@@ -73,6 +73,8 @@ pub enum Reporter {
 }
 
 impl Reporter {
+    pub const ALL: [Reporter; 3] = [Reporter::Source, Reporter::Destination, Reporter::Waypoint];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reporter::Source => "source",

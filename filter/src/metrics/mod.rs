@@ -16,7 +16,7 @@ use crate::attributes::{Needs, RequestAttributes};
 use crate::config::MetricKind;
 use crate::expr::{Attr, Program};
 use crate::host::{Host, LogLevel};
-use crate::labels::{Dimensions, UNKNOWN};
+use crate::labels::{Dimensions, Reporter, UNKNOWN};
 use crate::stat_name;
 use hashbrown::HashMap;
 
@@ -454,16 +454,17 @@ impl MetricTable {
                 continue;
             }
             overflowed = overflowed.or(Some(g));
-            let reporter = match group
+            // A reporter label keeps its value when it is one of Istio's (a custom `reporter`
+            // dimension could be anything, and would then be a way around the cap).
+            let value = group
                 .reporter
                 .and_then(|r| group.labels.get(r))
-                .map(|source| label_value(dims, &self.custom, *source))
-            {
-                Some("source") => "source",
-                Some("destination") => "destination",
-                Some("waypoint") => "waypoint",
-                _ => OVERFLOW_VALUE,
-            };
+                .map(|source| label_value(dims, &self.custom, *source));
+            let reporter = Reporter::ALL
+                .into_iter()
+                .map(Reporter::as_str)
+                .find(|r| Some(*r) == value)
+                .unwrap_or(OVERFLOW_VALUE);
             if let Some((_, ids)) = group.overflow.iter().find(|(r, _)| *r == reporter) {
                 self.emit(host, g, ids, slots, report);
                 continue;
