@@ -36,10 +36,10 @@ setup:
 	@ENVOY_VERSION=$(ENVOY_VERSION) bash scripts/setup.sh
 
 build: setup
-	$(CARGO) build --release -p meshstats-filter --target $(WASM_TARGET)
+	$(CARGO) build --release -p meshstats-wasm --target $(WASM_TARGET)
 	$(CARGO) build --release -p meshstats-cli
 	@mkdir -p dist
-	cp target/$(WASM_TARGET)/release/meshstats_filter.wasm $(MESHSTATS_WASM)
+	cp target/$(WASM_TARGET)/release/meshstats_wasm.wasm $(MESHSTATS_WASM)
 	cp target/release/meshstats $(MESHSTATS_BIN)
 
 # Each step needs the previous ones only for ordering: `make -k test` runs them all.
@@ -55,7 +55,7 @@ unit:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p meshstats-filter --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy -p meshstats-wasm --target $(WASM_TARGET) -- -D warnings
 
 validate-configs:
 	$(ARTIFACTS) bash scripts/validate-envoy-configs.sh

@@ -1,7 +1,8 @@
-//! meshstats: Istio-grade request telemetry as one proxy-wasm filter.
+//! meshstats: Istio-grade request telemetry, the filter's logic.
 //!
-//! Everything except [`host::proxy`] is plain Rust that tests on the host with
-//! `cargo test`; that one module is the only place that touches the proxy-wasm ABI.
+//! This crate knows no ABI: it is plain Rust written against [`host::Host`] and tests on the
+//! host with `cargo test`. The adapter crates on top (`meshstats-wasm`) export the callbacks
+//! a proxy calls and implement `Host` over its host functions.
 #![cfg_attr(
     test,
     allow(

@@ -1,13 +1,9 @@
 //! The filter's view of its host proxy. All logic is written against [`Host`], so it runs
-//! unchanged under `cargo test` with [`fake::FakeHost`] and inside Envoy with the proxy-wasm
-//! implementation in `proxy` (the only module that touches the ABI).
+//! unchanged under `cargo test` with [`fake::FakeHost`] and inside Envoy through an adapter
+//! crate (`meshstats-wasm`, the proxy-wasm module), the only code that touches an ABI.
 
-#[cfg(target_arch = "wasm32")]
-mod abi;
 #[cfg(test)]
 pub mod fake;
-#[cfg(target_arch = "wasm32")]
-pub mod proxy;
 
 use crate::config::MetricKind;
 

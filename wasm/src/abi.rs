@@ -9,7 +9,7 @@
 //!
 //! This is the only `unsafe` in the project: calling imported functions, and taking
 //! ownership of buffers the host allocated through our `proxy_on_memory_allocate` export in
-//! `proxy.rs` (a boxed slice of exactly `size` bytes, which `Vec::from_raw_parts(ptr, size,
+//! `lib.rs` (a boxed slice of exactly `size` bytes, which `Vec::from_raw_parts(ptr, size,
 //! size)` owns).
 #![allow(unsafe_code)]
 

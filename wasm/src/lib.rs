@@ -1,18 +1,24 @@
-//! The proxy-wasm ABI (0.2.1): the only module that talks to Envoy. It exports the callbacks
-//! Envoy calls, dispatches them to [`Root`]/[`Stream`], and implements [`Host`] over the raw
-//! host functions in `abi`.
+//! meshstats as a proxy-wasm module (ABI 0.2.1): the adapter between Envoy's Wasm host and the
+//! filter's logic (`meshstats-filter`, which knows no ABI). It exports the callbacks Envoy
+//! calls, dispatches them to [`Root`]/[`Stream`], and implements [`Host`] over the raw host
+//! functions in `abi`.
 //!
 //! The callbacks are exported here rather than through the proxy-wasm SDK's dispatcher: the
 //! SDK panics on unexpected input (an unknown context id, a context of the "wrong" kind), a
 //! panic traps the VM and fails the request, and its dispatcher fixes a root's stream kind
 //! (HTTP or TCP) up front. Only the callbacks the filter uses are exported, so Envoy does not
 //! call into the VM for request bodies, trailers or metadata at all.
+//!
+//! On any target but `wasm32` the crate is empty (it imports the proxy-wasm host functions).
+#![cfg(target_arch = "wasm32")]
 #![allow(unsafe_code)] // `#[no_mangle]` exports
 
-use super::{abi, decode, Headers, Host, LogLevel};
-use crate::config::MetricKind;
-use crate::plugin::{Root, Stream};
+mod abi;
+
 use hashbrown::HashMap;
+use meshstats_filter::config::MetricKind;
+use meshstats_filter::host::{decode, Headers, Host, LogLevel};
+use meshstats_filter::plugin::{Root, Stream};
 use std::cell::RefCell;
 
 /// Host calls through `abi`, never a panicking wrapper.
