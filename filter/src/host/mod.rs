@@ -41,6 +41,41 @@ pub trait Host {
     /// Stores `value` as this stream's filter state `wasm.<path>` (Envoy's `set_property`),
     /// where Envoy's access loggers can read it.
     fn set_property(&self, path: &[&str], value: &[u8]);
+
+    // Capabilities one host has and another lacks. The defaults are "not available": the
+    // logic then uses the calls above.
+
+    /// Whether a series is named by label values on a metric defined once, with its label
+    /// names, per configuration (Envoy's dynamic modules), rather than by one stat name per
+    /// label tuple that the bootstrap's `stats_tags` take apart (proxy-wasm).
+    fn labelled_metrics(&self) -> bool {
+        false
+    }
+    /// Defines metric `name` with `labels`, once per configuration; `None` on a host error.
+    fn define_labelled_metric(
+        &self,
+        _kind: MetricKind,
+        _name: &str,
+        _labels: &[&str],
+    ) -> Option<u32> {
+        None
+    }
+    /// Adds `delta` to the series of `id` with `values` (one per label, in definition order).
+    fn increment_labelled_metric(&self, _id: u32, _values: &[&str], _delta: i64) {}
+    /// Records one histogram sample in the series of `id` with `values`.
+    fn record_labelled_metric(&self, _id: u32, _values: &[&str], _value: u64) {}
+
+    /// Prepares reading the attributes at `paths` in one host call (Envoy's `expr_create`
+    /// foreign function), once per configuration; `None` when the host cannot.
+    fn prepare_properties(&self, _paths: &[&[&str]]) -> Option<u32> {
+        None
+    }
+    /// Reads a prepared batch: one value per path, in order, each in the encoding of
+    /// [`Host::property`] (`None` when absent). `None` on a host error: the caller then
+    /// reads each path with `property`.
+    fn properties(&self, _batch: u32) -> Option<Vec<Option<Vec<u8>>>> {
+        None
+    }
 }
 
 /// Decoders for proxy-wasm property encodings (integers and durations are 8 bytes little
