@@ -39,7 +39,7 @@ struct Reply {
 }
 
 /// `test.Ratings/Get` (unary; name "deny" answers PERMISSION_DENIED) and
-/// `test.Ratings/Watch` (server stream: `count` replies, 300 ms apart).
+/// `test.Ratings/Watch` (server stream: `count` replies, 1 s apart: long enough that a loaded machine still sees the stream open).
 #[derive(Clone)]
 struct RatingsServer;
 
@@ -80,7 +80,7 @@ impl tonic::server::ServerStreamingService<Ask> for WatchSvc {
             tokio::spawn(async move {
                 for i in 0..count {
                     if i > 0 {
-                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        tokio::time::sleep(Duration::from_millis(1000)).await;
                     }
                     if tx
                         .send(Ok(Reply {
@@ -316,7 +316,7 @@ fn server_stream_messages_move_while_open_and_settle_at_exact_totals() {
     });
     let first = rt.block_on(stream.message()).unwrap().unwrap();
     assert_eq!(first.text, "update 0");
-    // While the stream is open (the last reply comes 1.2 s after the first), the tick's
+    // While the stream is open (the last reply comes 4 s after the first), the tick's
     // reports show progress on both sides, and no stream has ended yet.
     for envoy in [&mesh.client, &mesh.server] {
         let open = envoy.wait_for(Duration::from_secs(1), |s| {
