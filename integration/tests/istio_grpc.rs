@@ -39,7 +39,8 @@ struct Reply {
 }
 
 /// `test.Ratings/Get` (unary; name "deny" answers PERMISSION_DENIED) and
-/// `test.Ratings/Watch` (server stream: `count` replies, 1 s apart: long enough that a loaded machine still sees the stream open).
+/// `test.Ratings/Watch` (server stream: `count` replies, 1 s apart, so that even a loaded
+/// machine checks both sidecars while the stream is still open).
 #[derive(Clone)]
 struct RatingsServer;
 
