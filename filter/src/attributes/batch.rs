@@ -137,14 +137,9 @@ pub fn expression(paths: &[&[&str]]) -> Option<String> {
     Some(out)
 }
 
-/// Decodes `expr_evaluate`'s result for an expression of `count` paths; `None` when it is
-/// not that shape.
-pub fn decode(bytes: &[u8], count: usize) -> Option<Vec<Option<Vec<u8>>>> {
-    let outer = keys(bytes)?;
-    if outer.len() != count {
-        return None;
-    }
-    outer
+/// Decodes `expr_evaluate`'s result: one value per path; `None` when it is not that shape.
+pub fn decode(bytes: &[u8]) -> Option<Vec<Option<Vec<u8>>>> {
+    keys(bytes)?
         .into_iter()
         .map(|element| {
             let mut inner = keys(element)?;
@@ -300,18 +295,17 @@ mod tests {
         let inner_san = raw_pairs(&[b"spiffe://a"]);
         let outer = raw_pairs(&[&inner_code, &inner_none, &inner_san]);
         assert_eq!(
-            decode(&outer, 3),
+            decode(&outer),
             Some(vec![
                 Some(code.to_vec()),
                 None,
                 Some(b"spiffe://a".to_vec())
             ])
         );
-        assert_eq!(decode(&outer, 2), None, "count must match the paths");
-        assert_eq!(decode(&outer[..outer.len() - 4], 3), None, "truncated");
-        assert_eq!(decode(&[255, 255, 255, 255], 1), None);
+        assert_eq!(decode(&outer[..outer.len() - 4]), None, "truncated");
+        assert_eq!(decode(&[255, 255, 255, 255]), None);
         // A string element is not a nested list.
-        assert_eq!(decode(&encode_pairs(&[("abc", "")]), 1), None);
+        assert_eq!(decode(&encode_pairs(&[("abc", "")])), None);
     }
 
     fn raw_pairs(keys: &[&[u8]]) -> Vec<u8> {
