@@ -397,7 +397,7 @@ fn path(segments: &[&str]) -> Vec<String> {
     segments.iter().map(|s| s.to_string()).collect()
 }
 
-/// What `RequestAttributes::read` (and the peer fallback) may read at stream end for
+/// What `RequestAttributes::read` may read at stream end for
 /// `needs`, and the properties of the expressions every request evaluates. Reads that only
 /// some requests make (`response.grpc_status`, `xds.route_name`, the peer SAN without mTLS)
 /// are in too: in a batch they cost bytes, not a crossing.
@@ -428,16 +428,6 @@ fn stream_end_paths(direction: Direction, needs: &Needs, eager: &[&[String]]) ->
     want(needs.duration, &["request", "duration"]);
     want(needs.request_bytes, &["request", "total_size"]);
     want(needs.response_bytes, &["response", "total_size"]);
-    want(
-        direction == Direction::Outbound,
-        &[
-            "xds",
-            "upstream_host_metadata",
-            "filter_metadata",
-            "istio",
-            "workload",
-        ],
-    );
     paths.extend(eager.iter().map(|p| p.to_vec()));
     paths
 }

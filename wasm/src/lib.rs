@@ -129,10 +129,24 @@ impl Host for ProxyHost {
     }
     // The filter checks the result has one value per path (`Batch::read`).
     fn properties(&self, batch: u32) -> Option<Vec<Option<Vec<u8>>>> {
-        let bytes = abi::call_foreign_function("expr_evaluate", &batch.to_le_bytes())
-            .ok()
-            .flatten()?;
-        batch::decode(&bytes)
+        let values = match abi::call_foreign_function("expr_evaluate", &batch.to_le_bytes()) {
+            Ok(Some(bytes)) => batch::decode(&bytes).ok_or(0),
+            Ok(None) => Err(0),
+            Err(status) => Err(status),
+        };
+        if let Err(status) = values {
+            // Once per VM: a failing batch is a bug worth seeing, but not once per request.
+            if !EVALUATE_FAILED
+                .try_with(|f| f.replace(true))
+                .unwrap_or(true)
+            {
+                self.log(
+                    LogLevel::Warn,
+                    &format!("meshstats: expr_evaluate failed (status {status}, 0: no or undecodable result); such requests read their attributes one property at a time"),
+                );
+            }
+        }
+        values.ok()
     }
 }
 
@@ -187,6 +201,7 @@ struct Contexts {
 thread_local! {
     static CONTEXTS: RefCell<Contexts> = RefCell::new(Contexts::default());
     static PREPARED: Cell<Prepared> = Cell::new(Prepared::default());
+    static EVALUATE_FAILED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` with the contexts; a re-entrant call (impossible in practice: the host does not

@@ -7,9 +7,12 @@
 //!
 //! Wire format (Envoy's `serializeValue` of a CEL list): proxy-wasm pairs whose keys are the
 //! elements and whose values are empty. An element that fails to evaluate fails the whole
-//! call, so each path `a.b.c` becomes `has(a.b) && has(a.b.c) ? [a.b.c] : []`: a nested list
-//! of zero elements (absent) or one (the value, in `Host::property`'s encoding), which keeps
-//! "absent" apart from zero and empty whatever the attribute's type.
+//! call, so each path `a.b` becomes `has(a.b) ? [a.b] : []`: a nested list of zero elements
+//! (absent) or one (the value, in `Host::property`'s encoding), which keeps "absent" apart
+//! from zero and empty whatever the attribute's type. Only two-segment paths are batched:
+//! Envoy 1.40's CEL fails a `has()` chain into metadata (`xds.upstream_host_metadata.
+//! filter_metadata.istio.workload`: "Applying SELECT to non-message type") where
+//! `get_property` answers, so deeper paths are read one by one.
 
 use crate::config::MetricKind;
 use crate::host::{Headers, Host, LogLevel};
@@ -71,9 +74,8 @@ impl Batch {
     }
 }
 
-/// Whether CEL can select `path` with `has()`: at least two segments, each an identifier
-/// that is not a reserved word (`filter_state['wasm.x']` and list indexes are read one by
-/// one).
+/// Whether `path` goes into a batch: two segments (see the module doc), each an identifier
+/// that is not a reserved word (`filter_state['wasm.x']` is read by itself).
 pub fn batchable(path: &[String]) -> bool {
     const RESERVED: [&str; 21] = [
         "true",
@@ -98,7 +100,7 @@ pub fn batchable(path: &[String]) -> bool {
         "void",
         "while",
     ];
-    path.len() >= 2
+    path.len() == 2
         && path.iter().all(|s| {
             let mut chars = s.chars();
             chars
@@ -121,15 +123,9 @@ pub fn expression(paths: &[&[&str]]) -> Option<String> {
         if i > 0 {
             out.push_str(", ");
         }
-        for depth in 2..=path.len() {
-            if depth > 2 {
-                out.push_str(" && ");
-            }
-            out.push_str("has(");
-            out.push_str(&path.get(..depth)?.join("."));
-            out.push(')');
-        }
-        out.push_str(" ? [");
+        out.push_str("has(");
+        out.push_str(&path.join("."));
+        out.push_str(") ? [");
         out.push_str(&path.join("."));
         out.push_str("] : []");
     }
@@ -266,20 +262,17 @@ mod tests {
     }
 
     #[test]
-    fn expression_guards_every_level() {
-        let e = expression(&[
-            &["response", "code"],
-            &["xds", "upstream_host_metadata", "filter_metadata", "istio"],
-        ]);
+    fn expression_guards_every_element() {
+        let e = expression(&[&["response", "code"], &["connection", "mtls"]]);
         assert_eq!(
             e.as_deref(),
             Some(
                 "[has(response.code) ? [response.code] : [], \
-                 has(xds.upstream_host_metadata) && has(xds.upstream_host_metadata.filter_metadata) \
-                 && has(xds.upstream_host_metadata.filter_metadata.istio) \
-                 ? [xds.upstream_host_metadata.filter_metadata.istio] : []]"
+                 has(connection.mtls) ? [connection.mtls] : []]"
             )
         );
+        let metadata: &[&str] = &["xds", "upstream_host_metadata", "filter_metadata", "istio"];
+        assert_eq!(expression(&[metadata]), None);
         assert_eq!(expression(&[&["filter_state", "wasm.x"]]), None);
         assert_eq!(expression(&[&["plugin_root_id"]]), None);
         assert_eq!(expression(&[&["a", "in"]]), None);

@@ -500,8 +500,7 @@ fn host_calls_of_one_outbound_request() {
             "set_header_map Response",
             "properties [upstream.uri_san_local_certificate, upstream.uri_san_peer_certificate, \
              xds.cluster_name, xds.route_name, response.code, response.flags, \
-             response.grpc_status, request.duration, request.total_size, response.total_size, \
-             xds.upstream_host_metadata.filter_metadata.istio.workload]",
+             response.grpc_status, request.duration, request.total_size, response.total_size]",
         ]
     );
     assert_metric_calls(&metric_calls);
