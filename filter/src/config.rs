@@ -51,6 +51,10 @@ pub struct PluginConfig {
     /// meshstats: how labels are written into Envoy stat names (`stat_name` module).
     #[serde(alias = "statNameEncoding")]
     pub stat_name_encoding: StatNameEncoding,
+    /// meshstats: read each attribute with its own host call even where the host could read
+    /// them all in one (Envoy's `expr_evaluate`); for comparing the two paths.
+    #[serde(alias = "disableBatchReads", deserialize_with = "proto_bool")]
+    pub disable_batch_reads: bool,
 }
 
 /// Which stat-name encoding the filter writes; `stats_tags` must be rendered for the same one.

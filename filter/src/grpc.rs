@@ -149,7 +149,7 @@ fn mark_reported(stream: &mut Stream, delta: &GrpcDelta, end: bool) {
     }
 }
 
-fn union(a: Needs, b: Needs) -> Needs {
+pub(super) fn union(a: Needs, b: Needs) -> Needs {
     let ([a_source, a_destination], [b_source, b_destination]) = (a.principals, b.principals);
     Needs {
         principals: [a_source || b_source, a_destination || b_destination],

@@ -7,6 +7,7 @@
 //! labels, records the metrics and writes the access log entries the request selects.
 
 use crate::access_log::{self, LogTable};
+use crate::attributes::batch::Batch;
 use crate::attributes::slots::{self, Inputs};
 use crate::attributes::vocabulary::{SlotDef, Source, Vocabulary};
 use crate::attributes::{Direction, Needs, RequestAttributes, SeenHeaders, ServiceCache};
@@ -47,6 +48,11 @@ pub struct Root {
     grpc_needs: Option<Needs>,
     /// Callers' exchange headers not believed: counted, and logged once (`trust.rs`).
     rejections: trust::Rejections,
+    /// What stream end reads, in one host call where the host can (`batch.rs`), for an
+    /// inbound and an outbound stream; `None` where the root id decides the direction.
+    end_batches: [Option<Batch>; 2],
+    /// The downstream certificate, read when a caller's exchange headers are checked.
+    cert_batch: Option<Batch>,
 }
 
 /// What one HTTP stream learned before it ended.
@@ -155,7 +161,41 @@ impl Root {
         let grpc_needs = metrics
             .has_metrics_of(metrics::ReportKind::GrpcStream)
             .then(|| metrics.needs_for(metrics::ReportKind::GrpcStream));
+        let slot_defs = vocabulary.slots().to_vec();
+        let (end_batches, cert_batch) = if !config.disable_batch_reads {
+            let batch_needs = grpc_needs.map_or(needs, |g| grpc::union(needs, g));
+            let eager: Vec<&[String]> = logs
+                .eager_slots()
+                .iter()
+                .filter_map(|&i| match slot_defs.get(i).map(|d| &d.source) {
+                    Some(Source::Property(path)) => Some(path.as_slice()),
+                    _ => None,
+                })
+                .collect();
+            let may = |d: Direction| root_direction.is_none_or(|r| r == d);
+            let end = |d: Direction| {
+                may(d)
+                    .then(|| Batch::prepare(host, &stream_end_paths(d, &batch_needs, &eager)))
+                    .flatten()
+            };
+            let cert = may(Direction::Inbound)
+                .then(|| {
+                    Batch::prepare(
+                        host,
+                        &[
+                            path(&["connection", "mtls"]),
+                            path(&["connection", "uri_san_peer_certificate"]),
+                        ],
+                    )
+                })
+                .flatten();
+            ([end(Direction::Inbound), end(Direction::Outbound)], cert)
+        } else {
+            ([None, None], None)
+        };
         Root {
+            end_batches,
+            cert_batch,
             grpc_needs,
             ticks: tcp::Ticks::new(&config),
             tcp_needs,
@@ -168,7 +208,7 @@ impl Root {
             node_id,
             root_direction,
             dims: Dimensions::default(),
-            slot_defs: vocabulary.slots().to_vec(),
+            slot_defs,
             slots: Vec::new(),
             needs,
             services: ServiceCache::default(),
@@ -217,35 +257,58 @@ impl Root {
         let headers = host.header_map(Headers::Request);
         stream.seen.note_request(&headers);
         self.note_grpc(stream);
-        let exchange = strip_exchange(host, Headers::Request, &headers);
+        // The incoming exchange headers go and, client side, ours come in one edit: the app
+        // never sees a caller's claims, and the next hop sees ours.
+        let ours = direction == Direction::Outbound && self.exchange_enabled();
+        self.edit_exchange(host, Headers::Request, &headers, ours);
         // The client side sends its own instead: a caller's claims go no further.
-        if let (Some((value, id)), Direction::Inbound) = (exchange, direction) {
-            stream.downstream_peer = self.believe_downstream(host, stream, id, value);
+        if let (Some((value, id)), Direction::Inbound) = (exchange_of(&headers), direction) {
+            // Taken out for the call so the batch can be borrowed while `self` is mutated.
+            let batch = self.cert_batch.take();
+            let cert_host = Batch::read(batch.as_ref(), host);
+            stream.downstream_peer = self.believe_downstream(&cert_host, stream, id, value);
+            self.cert_batch = batch;
             stream.exchange_received = stream.downstream_peer.is_some();
         }
-        if direction == Direction::Outbound && self.exchange_enabled() {
-            host.set_header(Headers::Request, METADATA_HEADER, Some(&self.local_header));
-            if !self.node_id.is_empty() {
-                host.set_header(Headers::Request, METADATA_ID_HEADER, Some(&self.node_id));
-            }
-        }
+    }
+
+    /// Edits `map` (whose pairs are `current`): the exchange headers out, ours in when
+    /// `send` (the id only when the node has one).
+    fn edit_exchange(
+        &self,
+        host: &impl Host,
+        map: Headers,
+        current: &[(String, String)],
+        send: bool,
+    ) {
+        let ours = [
+            (METADATA_HEADER, self.local_header.as_str()),
+            (METADATA_ID_HEADER, self.node_id.as_str()),
+        ];
+        let n = match (send, self.node_id.is_empty()) {
+            (false, _) => 0,
+            (true, true) => 1,
+            (true, false) => 2,
+        };
+        host.edit_headers(
+            map,
+            current,
+            &EXCHANGE_HEADERS,
+            ours.get(..n).unwrap_or_default(),
+        );
     }
 
     pub fn on_response_headers(&mut self, host: &impl Host, stream: &mut Stream) {
         let direction = self.direction(host, stream);
         let headers = host.header_map(Headers::Response);
         stream.seen.note_response(&headers);
-        let exchange = strip_exchange(host, Headers::Response, &headers);
-        if let (Some((value, id)), Direction::Outbound) = (exchange, direction) {
+        if let (Some((value, id)), Direction::Outbound) = (exchange_of(&headers), direction) {
             // A header that does not decode is ignored, as a missing one.
             stream.upstream_peer = self.peers.get_or_decode(id, value).ok();
         }
-        if direction == Direction::Inbound && stream.exchange_received && self.exchange_enabled() {
-            host.set_header(Headers::Response, METADATA_HEADER, Some(&self.local_header));
-            if !self.node_id.is_empty() {
-                host.set_header(Headers::Response, METADATA_ID_HEADER, Some(&self.node_id));
-            }
-        }
+        let ours =
+            direction == Direction::Inbound && stream.exchange_received && self.exchange_enabled();
+        self.edit_exchange(host, Headers::Response, &headers, ours);
     }
 
     fn reporter(&self, direction: Direction) -> Reporter {
@@ -261,6 +324,14 @@ impl Root {
         let direction = self.direction(host, stream);
         let use_host_header = !self.config.disable_host_header_fallback;
         let needs = self.log_needs(stream);
+        let batch = match direction {
+            Direction::Inbound => self.end_batches[0].as_ref(),
+            Direction::Outbound => self.end_batches[1].as_ref(),
+        };
+        // Every `property` read below is answered from this one call where it can be.
+        let plain = host;
+        let batched = Batch::read(batch, host);
+        let host = &batched;
         let req = RequestAttributes::read(
             host,
             direction,
@@ -302,18 +373,16 @@ impl Root {
             self.logs.record(&inputs, &self.slot_defs, &mut self.slots);
         }
         // A gRPC stream's last message report shares these labels and slots.
-        self.finish_grpc(host, stream);
+        self.finish_grpc(plain, stream);
     }
 }
 
-/// Removes the exchange headers from `map` (they are hop-by-hop between proxies: the app
-/// never sees them, whatever their value), and returns the metadata and id when there is
-/// metadata to read.
-fn strip_exchange<'h>(
-    host: &impl Host,
-    map: Headers,
-    headers: &'h [(String, String)],
-) -> Option<(&'h str, &'h str)> {
+/// Removed from every request and response whatever their value: they are hop-by-hop
+/// between proxies, and the app never sees them.
+const EXCHANGE_HEADERS: [&str; 2] = [METADATA_HEADER, METADATA_ID_HEADER];
+
+/// The exchanged metadata and id in `headers`, when there is metadata to read.
+fn exchange_of(headers: &[(String, String)]) -> Option<(&str, &str)> {
     let find = |name: &str| {
         headers
             .iter()
@@ -321,13 +390,46 @@ fn strip_exchange<'h>(
             .map(|(_, v)| v.as_str())
     };
     let (value, id) = (find(METADATA_HEADER), find(METADATA_ID_HEADER));
-    if value.is_some() {
-        host.set_header(map, METADATA_HEADER, None);
-    }
-    if id.is_some() {
-        host.set_header(map, METADATA_ID_HEADER, None);
-    }
     Some((value.filter(|v| !v.is_empty())?, id.unwrap_or_default()))
+}
+
+fn path(segments: &[&str]) -> Vec<String> {
+    segments.iter().map(|s| s.to_string()).collect()
+}
+
+/// What `RequestAttributes::read` may read at stream end for
+/// `needs`, and the properties of the expressions every request evaluates. Reads that only
+/// some requests make (`response.grpc_status`, `xds.route_name`, the peer SAN without mTLS)
+/// are in too: in a batch they cost bytes, not a crossing.
+fn stream_end_paths(direction: Direction, needs: &Needs, eager: &[&[String]]) -> Vec<Vec<String>> {
+    let mut paths = Vec::new();
+    let mut want = |need: bool, p: &[&str]| {
+        if need {
+            paths.push(path(p));
+        }
+    };
+    let [source, destination] = needs.principals;
+    match direction {
+        Direction::Inbound => {
+            want(needs.security_policy || source, &["connection", "mtls"]);
+            want(source, &["connection", "uri_san_peer_certificate"]);
+            want(destination, &["connection", "uri_san_local_certificate"]);
+        }
+        Direction::Outbound => {
+            want(source, &["upstream", "uri_san_local_certificate"]);
+            want(destination, &["upstream", "uri_san_peer_certificate"]);
+        }
+    }
+    want(needs.service, &["xds", "cluster_name"]);
+    want(needs.service, &["xds", "route_name"]);
+    want(true, &["response", "code"]);
+    want(needs.response_flags, &["response", "flags"]);
+    want(needs.grpc_status, &["response", "grpc_status"]);
+    want(needs.duration, &["request", "duration"]);
+    want(needs.request_bytes, &["request", "total_size"]);
+    want(needs.response_bytes, &["response", "total_size"]);
+    paths.extend(eager.iter().map(|p| p.to_vec()));
+    paths
 }
 
 /// The other side of a stream, when known: the exchanged peer, else (client side) the

@@ -75,6 +75,15 @@ extern "C" {
         size: *mut usize,
     ) -> Status;
     fn proxy_set_tick_period_milliseconds(period: u32) -> Status;
+    fn proxy_set_header_map_pairs(map_type: u32, data: *const u8, size: usize) -> Status;
+    fn proxy_call_foreign_function(
+        name_data: *const u8,
+        name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> Status;
     fn proxy_set_effective_context(context_id: u32) -> Status;
 }
 
@@ -154,6 +163,29 @@ pub fn replace_header_map_value(map_type: u32, key: &str, value: &str) -> Result
             value.len(),
         )
     })
+}
+
+/// Replaces the whole map with `pairs` (serialized proxy-wasm pairs), in one call.
+pub fn set_header_map_pairs(map_type: u32, pairs: &[u8]) -> Result<(), Status> {
+    // SAFETY: live input buffer.
+    status(unsafe { proxy_set_header_map_pairs(map_type, pairs.as_ptr(), pairs.len()) })
+}
+
+/// Calls the host's foreign function `name` (Envoy: `expr_create`, `expr_evaluate`, …).
+pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Option<Vec<u8>>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: live input buffers; out-pointers to locals.
+    let s = unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            arguments.as_ptr(),
+            arguments.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    owned(s, data, size)
 }
 
 pub fn remove_header_map_value(map_type: u32, key: &str) -> Result<(), Status> {

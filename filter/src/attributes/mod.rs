@@ -1,6 +1,7 @@
 //! The request attributes the standard labels and values are computed from, read from the
 //! host once per request at stream end (each property at most once).
 
+pub mod batch;
 pub mod slots;
 pub mod vocabulary;
 

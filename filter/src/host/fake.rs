@@ -3,7 +3,7 @@
 
 use super::{Headers, Host, LogLevel};
 use crate::config::MetricKind;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 #[derive(Default)]
@@ -30,6 +30,13 @@ pub struct FakeHost {
     /// The `stats_tags` (tag, regex) the test's Envoy would run, for `stat_name::extract`;
     /// tests set them from the configured table (`MetricTable::stats_tags`).
     pub stats_tags: RefCell<Vec<(String, String)>>,
+    /// Behave like the Wasm adapter on an Envoy with `expr_evaluate`: batch reads
+    /// (`prepare_properties`/`properties`) and whole-map header edits in one call. Off, the
+    /// host cannot batch (`prepare_properties` is `None`, a `properties` call fails) and
+    /// header edits go one header at a time, as before.
+    pub batch: Cell<bool>,
+    /// The prepared batches' paths, by id.
+    pub batches: RefCell<Vec<Vec<String>>>,
 }
 
 impl FakeHost {
@@ -127,5 +134,60 @@ impl Host for FakeHost {
         let key = path.join(".");
         self.calls.borrow_mut().push(format!("set_property {key}"));
         self.properties_set.borrow_mut().push((key, value.to_vec()));
+    }
+    fn edit_headers(
+        &self,
+        map: Headers,
+        current: &[(String, String)],
+        remove: &[&str],
+        add: &[(&str, &str)],
+    ) {
+        if !self.batch.get() {
+            return super::edit_headers_one_by_one(self, map, current, remove, add);
+        }
+        let removing = current.iter().any(|(k, _)| remove.contains(&k.as_str()));
+        if !removing && add.is_empty() {
+            return;
+        }
+        self.calls
+            .borrow_mut()
+            .push(format!("set_header_map {map:?}"));
+        let mut headers = self.map(map).borrow_mut();
+        for name in remove {
+            headers.remove(*name);
+        }
+        for (k, v) in add {
+            headers.insert(k.to_string(), v.to_string());
+        }
+    }
+    fn prepare_properties(&self, paths: &[&[&str]]) -> Option<u32> {
+        // Off, this host lacks the capability, as the trait's default: no call at all.
+        if !self.batch.get() {
+            return None;
+        }
+        let joined: Vec<String> = paths.iter().map(|p| p.join(".")).collect();
+        self.calls
+            .borrow_mut()
+            .push(format!("prepare_properties [{}]", joined.join(", ")));
+        let mut batches = self.batches.borrow_mut();
+        batches.push(joined);
+        u32::try_from(batches.len() - 1).ok()
+    }
+    fn properties(&self, batch: u32) -> Option<Vec<Option<Vec<u8>>>> {
+        let paths = match self.batches.borrow().get(batch as usize) {
+            Some(paths) if self.batch.get() => paths.clone(),
+            _ => {
+                self.calls
+                    .borrow_mut()
+                    .push(format!("properties {batch} failed"));
+                return None;
+            }
+        };
+        self.calls
+            .borrow_mut()
+            .push(format!("properties [{}]", paths.join(", ")));
+        self.reads.borrow_mut().extend(paths.iter().cloned());
+        let props = self.properties.borrow();
+        Some(paths.iter().map(|p| props.get(p).cloned()).collect())
     }
 }

@@ -34,6 +34,19 @@ pub trait Host {
     fn header_map(&self, map: Headers) -> Vec<(String, String)>;
     /// Sets (`Some`) or removes (`None`) a header.
     fn set_header(&self, map: Headers, name: &str, value: Option<&str>);
+    /// Removes the headers named in `remove` and sets those in `add`, in `map` whose pairs
+    /// are `current` (what `header_map` just returned). By default one `set_header` per
+    /// header actually removed or set; a host where each call is costly (Wasm) replaces the
+    /// whole map in one call instead.
+    fn edit_headers(
+        &self,
+        map: Headers,
+        current: &[(String, String)],
+        remove: &[&str],
+        add: &[(&str, &str)],
+    ) {
+        edit_headers_one_by_one(self, map, current, remove, add)
+    }
     fn define_metric(&self, kind: MetricKind, name: &str) -> Option<u32>;
     fn increment_metric(&self, id: u32, delta: i64);
     fn record_metric(&self, id: u32, value: u64);
@@ -75,6 +88,24 @@ pub trait Host {
     /// reads each path with `property`.
     fn properties(&self, _batch: u32) -> Option<Vec<Option<Vec<u8>>>> {
         None
+    }
+}
+
+/// [`Host::edit_headers`] with one `set_header` per header removed or set.
+pub fn edit_headers_one_by_one<H: Host + ?Sized>(
+    host: &H,
+    map: Headers,
+    current: &[(String, String)],
+    remove: &[&str],
+    add: &[(&str, &str)],
+) {
+    for name in remove {
+        if current.iter().any(|(k, _)| k == name) {
+            host.set_header(map, name, None);
+        }
+    }
+    for (name, value) in add {
+        host.set_header(map, name, Some(value));
     }
 }
 

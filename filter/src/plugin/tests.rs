@@ -298,18 +298,59 @@ fn istio_style_configs_load() {
     );
 }
 
-/// The steady-state host calls of one server-side request with metadata exchange: each call
-/// crosses the Wasm boundary (about 1.5 µs in V8), so this list is the filter's cost model.
-#[test]
-fn host_calls_of_one_inbound_request() {
-    let (client_h, mut client) = sidecar(2, "productpage-v1", "productpage", "{}");
-    let (h, mut server) = sidecar(1, "ratings-v1", "ratings", "{}");
+/// A sidecar as Istio configures it: the root id names the direction, and the host batches
+/// reads and header edits as the Wasm adapter does on Envoy 1.40 (`FakeHost::batch`).
+fn istio_sidecar(root_id: &str, workload: &str, app: &str, config: &str) -> (FakeHost, Root) {
+    istio_sidecar_with(true, root_id, workload, app, config)
+}
+
+fn istio_sidecar_with(
+    batch: bool,
+    root_id: &str,
+    workload: &str,
+    app: &str,
+    config: &str,
+) -> (FakeHost, Root) {
+    let h = FakeHost::default();
+    h.batch.set(batch);
+    h.set(&["plugin_root_id"], root_id);
+    h.set(
+        &["xds", "node", "id"],
+        format!("sidecar~127.0.0.1~{workload}-1.default~default.svc.cluster.local"),
+    );
+    h.set(
+        &["xds", "node", "metadata", "NAME"],
+        format!("{workload}-1"),
+    );
+    h.set(&["xds", "node", "metadata", "NAMESPACE"], "default");
+    h.set(&["xds", "node", "metadata", "WORKLOAD_NAME"], workload);
+    h.set(
+        &["xds", "node", "metadata", "LABELS"],
+        decode::encode_pairs(&[("app", app), ("version", "v1")]),
+    );
+    let root = Root::configure(&h, config);
+    *h.stats_tags.borrow_mut() = root.metrics().stats_tags();
+    (h, root)
+}
+
+/// Runs one request through `server` (server side) with what `client` sent, twice, and
+/// returns the second (steady-state) request's host calls without the metric calls, which
+/// part M's in-VM counters change; `metric_calls` gets those.
+fn steady_server_calls(
+    client: (&FakeHost, &mut Root),
+    server: (&FakeHost, &mut Root),
+    metric_calls: &mut Vec<String>,
+) -> Vec<String> {
+    let (client_h, client) = client;
+    let (h, server) = server;
     h.set(&["xds", "cluster_name"], "inbound|9080||");
     h.set_bool(&["connection", "mtls"], false);
-    for round in 0..2 {
+    h.set_int(&["response", "code"], 200);
+    let mut calls = Vec::new();
+    for _ in 0..2 {
         let (mut cs, mut ss) = (Stream::default(), Stream::default());
         client_h.request_headers.borrow_mut().clear();
-        client.on_request_headers(&client_h, &mut cs);
+        client.on_request_headers(client_h, &mut cs);
         *h.request_headers.borrow_mut() = client_h.request_headers.borrow().clone();
         h.request_headers
             .borrow_mut()
@@ -319,50 +360,249 @@ fn host_calls_of_one_inbound_request() {
             .borrow_mut()
             .insert(":status".into(), "200".into());
         h.calls.borrow_mut().clear();
-        server.on_request_headers(&h, &mut ss);
-        server.on_response_headers(&h, &mut ss);
-        server.on_log(&h, &mut ss);
-        let calls = h.calls.borrow().clone();
-        let defines = calls.iter().filter(|c| c.starts_with("define_metric"));
-        if round == 0 {
-            // The first request defines the four HTTP metrics of its label tuple.
-            assert_eq!(defines.count(), 4, "{calls:#?}");
-            continue;
-        }
-        let steady: Vec<&String> = defines
-            .chain(calls.iter().filter(|c| c.starts_with("log ")))
-            .collect();
+        server.on_request_headers(h, &mut ss);
+        server.on_response_headers(h, &mut ss);
+        server.on_log(h, &mut ss);
+        calls = h.calls.borrow().clone();
+    }
+    let metric = |c: &String| c.starts_with("increment_metric") || c.starts_with("record_metric");
+    *metric_calls = calls.iter().filter(|c| metric(c)).cloned().collect();
+    calls.into_iter().filter(|c| !metric(c)).collect()
+}
+
+/// The metric calls of a steady-state request: the three histogram samples only. Counters are
+/// summed in the VM and flushed on the tick (part M of issue 11); until that merges, the
+/// request's `increment_metric` is the one extra call filtered out here.
+fn assert_metric_calls(metric_calls: &[String]) {
+    let records = metric_calls
+        .iter()
+        .filter(|c| c.starts_with("record_metric"))
+        .count();
+    assert_eq!(records, 3, "{metric_calls:?}");
+    // After part M: `assert!(!metric_calls.iter().any(|c| c.starts_with("increment_metric")))`.
+    assert!(metric_calls.len() <= 4, "{metric_calls:?}");
+}
+
+const STREAM_END_INBOUND: &str =
+    "properties [connection.mtls, connection.uri_san_peer_certificate, \
+    connection.uri_san_local_certificate, xds.cluster_name, xds.route_name, response.code, \
+    response.flags, response.grpc_status, request.duration, request.total_size, \
+    response.total_size]";
+
+/// The steady-state host calls of one server-side request with metadata exchange, Istio's
+/// root id: each call crosses the Wasm boundary (1.5–4 µs in V8), so this list is the
+/// filter's cost model. 9 with the three histogram samples (issue 11: at most 9).
+#[test]
+fn host_calls_of_one_inbound_request() {
+    let (client_h, mut client) =
+        istio_sidecar("stats_outbound", "productpage-v1", "productpage", "{}");
+    let (h, mut server) = istio_sidecar("stats_inbound", "ratings-v1", "ratings", "{}");
+    let mut metric_calls = Vec::new();
+    let calls = steady_server_calls(
+        (&client_h, &mut client),
+        (&h, &mut server),
+        &mut metric_calls,
+    );
+    assert_eq!(
+        calls,
+        [
+            "header_map Request",
+            // The caller's two exchange headers out, in one call.
+            "set_header_map Request",
+            // The certificate, read before believing the caller's exchange headers
+            // (`trust.rs`); stream end reuses it.
+            "properties [connection.mtls, connection.uri_san_peer_certificate]",
+            "header_map Response",
+            // Our two exchange headers in, in one call.
+            "set_header_map Response",
+            // Everything stream end reads, in one call; cluster metadata is cached per
+            // cluster since the first request.
+            STREAM_END_INBOUND,
+        ]
+    );
+    assert_metric_calls(&metric_calls);
+    assert!(calls.len() + 3 <= 9);
+    // The app saw no exchange header; the caller got ours.
+    assert!(!h.request_headers.borrow().contains_key(METADATA_HEADER));
+    assert!(!h.request_headers.borrow().contains_key(METADATA_ID_HEADER));
+    assert!(h.response_headers.borrow().contains_key(METADATA_HEADER));
+    let (labels, n) = requests_total(&h);
+    assert_eq!(n, 2);
+    assert_eq!(label(&labels, "source_workload"), "productpage-v1");
+    assert_eq!(label(&labels, "response_code"), "200");
+}
+
+/// The twin without metadata exchange: 6 with the histogram samples (issue 11: at most 6).
+#[test]
+fn host_calls_of_one_inbound_request_without_exchange() {
+    let config = r#"{"disable_metadata_exchange": true}"#;
+    let (client_h, mut client) =
+        istio_sidecar("stats_outbound", "productpage-v1", "productpage", config);
+    let (h, mut server) = istio_sidecar("stats_inbound", "ratings-v1", "ratings", config);
+    let mut metric_calls = Vec::new();
+    let calls = steady_server_calls(
+        (&client_h, &mut client),
+        (&h, &mut server),
+        &mut metric_calls,
+    );
+    assert_eq!(
+        calls,
+        [
+            "header_map Request",
+            "header_map Response",
+            STREAM_END_INBOUND
+        ]
+    );
+    assert_metric_calls(&metric_calls);
+    let (labels, n) = requests_total(&h);
+    assert_eq!(n, 2);
+    assert_eq!(label(&labels, "source_workload"), "unknown");
+}
+
+/// The client side with exchange: our headers go out and the upstream's come back in one
+/// edit per map.
+#[test]
+fn host_calls_of_one_outbound_request() {
+    let (h, mut client) = istio_sidecar("stats_outbound", "productpage-v1", "productpage", "{}");
+    let (server_h, mut server) = istio_sidecar("stats_inbound", "ratings-v1", "ratings", "{}");
+    h.set(
+        &["xds", "cluster_name"],
+        "outbound|9080||ratings.default.svc.cluster.local",
+    );
+    h.set_int(&["response", "code"], 200);
+    let mut calls = Vec::new();
+    for _ in 0..2 {
+        let (mut cs, mut ss) = (Stream::default(), Stream::default());
+        h.request_headers.borrow_mut().clear();
+        h.request_headers
+            .borrow_mut()
+            .insert(":authority".into(), "ratings:9080".into());
+        h.calls.borrow_mut().clear();
+        client.on_request_headers(&h, &mut cs);
+        *server_h.request_headers.borrow_mut() = h.request_headers.borrow().clone();
+        server.on_request_headers(&server_h, &mut ss);
+        server_h.response_headers.borrow_mut().clear();
+        server.on_response_headers(&server_h, &mut ss);
+        *h.response_headers.borrow_mut() = server_h.response_headers.borrow().clone();
+        client.on_response_headers(&h, &mut cs);
+        client.on_log(&h, &mut cs);
+        calls = h.calls.borrow().clone();
+    }
+    let metric = |c: &&String| c.starts_with("increment_metric") || c.starts_with("record_metric");
+    let metric_calls: Vec<String> = calls.iter().filter(metric).cloned().collect();
+    let calls: Vec<&String> = calls.iter().filter(|c| !metric(c)).collect();
+    assert_eq!(
+        calls,
+        [
+            "header_map Request",
+            "set_header_map Request",
+            "header_map Response",
+            "set_header_map Response",
+            "properties [upstream.uri_san_local_certificate, upstream.uri_san_peer_certificate, \
+             xds.cluster_name, xds.route_name, response.code, response.flags, \
+             response.grpc_status, request.duration, request.total_size, response.total_size]",
+        ]
+    );
+    assert_metric_calls(&metric_calls);
+    assert!(
+        h.response_headers.borrow().is_empty(),
+        "the app sees no exchange header"
+    );
+    let (labels, _) = requests_total(&h);
+    assert_eq!(label(&labels, "destination_workload"), "ratings-v1");
+    assert_eq!(label(&labels, "reporter"), "source");
+}
+
+/// The per-property path (a host without `expr_evaluate`, or `disable_batch_reads`) and the
+/// batch give the same labels and values; the former makes one call per attribute.
+#[test]
+fn batch_and_per_property_reads_agree() {
+    let run = |batch: bool, config: &str| {
+        let (client_h, mut client) =
+            istio_sidecar("stats_outbound", "productpage-v1", "productpage", "{}");
+        let (h, mut server) =
+            istio_sidecar_with(batch, "stats_inbound", "ratings-v1", "ratings", config);
+        h.set_int(&["response", "flags"], 1 << 5);
+        h.set_int(&["request", "duration"], 12_000_000);
+        h.set_int(&["request", "total_size"], 321);
+        h.set_int(&["response", "total_size"], 77);
+        h.set(
+            &["connection", "uri_san_local_certificate"],
+            "spiffe://cluster.local/ns/default/sa/ratings",
+        );
+        let mut metric_calls = Vec::new();
+        let calls = steady_server_calls(
+            (&client_h, &mut client),
+            (&h, &mut server),
+            &mut metric_calls,
+        );
+        let samples = h.samples.borrow().clone();
+        (requests_total(&h), samples, calls)
+    };
+    let (batched, batched_samples, batched_calls) = run(true, "{}");
+    for (batch, config) in [(false, "{}"), (true, r#"{"disable_batch_reads": true}"#)] {
+        let (plain, plain_samples, plain_calls) = run(batch, config);
+        assert_eq!(plain, batched);
+        assert_eq!(plain_samples, batched_samples);
         assert!(
-            steady.is_empty(),
-            "a repeated request must neither define metrics nor log: {steady:#?}"
+            !plain_calls.iter().any(|c| c.starts_with("properties")),
+            "{plain_calls:?}"
         );
         assert_eq!(
-            calls,
-            [
-                "property xds.listener_direction",
-                "header_map Request",
-                "set_header Request x-envoy-peer-metadata",
-                "set_header Request x-envoy-peer-metadata-id",
-                // Read before believing the caller's exchange headers (`trust.rs`); stream
-                // end reuses it, so the count is what it was when stream end read it.
-                "property connection.mtls",
-                "header_map Response",
-                "set_header Response x-envoy-peer-metadata",
-                "set_header Response x-envoy-peer-metadata-id",
-                "property connection.uri_san_local_certificate",
-                "property xds.cluster_name",
-                // cluster metadata: cached per cluster since the first request
-                "property response.flags",
-                "property request.duration",
-                "property request.total_size",
-                "property response.total_size",
-                "increment_metric 3",
-                "record_metric 4",
-                "record_metric 5",
-                "record_metric 6",
-            ]
+            plain_calls
+                .iter()
+                .filter(|c| c.starts_with("property "))
+                .count(),
+            7,
+            "{plain_calls:?}"
         );
     }
+    assert_eq!(label(&batched.0, "response_flags"), "UF");
+    assert_eq!(
+        label(&batched.0, "destination_principal"),
+        "spiffe://cluster.local/ns/default/sa/ratings"
+    );
+    assert!(
+        batched_samples.values().any(|s| s == &[12, 12]),
+        "{batched_samples:?}"
+    );
+    assert_eq!(
+        batched_calls
+            .iter()
+            .filter(|c| c.starts_with("properties"))
+            .count(),
+        2
+    );
+}
+
+/// A batch call that fails (Envoy: an element errored) leaves the request to the
+/// per-property reads, with the same result.
+#[test]
+fn failed_batch_call_falls_back_to_per_property_reads() {
+    let (client_h, mut client) =
+        istio_sidecar("stats_outbound", "productpage-v1", "productpage", "{}");
+    let (h, mut server) = istio_sidecar("stats_inbound", "ratings-v1", "ratings", "{}");
+    // Prepared, then the batches are gone: every `properties` call fails.
+    h.batches.borrow_mut().clear();
+    let mut metric_calls = Vec::new();
+    let calls = steady_server_calls(
+        (&client_h, &mut client),
+        (&h, &mut server),
+        &mut metric_calls,
+    );
+    assert!(
+        calls.contains(&"properties 1 failed".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"property response.flags".to_string()),
+        "{calls:?}"
+    );
+    let (labels, n) = requests_total(&h);
+    assert_eq!(
+        (label(&labels, "source_workload"), n),
+        ("productpage-v1", 2)
+    );
 }
 
 /// Removing labels and dropping metrics removes the reads that fed only them.
