@@ -311,7 +311,7 @@ pub fn render_proxy_config(args: &ProxyConfigArgs) -> Result<Output, InputError>
                 )
             }
         };
-    let mut out = Output::stdout(args.format.print(&comment, &docs));
+    let mut out = Output::stdout(args.format.print(comment, &docs));
     if buckets(&config) == Buckets::BootstrapOverride {
         // Infallible: writing to a String.
         let _ = writeln!(
