@@ -223,6 +223,10 @@ fn render_envoy_prints_the_library_bootstrap_with_an_absolute_wasm_path() {
             admin: "127.0.0.1:15000".parse().unwrap(),
             node_metadata: node,
             node_id: None,
+            build: meshstats_cli::cli::BuildArgs {
+                build: meshstats_cli::Build::Wasm,
+            },
+            module: None,
             wasm: Some(
                 std::env::current_dir()
                     .unwrap()
