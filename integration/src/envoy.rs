@@ -71,6 +71,8 @@ impl Envoy {
                 meshstats_cli::render::native::SEARCH_PATH_ENV,
                 crate::paths::native_module_dir(),
             );
+            // The 1.40 ABI cannot read `node`: the module takes it from the environment.
+            command.envs(meshstats_cli::render::native::node_environment(bootstrap));
         }
         let child = command
             .arg("-c")

@@ -10,7 +10,8 @@ use crate::render::envoy::{
 };
 use crate::render::istio::{http_wasm_filter, network_wasm_filter, WasmCode};
 use crate::render::native::{
-    native_http_filter, native_network_filter, native_stats_config, Build, SEARCH_PATH_ENV,
+    native_http_filter, native_network_filter, native_stats_config, node_environment, Build,
+    SEARCH_PATH_ENV,
 };
 use crate::render::stats_config::{stats_config, stats_config_for};
 use clap::builder::PossibleValue;
@@ -232,7 +233,21 @@ pub fn render_access_log(args: &AccessLogArgs) -> Result<Output, InputError> {
 }
 
 pub fn render_envoy(args: &EnvoyArgs) -> Result<Output, InputError> {
-    Ok(Output::json(&envoy_bootstrap(&sidecar_options(args)?)))
+    let opts = sidecar_options(args)?;
+    let bootstrap = envoy_bootstrap(&opts);
+    let mut out = Output::json(&bootstrap);
+    if opts.native_module.is_some() {
+        // Shell words, so the line can be pasted before `envoy -c FILE`.
+        let env: Vec<String> = node_environment(&bootstrap)
+            .into_iter()
+            .map(|(k, v)| format!("{k}='{}'", v.replace('\'', "'\\''")))
+            .collect();
+        out.stderr = format!(
+            "meshstats: the native module reads the node from its environment (Envoy 1.40's ABI cannot read node.metadata): start Envoy as {} envoy -c FILE\n",
+            env.join(" ")
+        );
+    }
+    Ok(out)
 }
 
 /// Loads the files `render envoy` names and fills in the defaults.

@@ -37,6 +37,25 @@ pub const NATIVE_MODULE_NAME: &str = "meshstats";
 /// The environment variable naming the directory Envoy searches for `libmeshstats.so`.
 pub const SEARCH_PATH_ENV: &str = "ENVOY_DYNAMIC_MODULES_SEARCH_PATH";
 
+/// The environment variables the native module reads the local node from (Envoy 1.40's ABI
+/// cannot read `xds.node`; docs/native.md): the bootstrap's `node.metadata` as JSON, and its
+/// `node.id`.
+pub const NODE_METADATA_ENV: &str = "MESHSTATS_NODE_METADATA";
+pub const NODE_ID_ENV: &str = "MESHSTATS_NODE_ID";
+
+/// What Envoy's environment must hold for the native module to see `bootstrap`'s node as the
+/// Wasm build sees it (empty when the bootstrap has no node).
+pub fn node_environment(bootstrap: &Value) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if let Some(metadata) = bootstrap.pointer("/node/metadata") {
+        env.push((NODE_METADATA_ENV, metadata.to_string()));
+    }
+    if let Some(id) = bootstrap.pointer("/node/id").and_then(Value::as_str) {
+        env.push((NODE_ID_ENV, id.to_string()));
+    }
+    env
+}
+
 /// The prefix Envoy gives every metric a dynamic module defines (the proto's default
 /// `metrics_namespace`, which we leave unset); like Wasm's `wasmcustom.`, `/stats/prometheus`
 /// strips it.
