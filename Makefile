@@ -3,13 +3,15 @@
 #   make setup   install the wasm32-wasip1 target and Envoy $(ENVOY_VERSION) (in .venv)
 #   make build   dist/meshstats.wasm (the filter) and dist/meshstats (the CLI)
 #   make test    unit tests, rustfmt check, clippy (host and wasm), envoy --mode validate on every Envoy
-#                config, then the tests against real Envoy processes
-#   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep)
+#                config, then the tests against real Envoy processes (once per build: wasm, native)
+#   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep,
+#                ARGS="--build native")
 #   make bench   bare Envoy vs Envoy + meshstats side by side, as ratios (ARGS=--json, ...)
 #   make bench-expr  per-request cost of evaluating a typical set of dimension expressions
 #   make soak    1,000,000 requests (keep-alive and new connections) through two sidecars: every
 #                one counted and logged exactly once on each side (ARGS=--requests N, ...)
-#   make compat  every real-Envoy test against every Envoy in ENVOY_COMPAT_VERSIONS
+#   make compat  every real-Envoy test against every Envoy in ENVOY_COMPAT_VERSIONS (the native
+#                build on the releases it is built for: 1.40.0)
 #   make fuzz    the fuzz targets (meshstats-fuzz) under libFuzzer, FUZZ_SECONDS each (default
 #                120: 10 minutes); stable proptest with FUZZ_CASES each without nightly
 #                (docs/fuzzing.md). `make test` runs them bounded: 1000 cases each, in `unit`.
@@ -28,7 +30,10 @@ ARGS ?=
 ENVOY_BIN := $(CURDIR)/.venv/bin/envoy
 MESHSTATS_WASM := $(CURDIR)/dist/meshstats.wasm
 MESHSTATS_BIN := $(CURDIR)/dist/meshstats
-ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN)
+MESHSTATS_NATIVE ?= $(CURDIR)/dist/libmeshstats.so
+ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN) MESHSTATS_NATIVE=$(MESHSTATS_NATIVE)
+# The builds `make integration` runs the real-Envoy suite against, one after the other.
+MESHSTATS_BUILDS ?= wasm native
 
 .PHONY: setup build test unit lint validate-configs check-manifests manifests integration run bench bench-expr soak compat fuzz clean distclean
 
@@ -82,9 +87,22 @@ check-manifests: manifests
 	fi
 
 # `--tests`: the crate has no doc tests, and this keeps cargo's last summary line a real one.
+# Once per build (MESHSTATS_BUILD, read by the harness): every scenario against both; a test
+# about one build only says so and returns under the other.
 integration:
-	$(ARTIFACTS) $(CARGO) test -p meshstats-integration --tests -- --test-threads $(ENVOY_TEST_THREADS)
+	@set -e; for b in $(MESHSTATS_BUILDS); do \
+	  echo "integration: MESHSTATS_BUILD=$$b"; \
+	  MESHSTATS_BUILD=$$b $(ARTIFACTS) $(CARGO) test -p meshstats-integration --tests -- --test-threads $(ENVOY_TEST_THREADS); \
+	done
 
+# ARGS: --requests N --keep --build wasm|native. Unquoted, `make run ARGS=--build native`
+# makes `native` a goal of its own: it is handed to the demo instead (and does nothing).
+RUN_BUILD_WORD := $(if $(filter run,$(MAKECMDGOALS)),$(filter wasm native,$(MAKECMDGOALS)))
+ifneq ($(RUN_BUILD_WORD),)
+override ARGS += $(RUN_BUILD_WORD)
+$(RUN_BUILD_WORD):
+	@:
+endif
 run: build
 	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-demo -- $(ARGS)
 

@@ -14,6 +14,7 @@ mkdir -p "$OUT"
 
 IMAGE=oci://registry.example.com/meshstats/meshstats:0.1.0
 WASM_PATH=/var/local/lib/wasm-plugins/meshstats.wasm
+MODULE_PATH=/var/local/lib/meshstats/libmeshstats.so
 
 render() { # FILE ARGS...
   local file="$1"
@@ -30,6 +31,13 @@ for example in customized new-log; do
   render "$example.proxy-config.yaml" proxy-config --config "$config" 2>/dev/null
   render "$example.mesh-config.yaml" mesh-config --config "$config"
 done
+# The native build (Envoy 1.40.0's dynamic module): the EnvoyFilter and the pod patch.
+render customized.native.envoyfilter.yaml envoyfilter --build native --config "$EXAMPLES/customized.json" \
+  --module-path "$MODULE_PATH" 2>/dev/null
+render customized.native.proxy-config.yaml proxy-config --build native --config "$EXAMPLES/customized.json" \
+  --module-path "$MODULE_PATH" --bootstrap-config-map meshstats-native-bootstrap 2>/dev/null
+render customized.native.bootstrap-override.yaml bootstrap-override --build native \
+  --config "$EXAMPLES/customized.json" --name meshstats-native-bootstrap --namespace bookinfo
 render customized.bootstrap-override.yaml bootstrap-override --config "$EXAMPLES/customized.json" --namespace bookinfo
 render new-log.telemetry.yaml telemetry --config "$EXAMPLES/new-log.json"
 # Scoped variants: one workload by label, one Gateway API gateway.

@@ -3,9 +3,14 @@
 #   - the standard sidecar bootstraps, rendered by `meshstats render envoy` with the built
 #     filter: inbound (ratings-v1) and outbound (productpage-v1), with the filter and bare;
 #   - a server sidecar for every example configuration in envoyfilter/examples/;
+#   - the same with the native build (`render envoy --build native`, dist/libmeshstats.so),
+#     HTTP and TCP, and the filter entries `render http-filter` / `network-filter` print for
+#     both builds, each placed in a minimal listener;
 #   - every checked-in *.envoy.json / *.envoy.yaml / *.envoy.yml file.
-# Validate mode parses the whole config and loads the Wasm module, without binding ports.
-# Uses ENVOY_BIN, MESHSTATS_BIN and MESHSTATS_WASM, defaulting to what `make build` makes.
+# Validate mode parses the whole config and loads the Wasm module and the dynamic module
+# (Envoy resolves the module's symbols then), without binding ports.
+# Uses ENVOY_BIN, MESHSTATS_BIN, MESHSTATS_WASM and MESHSTATS_NATIVE, defaulting to what
+# `make build` makes.
 # Checks everything, then fails if anything failed. One line per config.
 set -euo pipefail
 
@@ -13,8 +18,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ENVOY_BIN="${ENVOY_BIN:-$ROOT/.venv/bin/envoy}"
 MESHSTATS_BIN="${MESHSTATS_BIN:-$ROOT/dist/meshstats}"
 MESHSTATS_WASM="${MESHSTATS_WASM:-$ROOT/dist/meshstats.wasm}"
+MESHSTATS_NATIVE="${MESHSTATS_NATIVE:-$ROOT/dist/libmeshstats.so}"
 
-for f in "$ENVOY_BIN" "$MESHSTATS_BIN" "$MESHSTATS_WASM"; do
+for f in "$ENVOY_BIN" "$MESHSTATS_BIN" "$MESHSTATS_WASM" "$MESHSTATS_NATIVE"; do
   [ -f "$f" ] || { echo "validate: $f not found: run \`make build\` first" >&2; exit 1; }
 done
 
@@ -88,6 +94,60 @@ for example in "$ROOT"/envoyfilter/examples/*.json; do
   CONFIG="$example" render "example-$(basename "$example" .json)" inbound "$WORK/ratings-node.json" \
     --wasm "$MESHSTATS_WASM"
 done
+
+# The native build: the standard sidecars, TCP, and every example configuration.
+render native-inbound-ratings inbound "$WORK/ratings-node.json" --build native \
+  --module "$MESHSTATS_NATIVE" --root-id stats_inbound
+render native-outbound-productpage outbound "$WORK/productpage-node.json" --build native \
+  --module "$MESHSTATS_NATIVE" --root-id stats_outbound
+render native-inbound-ratings-tcp inbound "$WORK/ratings-node.json" --build native \
+  --module "$MESHSTATS_NATIVE" --protocol tcp
+for example in "$ROOT"/envoyfilter/examples/*.json; do
+  case "$example" in *node-metadata*) continue ;; esac
+  CONFIG="$example" render "native-example-$(basename "$example" .json)" inbound "$WORK/ratings-node.json" \
+    --build native --module "$MESHSTATS_NATIVE"
+done
+
+# `render http-filter` / `network-filter` print one filter entry for a user's own listener:
+# each in a minimal bootstrap (before the router / tcp_proxy), with the customized example.
+snippet() { # NAME KIND BUILD MODULE
+  local name="$1" kind="$2" build="$3" module="$4" entry="$WORK/$1.entry.json"
+  if ! "$MESHSTATS_BIN" render "$kind" --build "$build" --module "$module" --direction inbound \
+      --config "$ROOT/envoyfilter/examples/customized.json" >"$entry" 2>"$WORK/$name.err"; then
+    checked=$((checked + 1))
+    failed=$((failed + 1))
+    echo "validate: rendered $name: FAILED to render"
+    sed 's/^/    /' "$WORK/$name.err"
+    return
+  fi
+  python3 - "$kind" "$entry" >"$WORK/$name.json" <<'PY'
+import json, sys
+kind, entry = sys.argv[1], json.load(open(sys.argv[2]))
+sock = lambda port: {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+if kind == "http-filter":
+    router = {"name": "envoy.filters.http.router", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+    filters = [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "snippet", "http_filters": [entry, router],
+        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+            {"match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]}}}]
+else:
+    filters = [entry, {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        "stat_prefix": "snippet", "cluster": "app"}}]
+print(json.dumps({"admin": {"address": sock(15000)}, "static_resources": {
+    "listeners": [{"name": "snippet", "address": sock(15006), "traffic_direction": "INBOUND",
+                   "filter_chains": [{"filters": filters}]}],
+    "clusters": [{"name": "app", "type": "STATIC", "connect_timeout": "1s", "load_assignment": {
+        "cluster_name": "app", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": sock(9080)}}]}]}}]}}))
+PY
+  validate "rendered $name" "$WORK/$name.json"
+}
+snippet http-filter-wasm http-filter wasm "$MESHSTATS_WASM"
+snippet network-filter-wasm network-filter wasm "$MESHSTATS_WASM"
+snippet http-filter-native http-filter native "$MESHSTATS_NATIVE"
+snippet network-filter-native network-filter native "$MESHSTATS_NATIVE"
 
 # Checked-in Envoy configurations.
 while IFS= read -r -d '' file; do

@@ -15,4 +15,5 @@ pub use render::access_log::access_log;
 pub use render::envoy::{
     default_cluster_name, default_node_id, envoy_bootstrap, Direction, SidecarOptions,
 };
+pub use render::native::{native_stats_config, Build};
 pub use render::stats_config::{stats_config, stats_config_for};

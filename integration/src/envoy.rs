@@ -63,7 +63,18 @@ impl Envoy {
             .map_err(|e| format!("envoy {name}: {}: {e}", stdout_path.display()))?;
         let level = std::env::var("ENVOY_LOG_LEVEL").unwrap_or_else(|_| "info".into());
         let bin = envoy_bin();
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        if crate::paths::build() == meshstats_cli::Build::Native {
+            // Rendered configs name the module's file; this also serves a hand-written
+            // config that names only the module (Envoy's search path).
+            command.env(
+                meshstats_cli::render::native::SEARCH_PATH_ENV,
+                crate::paths::native_module_dir(),
+            );
+            // The 1.40 ABI cannot read `node`: the module takes it from the environment.
+            command.envs(meshstats_cli::render::native::node_environment(bootstrap));
+        }
+        let child = command
             .arg("-c")
             .arg(&config_path)
             .args([

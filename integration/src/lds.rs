@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 const WASM_FILTER: &str = "envoy.filters.http.wasm";
+const NATIVE_FILTER: &str = "envoy.filters.http.dynamic_modules";
 
 /// Takes the bootstrap's only static listener out, writes it to `path` as an LDS response
 /// (version `0`) and points `dynamic_resources.lds_config` at that file. The clusters stay
@@ -98,17 +99,22 @@ impl Lds {
     }
 }
 
-/// `listener` with its HTTP Wasm filter's `vm_id` and configuration replaced.
+/// `listener` with its HTTP filter's configuration replaced, and for the Wasm build its
+/// `vm_id` (the native build has no VM: a new filter config is what a push creates).
 pub fn with_filter(listener: &Value, vm_id: &str, config: &str) -> Result<Value, String> {
     let mut l = listener.clone();
     let filters = l
         .pointer_mut("/filter_chains/0/filters/0/typed_config/http_filters")
         .and_then(Value::as_array_mut)
         .ok_or("listener has no http_filters")?;
+    if let Some(native) = filters.iter_mut().find(|f| f["name"] == NATIVE_FILTER) {
+        native["typed_config"]["filter_config"]["value"] = json!(config);
+        return Ok(l);
+    }
     let wasm = filters
         .iter_mut()
         .find(|f| f["name"] == WASM_FILTER)
-        .ok_or("listener has no Wasm filter")?;
+        .ok_or("listener has no meshstats filter")?;
     let plugin = &mut wasm["typed_config"]["config"];
     plugin["vm_config"]["vm_id"] = json!(vm_id);
     plugin["configuration"]["value"] = json!(config);

@@ -15,6 +15,10 @@
 //!   `ENVOY_BIN`, `MESHSTATS_WASM`, `MESHSTATS_BIN` or the places `make build` puts them
 //!   (the lookup is `meshstats_testkit`'s, shared with the CLI's tests);
 //!   [`example_config`]: a configuration from `envoyfilter/examples/`.
+//! - [`build`]: which build every sidecar runs (`MESHSTATS_BUILD=wasm|native`, default
+//!   wasm), with [`native_module_path`] / [`native_module_dir`] (`MESHSTATS_NATIVE`, else
+//!   `dist/libmeshstats.so`) beside [`wasm_path`]; [`runs_under`] skips a test about one
+//!   build only, saying why.
 
 mod backend;
 mod envoy;
@@ -33,6 +37,10 @@ pub mod tcp_echo;
 pub use backend::{Backend, BackendConfig, RecordedRequest};
 pub use envoy::Envoy;
 pub use http::{http_get, http_request, Response};
-pub use paths::{envoy_bin, example_config, free_port, meshstats_bin, wasm_path, workspace_root};
+pub use meshstats_cli::Build;
+pub use paths::{
+    build, envoy_bin, example_config, free_port, meshstats_bin, native_module_dir,
+    native_module_path, runs_under, wasm_path, workspace_root,
+};
 pub use requests::Requests;
 pub use scrape::{Histogram, Kind, Scrape, Series};

@@ -7,11 +7,12 @@
 //! ```
 
 use crate::envoy::Envoy;
-use crate::paths::{free_port, wasm_path};
+use crate::paths::{build, free_port, native_module_path, wasm_path};
 use meshstats_cli::render::access_log::access_loggers;
 use meshstats_cli::render::envoy::{Protocol, TlsFiles};
 use meshstats_cli::{
-    default_node_id, envoy_bootstrap, stats_config_for, Direction, SidecarOptions,
+    default_node_id, envoy_bootstrap, native_stats_config, stats_config_for, Build, Direction,
+    SidecarOptions,
 };
 use meshstats_filter::config::PluginConfig;
 use serde_json::{json, Value};
@@ -70,6 +71,8 @@ pub struct Sidecar {
     pub endpoint_metadata: Option<Value>,
     /// False: the same bootstrap without the filter.
     pub with_filter: bool,
+    /// Which build of the filter: [`crate::build`] (`$MESHSTATS_BUILD`) unless a test sets it.
+    pub build: Build,
     /// Envoy's default access log on stderr (into [`Envoy::log`]), for debugging.
     pub debug_access_log: bool,
     /// More connection manager `access_log` entries, after the ones the configuration
@@ -126,6 +129,7 @@ impl Sidecar {
             cluster_metadata: None,
             endpoint_metadata: None,
             with_filter: true,
+            build: build(),
             debug_access_log: false,
             extra_access_logs: Vec::new(),
             max_request_headers_kb: None,
@@ -159,7 +163,9 @@ impl Sidecar {
             admin,
             node_id: default_node_id(&self.node_metadata),
             node_metadata: self.node_metadata.clone(),
-            wasm_path: self.with_filter.then(wasm_path),
+            wasm_path: (self.with_filter && self.build == Build::Wasm).then(wasm_path),
+            native_module: (self.with_filter && self.build == Build::Native)
+                .then(native_module_path),
             config_json: self.config.clone(),
             root_id: self.root_id.clone(),
             cluster_name: self.cluster_name.clone(),
@@ -168,13 +174,16 @@ impl Sidecar {
             with_filter: self.with_filter,
             access_log: access_loggers(&parsed),
             debug_access_log: self.debug_access_log,
-            // As the filter's AUTO encoding picks on this node.
-            stats_config: stats_config_for(
-                &parsed,
-                parsed
-                    .stat_name_encoding
-                    .resolve(self.node_metadata.get("ISTIO_VERSION").is_some()),
-            ),
+            stats_config: match self.build {
+                // As the filter's AUTO encoding picks on this node.
+                Build::Wasm => stats_config_for(
+                    &parsed,
+                    parsed
+                        .stat_name_encoding
+                        .resolve(self.node_metadata.get("ISTIO_VERSION").is_some()),
+                ),
+                Build::Native => native_stats_config(&parsed),
+            },
             protocol: self.protocol,
             downstream_tls: self.downstream_tls.clone(),
             upstream_tls: self.upstream_tls.clone(),

@@ -1,5 +1,6 @@
 //! Where the artifacts under test and their inputs are, and free ports to run them on.
 
+use meshstats_cli::Build;
 use meshstats_testkit::artifact;
 use std::collections::HashSet;
 use std::net::TcpListener;
@@ -11,6 +12,45 @@ pub use meshstats_testkit::{envoy_bin, workspace_root};
 /// The filter: `$MESHSTATS_WASM`, else `<workspace>/dist/meshstats.wasm` (`make build`).
 pub fn wasm_path() -> PathBuf {
     artifact("MESHSTATS_WASM", "dist/meshstats.wasm", "make build")
+}
+
+/// The native build: `$MESHSTATS_NATIVE`, else `<workspace>/dist/libmeshstats.so`
+/// (`make build`).
+pub fn native_module_path() -> PathBuf {
+    artifact("MESHSTATS_NATIVE", "dist/libmeshstats.so", "make build")
+}
+
+/// The directory of [`native_module_path`]: what `ENVOY_DYNAMIC_MODULES_SEARCH_PATH` names.
+pub fn native_module_dir() -> PathBuf {
+    let path = native_module_path();
+    path.parent().map(PathBuf::from).unwrap_or(path)
+}
+
+/// The build every harness sidecar runs: `$MESHSTATS_BUILD`, `wasm` (the default) or
+/// `native`, read in this one place so that one variable switches the whole suite (`make
+/// integration` runs it once per build). Any other value panics: a typo must not quietly
+/// test the default build.
+pub fn build() -> Build {
+    match std::env::var("MESHSTATS_BUILD").ok().as_deref() {
+        None | Some("") | Some("wasm") => Build::Wasm,
+        Some("native") => Build::Native,
+        Some(other) => panic!("MESHSTATS_BUILD={other:?}: expected `wasm` or `native`"),
+    }
+}
+
+/// For a test about one build only: true under `only`; under the other build prints why the
+/// test does not apply (in the test's output, `--nocapture` shows it) and returns false, so
+/// the test returns early.
+pub fn runs_under(only: Build, reason: &str) -> bool {
+    let current = build();
+    if current != only {
+        println!(
+            "skipped under MESHSTATS_BUILD={}: {reason} ({} build only)",
+            current.as_str(),
+            only.as_str()
+        );
+    }
+    current == only
 }
 
 /// The CLI: `$MESHSTATS_BIN`, else `<workspace>/dist/meshstats` (`make build`).

@@ -6,7 +6,7 @@
 use meshstats_cli::render::envoy::FAILURE_POLICY;
 use meshstats_cli::Direction;
 use meshstats_integration::mesh::{workload_metadata, Sidecar};
-use meshstats_integration::{free_port, http_get, Backend, Envoy};
+use meshstats_integration::{free_port, http_get, runs_under, Backend, Build, Envoy};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -161,6 +161,9 @@ fn expect(values: [u64; 4]) -> Vec<(String, u64)> {
 /// next request gets a fresh VM that observes traffic again, and Envoy counts the reload.
 #[test]
 fn a_trap_fails_at_most_its_own_request_and_the_vm_comes_back() {
+    if !runs_under(Build::Wasm, "Wasm VM traps and Envoy's reload policy") {
+        return;
+    }
     assert_eq!(FAILURE_POLICY, "FAIL_RELOAD");
     let mut f = Fixture::start("trap-reload", None);
     assert_eq!(f.statuses(3), [200; 3]);
@@ -196,6 +199,9 @@ fn a_trap_fails_at_most_its_own_request_and_the_vm_comes_back() {
 /// unobserved until Envoy restarts, and no stat says so.
 #[test]
 fn fail_open_would_fail_the_request_too_and_never_reload() {
+    if !runs_under(Build::Wasm, "Wasm VM traps and Envoy's reload policy") {
+        return;
+    }
     let mut f = Fixture::start("trap-open", Some("FAIL_OPEN"));
     assert_eq!(f.statuses(3), [200; 3]);
     f.wait_past_backoff();

@@ -32,3 +32,10 @@ pub fn artifact(var: &str, default: &str, make_target: &str) -> PathBuf {
     }
     path
 }
+
+/// The native build: `$MESHSTATS_NATIVE`, else `<workspace>/dist/libmeshstats.so` (`make
+/// build`). Unlike Wasm there is no stand-in: `envoy --mode validate` resolves the module's
+/// hooks, so only a real module validates.
+pub fn native_module() -> PathBuf {
+    artifact("MESHSTATS_NATIVE", "dist/libmeshstats.so", "make build")
+}

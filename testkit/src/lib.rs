@@ -3,7 +3,7 @@
 //! tests cannot use `meshstats-integration`, which depends on the CLI).
 //!
 //! - [`workspace_root`], [`artifact`]: the repository root and the build outputs in it.
-//! - [`envoy_bin`]: the Envoy under test.
+//! - [`envoy_bin`]: the Envoy under test; [`native_module`]: the native build.
 //! - [`envoy_validate`], [`envoy_validate_json`]: `envoy --mode validate` on a configuration.
 //! - [`stand_in_filter`]: the smallest module Envoy accepts as a proxy-wasm filter.
 //! - [`shared_dir`]: the project's shared test material (Istio CRDs and dashboards, Mixer
@@ -14,7 +14,7 @@ mod envoy;
 mod shared;
 mod stand_in;
 
-pub use artifacts::{artifact, workspace_root};
+pub use artifacts::{artifact, native_module, workspace_root};
 pub use envoy::{envoy_bin, envoy_validate, envoy_validate_json};
 pub use shared::{shared_dir, MIXER_HTTP_LABELS};
 pub use stand_in::stand_in_filter;

@@ -4,8 +4,10 @@
 
 use crate::input::{read_config, read_wasm, InputError};
 use crate::render::istio::{to_json, to_yaml, Scope, TargetRef};
+use crate::render::native::Build;
 use crate::render::package;
-use clap::Args;
+use clap::builder::PossibleValue;
+use clap::{Args, ValueEnum};
 use meshstats_filter::config::PluginConfig;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,27 @@ impl ConfigArgs {
             Some(path) => read_config(path),
             None => Ok(("{}".to_string(), PluginConfig::default())),
         }
+    }
+}
+
+/// Which build of the filter the rendered configuration runs.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct BuildArgs {
+    /// `wasm`: meshstats.wasm in Envoy's Wasm sandbox (any Envoy with Wasm); `native`:
+    /// libmeshstats.so as an Envoy dynamic module (faster; only the Envoy release it was
+    /// built for, 1.40.0, can load it).
+    #[arg(long, value_enum, default_value = "wasm")]
+    pub build: Build,
+}
+
+// The renderer's enum stays free of clap, like `Direction`.
+impl ValueEnum for Build {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Build::Wasm, Build::Native]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
     }
 }
 

@@ -1,12 +1,17 @@
 //! `render stats-config`, `access-log` and `envoy`: plain Envoy configuration, for sidecars
 //! that are not Istio's.
 
-use super::args::ConfigArgs;
+use super::args::{BuildArgs, ConfigArgs};
 use crate::input::{read_config, read_json_object, InputError};
 use crate::output::Output;
 use crate::render::access_log::{access_log, access_loggers};
 use crate::render::envoy::{
     default_node_id, envoy_bootstrap, Direction, Protocol, SidecarOptions, TlsFiles,
+};
+use crate::render::istio::{http_wasm_filter, network_wasm_filter, WasmCode};
+use crate::render::native::{
+    native_http_filter, native_network_filter, native_stats_config, node_environment, Build,
+    SEARCH_PATH_ENV,
 };
 use crate::render::stats_config::{stats_config, stats_config_for};
 use clap::builder::PossibleValue;
@@ -22,6 +27,34 @@ use std::path::{Path, PathBuf};
 pub struct StatsConfigArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// `native`: only the histogram buckets (the native build's labels need no `stats_tags`).
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// `render http-filter` and `render network-filter`: one filter entry, for a user's own
+/// `http_filters` (before the router) or filter chain (before `tcp_proxy`).
+#[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("config", |a| a.help("Filter configuration, passed to the filter verbatim; defaults to `{}`")),
+)]
+pub struct FilterArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The module file (made absolute): meshstats.wasm for `--build wasm` (required),
+    /// libmeshstats.so for `--build native` (without it Envoy looks for libmeshstats.so in
+    /// $ENVOY_DYNAMIC_MODULES_SEARCH_PATH).
+    #[arg(long, value_name = "PATH")]
+    pub module: Option<PathBuf>,
+    /// The side the filter reports for: root id / filter_name `stats_inbound` or
+    /// `stats_outbound`. Without it (or --root-id) the listener's traffic_direction decides.
+    #[arg(long, value_enum, conflicts_with = "root_id")]
+    pub direction: Option<Direction>,
+    /// The root id (Wasm) / filter_name (native) as is.
+    #[arg(long, value_name = "ID")]
+    pub root_id: Option<String>,
 }
 
 /// `render access-log`.
@@ -56,15 +89,21 @@ pub struct EnvoyArgs {
     /// Defaults to Istio's `sidecar~127.0.0.1~NAME.NAMESPACE~NAMESPACE.svc.cluster.local`.
     #[arg(long, value_name = "ID")]
     pub node_id: Option<String>,
+    #[command(flatten)]
+    pub build: BuildArgs,
     /// The filter's .wasm file (made absolute, so Envoy can run from any directory).
     #[arg(
         long,
         value_name = "PATH",
-        required_unless_present = "no_filter",
-        conflicts_with = "no_filter"
+        conflicts_with_all = ["no_filter", "module"]
     )]
     pub wasm: Option<PathBuf>,
-    /// The plugin's root id (default empty); Istio uses stats_inbound / stats_outbound.
+    /// The filter's module file, made absolute: libmeshstats.so for `--build native`
+    /// (meshstats.wasm for `--build wasm`, like --wasm).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_filter")]
+    pub module: Option<PathBuf>,
+    /// The plugin's root id (default empty; the native build's filter_name); Istio uses
+    /// stats_inbound / stats_outbound.
     #[arg(long, value_name = "ID", default_value = "", hide_default_value = true)]
     pub root_id: String,
     /// JSON object for the cluster's `metadata.filter_metadata`.
@@ -131,7 +170,61 @@ impl ValueEnum for Protocol {
 
 pub fn render_stats_config(args: &StatsConfigArgs) -> Result<Output, InputError> {
     let (_, config) = args.config.load()?;
-    Ok(Output::json(&stats_config(&config)))
+    Ok(Output::json(&match args.build.build {
+        Build::Wasm => stats_config(&config),
+        Build::Native => native_stats_config(&config),
+    }))
+}
+
+pub fn render_http_filter(args: &FilterArgs) -> Result<Output, InputError> {
+    render_filter(args, Protocol::Http)
+}
+
+pub fn render_network_filter(args: &FilterArgs) -> Result<Output, InputError> {
+    render_filter(args, Protocol::Tcp)
+}
+
+fn render_filter(args: &FilterArgs, protocol: Protocol) -> Result<Output, InputError> {
+    let (config_json, _) = args.config.load()?;
+    let root_id = match (&args.root_id, args.direction) {
+        (Some(id), _) => id.clone(),
+        (None, Some(direction)) => format!("stats_{direction}"),
+        (None, None) => String::new(),
+    };
+    let module = args.module.as_deref().map(absolute);
+    let (filter, note) = match (args.build.build, module) {
+        (Build::Wasm, None) => {
+            return Err(InputError::new(
+                Path::new("--module"),
+                "required with --build wasm: the meshstats.wasm file Envoy loads",
+            ))
+        }
+        (Build::Wasm, Some(path)) => {
+            let code = WasmCode::Local(path.to_string_lossy().into_owned());
+            let filter = match protocol {
+                Protocol::Http => http_wasm_filter(&root_id, &code, &config_json),
+                Protocol::Tcp => network_wasm_filter(&root_id, &code, &config_json),
+            };
+            (filter, None)
+        }
+        (Build::Native, module) => {
+            let note = module.is_none().then(|| {
+                format!(
+                    "meshstats: no --module: start Envoy with {SEARCH_PATH_ENV}=DIR, DIR holding libmeshstats.so\n"
+                )
+            });
+            let filter = match protocol {
+                Protocol::Http => native_http_filter(&root_id, module.as_deref(), &config_json),
+                Protocol::Tcp => native_network_filter(&root_id, module.as_deref(), &config_json),
+            };
+            (filter, note)
+        }
+    };
+    let mut out = Output::json(&filter);
+    if let Some(note) = note {
+        out.stderr = note;
+    }
+    Ok(out)
 }
 
 pub fn render_access_log(args: &AccessLogArgs) -> Result<Output, InputError> {
@@ -140,7 +233,21 @@ pub fn render_access_log(args: &AccessLogArgs) -> Result<Output, InputError> {
 }
 
 pub fn render_envoy(args: &EnvoyArgs) -> Result<Output, InputError> {
-    Ok(Output::json(&envoy_bootstrap(&sidecar_options(args)?)))
+    let opts = sidecar_options(args)?;
+    let bootstrap = envoy_bootstrap(&opts);
+    let mut out = Output::json(&bootstrap);
+    if opts.native_module.is_some() {
+        // Shell words, so the line can be pasted before `envoy -c FILE`.
+        let env: Vec<String> = node_environment(&bootstrap)
+            .into_iter()
+            .map(|(k, v)| format!("{k}='{}'", v.replace('\'', "'\\''")))
+            .collect();
+        out.stderr = format!(
+            "meshstats: the native module reads the node from its environment (Envoy 1.40's ABI cannot read node.metadata): start Envoy as {} envoy -c FILE\n",
+            env.join(" ")
+        );
+    }
+    Ok(out)
 }
 
 /// Loads the files `render envoy` names and fills in the defaults.
@@ -152,6 +259,29 @@ pub fn sidecar_options(args: &EnvoyArgs) -> Result<SidecarOptions, InputError> {
         .stat_name_encoding
         .resolve(node_metadata.get("ISTIO_VERSION").is_some());
     let optional = |p: &Option<PathBuf>| p.as_deref().map(read_json_object).transpose();
+    let build = args.build.build;
+    let native_module = match (build, args.no_filter, &args.wasm, &args.module) {
+        (Build::Native, false, Some(_), _) => {
+            return Err(InputError::new(
+                Path::new("--wasm"),
+                "names the Wasm build's module; with --build native give --module PATH (libmeshstats.so)",
+            ))
+        }
+        (Build::Native, false, None, Some(path)) => Some(absolute(path)),
+        (Build::Native, false, None, None) => {
+            return Err(InputError::new(
+                Path::new("--module"),
+                "required with --build native (the libmeshstats.so file), or --no-filter",
+            ))
+        }
+        (Build::Wasm, false, None, None) => {
+            return Err(InputError::new(
+                Path::new("--wasm"),
+                "required (the meshstats.wasm file), or --module, or --no-filter",
+            ))
+        }
+        _ => None,
+    };
     Ok(SidecarOptions {
         direction: args.direction,
         listen: args.listen,
@@ -162,11 +292,15 @@ pub fn sidecar_options(args: &EnvoyArgs) -> Result<SidecarOptions, InputError> {
             .clone()
             .unwrap_or_else(|| default_node_id(&node_metadata)),
         node_metadata,
-        wasm_path: if args.no_filter {
-            None
-        } else {
-            args.wasm.as_deref().map(absolute)
+        wasm_path: match (args.no_filter, build) {
+            (false, Build::Wasm) => args
+                .wasm
+                .as_deref()
+                .or(args.module.as_deref())
+                .map(absolute),
+            _ => None,
         },
+        native_module,
         config_json,
         root_id: args.root_id.clone(),
         cluster_name: None,
@@ -175,7 +309,10 @@ pub fn sidecar_options(args: &EnvoyArgs) -> Result<SidecarOptions, InputError> {
         with_filter: !args.no_filter,
         access_log: access_loggers(&config),
         debug_access_log: args.access_log,
-        stats_config: stats_config_for(&config, encoding),
+        stats_config: match build {
+            Build::Wasm => stats_config_for(&config, encoding),
+            Build::Native => native_stats_config(&config),
+        },
         protocol: args.protocol,
         downstream_tls: tls_files(&args.tls_cert, &args.tls_key, &args.tls_ca),
         upstream_tls: tls_files(

@@ -1,15 +1,17 @@
 //! `render wasmplugin`, `envoyfilter`, `telemetry`, `mesh-config`, `proxy-config` and
 //! `bootstrap-override`: the Istio manifests that deploy the filter.
 
-use super::args::{ChecksumArgs, ConfigArgs, FormatArgs, ResourceArgs, ScopeArgs};
+use super::args::{BuildArgs, ChecksumArgs, ConfigArgs, FormatArgs, ResourceArgs, ScopeArgs};
 use crate::input::{read_config, InputError};
 use crate::output::Output;
 use crate::render::access_log::has_filter_state_logs;
 use crate::render::istio::{
     bootstrap_override, buckets, default_remote_cluster, envoy_filter, mesh_config,
-    plugin_config_object, proxy_config_patch, telemetry, wasm_plugins, Buckets, EnvoyFilterOptions,
-    TelemetryOptions, WasmCode, WasmPluginOptions,
+    native_bootstrap_override, native_proxy_config_patch, plugin_config_object, proxy_config_patch,
+    telemetry, wasm_plugins, Buckets, EnvoyFilterOptions, ModuleVolume, TelemetryOptions, WasmCode,
+    WasmPluginOptions,
 };
+use crate::render::native::Build;
 use clap::Args;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -52,16 +54,17 @@ pub struct WasmPluginArgs {
 )]
 pub struct EnvoyFilterArgs {
     #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
     pub config: ConfigArgs,
     /// The module's path on the proxy's filesystem (e.g. a volume mounted with
     /// `sidecar.istio.io/userVolume` / `userVolumeMount`).
-    #[arg(
-        long,
-        value_name = "PATH",
-        required_unless_present = "url",
-        conflicts_with = "url"
-    )]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["url", "module_path"])]
     pub wasm_path: Option<String>,
+    /// `--build native`: libmeshstats.so's path in the istio-proxy container (mounted as
+    /// `render proxy-config --build native --module-path PATH` renders).
+    #[arg(long, value_name = "PATH", conflicts_with = "url")]
+    pub module_path: Option<String>,
     /// Have Envoy fetch the module over http(s) (needs `--sha256` or `--wasm`).
     #[arg(long, value_name = "URL", value_parser = super::args::parse_url)]
     pub url: Option<String>,
@@ -116,6 +119,17 @@ pub struct MeshConfigArgs {
 pub struct ProxyConfigArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// `native`: the annotations that mount libmeshstats.so and keep its series (no tags).
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// `--build native`: libmeshstats.so's path in the istio-proxy container; its directory
+    /// is where the volume is mounted.
+    #[arg(long, value_name = "PATH")]
+    pub module_path: Option<String>,
+    /// `--build native`: mount this OCI image's files (a Kubernetes `image` volume) instead
+    /// of the node's directory of --module-path (`hostPath`).
+    #[arg(long, value_name = "REFERENCE", requires = "module_path")]
+    pub module_image: Option<String>,
     /// The ConfigMap of `render bootstrap-override`, named when the buckets need it.
     #[arg(long, value_name = "NAME", default_value = "meshstats-bootstrap")]
     pub bootstrap_config_map: String,
@@ -128,6 +142,9 @@ pub struct ProxyConfigArgs {
 pub struct BootstrapOverrideArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// `native`: bucket matchers for the native build's stat names.
+    #[command(flatten)]
+    pub build: BuildArgs,
     #[arg(long, default_value = "meshstats-bootstrap")]
     pub name: String,
     /// The workload's namespace (a pod can only mount a ConfigMap of its own).
@@ -157,23 +174,45 @@ pub fn render_wasmplugin(args: &WasmPluginArgs) -> Result<Output, InputError> {
 
 pub fn render_envoyfilter(args: &EnvoyFilterArgs) -> Result<Output, InputError> {
     let (config_json, _) = args.config.load()?;
-    let code = match (&args.wasm_path, &args.url) {
-        (Some(path), _) => WasmCode::Local(path.clone()),
-        (None, Some(url)) => remote_code(args, url)?,
-        // clap requires one of the two.
-        (None, None) => return Err(InputError::new(Path::new("--wasm-path"), "required")),
-    };
+    let (code, native_module) =
+        match (args.build.build, &args.wasm_path, &args.module_path) {
+            (Build::Native, _, Some(path)) => (WasmCode::Local(String::new()), Some(path.clone())),
+            (Build::Native, _, None) => return Err(InputError::new(
+                Path::new("--module-path"),
+                "required with --build native: libmeshstats.so's path in the istio-proxy container",
+            )),
+            (Build::Wasm, _, Some(_)) => {
+                return Err(InputError::new(
+                    Path::new("--module-path"),
+                    "is the native build's: add --build native, or give --wasm-path / --url",
+                ))
+            }
+            (Build::Wasm, Some(path), None) => (WasmCode::Local(path.clone()), None),
+            (Build::Wasm, None, None) => match &args.url {
+                Some(url) => (remote_code(args, url)?, None),
+                None => {
+                    return Err(InputError::new(
+                        Path::new("--wasm-path"),
+                        "required (or --url, or --build native --module-path)",
+                    ))
+                }
+            },
+        };
+    let native = native_module.is_some();
     let opts = EnvoyFilterOptions {
         name: args.resource.name.clone(),
         namespace: args.resource.namespace.clone(),
         scope: args.scope.scope(),
         code,
+        native_module,
         config_json,
         tcp: !args.no_tcp,
     };
-    Ok(Output::stdout(
-        args.format.print(&[], &[envoy_filter(&opts)]),
-    ))
+    let mut out = Output::stdout(args.format.print(&[], &[envoy_filter(&opts)]));
+    if native {
+        out.stderr = "meshstats: the pods need the module mounted and its series kept: meshstats render proxy-config --build native --module-path PATH\n".to_string();
+    }
+    Ok(out)
 }
 
 /// `--url`, its checksum and the cluster Envoy fetches it over.
@@ -234,16 +273,58 @@ pub fn render_proxy_config(args: &ProxyConfigArgs) -> Result<Output, InputError>
         "Pod annotations for meshstats' labels and buckets, as a patch of the pod template:",
         "kubectl patch deployment NAME --patch-file THIS_FILE (pods restart with them).",
     ];
-    let docs = [proxy_config_patch(&config, &args.bootstrap_config_map)];
-    let mut out = Output::stdout(args.format.print(&comment, &docs));
+    let native_comment = [
+        "Pod annotations for meshstats' native build (mount libmeshstats.so, keep its series,",
+        "buckets), as a patch of the pod template: kubectl patch deployment NAME --patch-file",
+        "THIS_FILE (pods restart with them). The istio-proxy image's Envoy must be the release",
+        "the module was built for.",
+    ];
+    let (comment, docs) =
+        match (args.build.build, &args.module_path) {
+            (Build::Wasm, None) => (
+                &comment[..],
+                [proxy_config_patch(&config, &args.bootstrap_config_map)],
+            ),
+            (Build::Wasm, Some(_)) => {
+                return Err(InputError::new(
+                    Path::new("--module-path"),
+                    "is the native build's: add --build native",
+                ))
+            }
+            (Build::Native, None) => return Err(InputError::new(
+                Path::new("--module-path"),
+                "required with --build native: libmeshstats.so's path in the istio-proxy container",
+            )),
+            (Build::Native, Some(path)) => {
+                let volume = match &args.module_image {
+                    Some(image) => ModuleVolume::Image(image.clone()),
+                    None => ModuleVolume::HostPath,
+                };
+                (
+                    &native_comment[..],
+                    [native_proxy_config_patch(
+                        &config,
+                        path,
+                        &volume,
+                        &args.bootstrap_config_map,
+                    )],
+                )
+            }
+        };
+    let mut out = Output::stdout(args.format.print(comment, &docs));
     if buckets(&config) == Buckets::BootstrapOverride {
         // Infallible: writing to a String.
         let _ = writeln!(
             out.stderr,
             "meshstats: the configuration has several sets of histogram buckets, which the \
              statsHistogramBuckets annotation cannot tell apart; the pods need the ConfigMap \
-             {:?} in their namespace: meshstats render bootstrap-override --name {:?} --namespace NAMESPACE",
-            args.bootstrap_config_map, args.bootstrap_config_map
+             {:?} in their namespace: meshstats render bootstrap-override{} --name {:?} --namespace NAMESPACE",
+            args.bootstrap_config_map,
+            match args.build.build {
+                Build::Wasm => "",
+                Build::Native => " --build native",
+            },
+            args.bootstrap_config_map
         );
     }
     Ok(out)
@@ -251,6 +332,9 @@ pub fn render_proxy_config(args: &ProxyConfigArgs) -> Result<Output, InputError>
 
 pub fn render_bootstrap_override(args: &BootstrapOverrideArgs) -> Result<Output, InputError> {
     let (_, config) = args.config.load()?;
-    let docs = [bootstrap_override(&config, &args.name, &args.namespace)];
+    let docs = [match args.build.build {
+        Build::Wasm => bootstrap_override(&config, &args.name, &args.namespace),
+        Build::Native => native_bootstrap_override(&config, &args.name, &args.namespace),
+    }];
     Ok(Output::stdout(args.format.print(&[], &docs)))
 }

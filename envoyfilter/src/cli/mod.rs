@@ -9,8 +9,8 @@ mod mixer;
 mod package;
 mod validate;
 
-pub use args::{ChecksumArgs, ConfigArgs, Format, FormatArgs, ResourceArgs, ScopeArgs};
-pub use envoy::{sidecar_options, AccessLogArgs, EnvoyArgs, StatsConfigArgs};
+pub use args::{BuildArgs, ChecksumArgs, ConfigArgs, Format, FormatArgs, ResourceArgs, ScopeArgs};
+pub use envoy::{sidecar_options, AccessLogArgs, EnvoyArgs, FilterArgs, StatsConfigArgs};
 pub use istio::{
     BootstrapOverrideArgs, EnvoyFilterArgs, MeshConfigArgs, ProxyConfigArgs, TelemetryArgs,
     WasmPluginArgs,
@@ -54,8 +54,13 @@ pub enum Mixer {
 
 #[derive(Debug, Subcommand)]
 pub enum Render {
-    /// The bootstrap `stats_config` that turns meshstats' labels into Prometheus labels.
+    /// The bootstrap `stats_config` that turns meshstats' labels into Prometheus labels
+    /// (`--build native`: only the histogram buckets).
     StatsConfig(StatsConfigArgs),
+    /// The HTTP filter entry (Wasm or native), for your own `http_filters` before the router.
+    HttpFilter(Box<FilterArgs>),
+    /// The network filter entry (Wasm or native) for TCP metrics, before `tcp_proxy`.
+    NetworkFilter(Box<FilterArgs>),
     /// The connection manager `access_log` list that prints the filter's JSON log entries
     /// (`logs[]`) on stdout, one line each; `[]` when there are none to print this way.
     AccessLog(AccessLogArgs),
@@ -81,6 +86,8 @@ pub fn run(cli: &Cli) -> Result<Output, InputError> {
     match &cli.command {
         Command::Validate(args) => Ok(validate::validate(args)),
         Command::Render(Render::StatsConfig(args)) => envoy::render_stats_config(args),
+        Command::Render(Render::HttpFilter(args)) => envoy::render_http_filter(args),
+        Command::Render(Render::NetworkFilter(args)) => envoy::render_network_filter(args),
         Command::Render(Render::AccessLog(args)) => envoy::render_access_log(args),
         Command::Render(Render::Envoy(args)) => envoy::render_envoy(args),
         Command::Render(Render::Wasmplugin(args)) => istio::render_wasmplugin(args),

@@ -3,6 +3,7 @@
 //! places the filter reads (listener direction, node and cluster/endpoint metadata, cluster
 //! names), so the filter sees the same inputs as in a mesh.
 
+use crate::render::native::{native_http_filter, native_network_filter};
 use serde_json::{json, Value};
 use std::fmt;
 use std::net::SocketAddr;
@@ -70,8 +71,11 @@ pub struct SidecarOptions {
     /// A JSON object placed verbatim at `node.metadata` (Istio keys: `NAME`, `NAMESPACE`,
     /// `WORKLOAD_NAME`, `CLUSTER_ID`, `LABELS`, ...).
     pub node_metadata: Value,
-    /// The filter's `.wasm` file; unused when `with_filter` is false.
+    /// The filter's `.wasm` file; unused when `with_filter` is false or with `native_module`.
     pub wasm_path: Option<PathBuf>,
+    /// `Some`: the native build instead of the Wasm one, the dynamic module at this path
+    /// (`libmeshstats.so`; see [`crate::render::native`]), with `root_id` as `filter_name`.
+    pub native_module: Option<PathBuf>,
     /// The filter configuration, passed to the filter as it was written.
     pub config_json: String,
     /// Istio uses `stats_inbound`/`stats_outbound`, which the filter also accepts as a
@@ -187,7 +191,13 @@ fn listener(opts: &SidecarOptions, cluster_name: &str) -> Value {
 /// The network Wasm filter (same module, same configuration) before `tcp_proxy`.
 fn tcp_filters(opts: &SidecarOptions, cluster_name: &str) -> Vec<Value> {
     let mut filters = Vec::new();
-    if opts.with_filter {
+    if let (true, Some(module)) = (opts.with_filter, &opts.native_module) {
+        filters.push(native_network_filter(
+            &opts.root_id,
+            Some(module),
+            &opts.config_json,
+        ));
+    } else if opts.with_filter {
         let mut wasm = wasm_filter(opts);
         wasm["name"] = json!("envoy.filters.network.wasm");
         wasm["typed_config"]["@type"] =
@@ -248,7 +258,13 @@ fn hcm(opts: &SidecarOptions, cluster_name: &str) -> Value {
     if opts.grpc {
         http_filters.push(grpc_stats_filter());
     }
-    if opts.with_filter {
+    if let (true, Some(module)) = (opts.with_filter, &opts.native_module) {
+        http_filters.push(native_http_filter(
+            &opts.root_id,
+            Some(module),
+            &opts.config_json,
+        ));
+    } else if opts.with_filter {
         http_filters.push(wasm_filter(opts));
     }
     http_filters.push(json!({

@@ -4,5 +4,6 @@
 pub mod access_log;
 pub mod envoy;
 pub mod istio;
+pub mod native;
 pub mod package;
 pub mod stats_config;

@@ -42,6 +42,7 @@ pub fn options(direction: Direction) -> SidecarOptions {
         node_id: default_node_id(&node_metadata),
         node_metadata,
         wasm_path: Some(PathBuf::from("/opt/meshstats/meshstats.wasm")),
+        native_module: None,
         config_json: CONFIG_TEXT.to_string(),
         root_id: format!("stats_{direction}"),
         cluster_name: None,

@@ -5,12 +5,15 @@
 //! client --> [productpage-v1 sidecar, outbound] --> [ratings-v1 sidecar, inbound] --> backend
 //! ```
 //!
-//! Usage: `meshstats-demo [--requests N] [--keep]`. `--keep` leaves both Envoys running
-//! (admin URLs printed) until Ctrl-C. Uses `ENVOY_BIN` and `MESHSTATS_WASM` like the tests.
+//! Usage: `meshstats-demo [--requests N] [--keep] [--build wasm|native]`. `--keep` leaves
+//! both Envoys running (admin URLs printed) until Ctrl-C. `--build` sets `MESHSTATS_BUILD`,
+//! so the sidecars are the harness's for that build. Uses `ENVOY_BIN`, `MESHSTATS_WASM` and
+//! `MESHSTATS_NATIVE` like the tests.
 
 use meshstats_integration::mesh::Bookinfo;
 use meshstats_integration::{
-    envoy_bin, http_get, wasm_path, workspace_root, Backend, Envoy, Kind, Scrape,
+    build, envoy_bin, http_get, native_module_path, wasm_path, workspace_root, Backend, Build,
+    Envoy, Kind, Scrape,
 };
 use std::io::Write;
 use std::net::SocketAddr;
@@ -20,9 +23,10 @@ use std::time::{Duration, Instant};
 /// The whole run (start-up, traffic, scrapes) must finish within this.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-const USAGE: &str = "usage: meshstats-demo [--requests N] [--keep]\n  \
+const USAGE: &str = "usage: meshstats-demo [--requests N] [--keep] [--build wasm|native]\n  \
     --requests N  requests to send (default 50)\n  \
-    --keep        keep both Envoys running until Ctrl-C";
+    --keep        keep both Envoys running until Ctrl-C\n  \
+    --build B     wasm (dist/meshstats.wasm, the default) or native (dist/libmeshstats.so)";
 
 struct Args {
     requests: u32,
@@ -38,6 +42,17 @@ fn parse_args() -> Result<Args, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--keep" => args.keep = true,
+            "--build" | "--build=wasm" | "--build=native" => {
+                let v = match a.split_once('=') {
+                    Some((_, v)) => v.to_string(),
+                    None => it.next().ok_or("--build needs wasm or native")?,
+                };
+                if v != "wasm" && v != "native" {
+                    return Err(format!("--build: expected wasm or native, got {v}"));
+                }
+                // Before any sidecar exists: the harness reads the build from here.
+                std::env::set_var("MESHSTATS_BUILD", v);
+            }
             "-n" | "--requests" => {
                 let v = it.next().ok_or("--requests needs a number")?;
                 args.requests = v
@@ -66,10 +81,15 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
+    let filter = match build() {
+        Build::Wasm => wasm_path(),
+        Build::Native => native_module_path(),
+    };
     eprintln!(
-        "demo: envoy {}, filter {}",
+        "demo: envoy {}, {} filter {}",
         envoy_bin().display(),
-        wasm_path().display()
+        build().as_str(),
+        filter.display()
     );
     let backend = Backend::start();
     // The server sidecar also writes the Istio 1.0 task's `newlog` entry for each request.

@@ -2,7 +2,9 @@
 //! gateways, the module a file already on the proxy or fetched by Envoy itself.
 
 use super::resource::{resource, Scope};
+use crate::render::native::{native_http_filter, native_network_filter};
 use serde_json::{json, Map, Value};
+use std::path::Path;
 
 pub const ENVOY_FILTER_API_VERSION: &str = "networking.istio.io/v1alpha3";
 
@@ -63,6 +65,9 @@ pub struct EnvoyFilterOptions {
     pub namespace: String,
     pub scope: Scope,
     pub code: WasmCode,
+    /// `Some`: the native build instead, `libmeshstats.so` at this path on the proxy (the
+    /// pod mounts it: `render proxy-config --build native`); `code` is then unused.
+    pub native_module: Option<String>,
     /// The filter configuration, passed verbatim as the plugin's `configuration`.
     pub config_json: String,
     /// Also insert the network filter before `tcp_proxy` (TCP traffic).
@@ -145,7 +150,10 @@ pub fn envoy_filter(opts: &EnvoyFilterOptions) -> Value {
             },
             "patch": {
                 "operation": "INSERT_BEFORE",
-                "value": http_wasm_filter(root_id, &opts.code, &opts.config_json),
+                "value": match &opts.native_module {
+                    Some(path) => native_http_filter(root_id, Some(Path::new(path)), &opts.config_json),
+                    None => http_wasm_filter(root_id, &opts.code, &opts.config_json),
+                },
             },
         }));
     }
@@ -161,7 +169,10 @@ pub fn envoy_filter(opts: &EnvoyFilterOptions) -> Value {
                 },
                 "patch": {
                     "operation": "INSERT_BEFORE",
-                    "value": network_wasm_filter(root_id, &opts.code, &opts.config_json),
+                    "value": match &opts.native_module {
+                        Some(path) => native_network_filter(root_id, Some(Path::new(path)), &opts.config_json),
+                        None => network_wasm_filter(root_id, &opts.code, &opts.config_json),
+                    },
                 },
             }));
         }

@@ -12,6 +12,7 @@ mod bootstrap_override;
 mod documents;
 mod envoy_filter;
 mod mesh_config;
+mod native;
 mod proxy_config;
 mod resource;
 mod telemetry;
@@ -27,6 +28,11 @@ pub use envoy_filter::{
     TCP_CONTEXTS, TCP_VM_ID,
 };
 pub use mesh_config::mesh_config;
+pub use native::{
+    native_bootstrap_override, native_proxy_annotations, native_proxy_config,
+    native_proxy_config_patch, ModuleVolume, NATIVE_VOLUME_NAME, USER_VOLUME_ANNOTATION,
+    USER_VOLUME_MOUNT_ANNOTATION,
+};
 pub use proxy_config::{
     buckets, extra_stat_tags, histogram_bucket_prefix, istio_builtin_tags, proxy_annotations,
     proxy_config, proxy_config_patch, Buckets, BOOTSTRAP_OVERRIDE_ANNOTATION,
