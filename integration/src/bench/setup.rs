@@ -29,9 +29,9 @@ pub const DIMS_AND_LOG_CONFIG: &str = r#"{"metrics": [{"dimensions": {
 
 /// The filter-state key the Wasm build's log lines are kept under (a Wasm `set_property`).
 const WASM_LOG_KEY: &str = "wasm.meshstats_log";
-/// The same for the native build: `$MESHSTATS_NATIVE_LOG_KEY`, else this (the native
-/// module's report names the key it writes).
-const NATIVE_LOG_KEY: &str = "meshstats.log";
+/// The same for the native build: `$MESHSTATS_NATIVE_LOG_KEY`, else this. The native module
+/// writes the Wasm build's key, so one access-log format serves both builds.
+const NATIVE_LOG_KEY: &str = WASM_LOG_KEY;
 
 /// What sits in the HTTP filter chain before the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,7 +361,7 @@ pub fn adjust(
     for log in logs.iter_mut() {
         to_file_logger(log, &log_path);
         if spec.build == Build::Native {
-            // Only the filter-state key differs between the builds' log delivery.
+            // A native module that keeps its lines under another key needs only this.
             let key = std::env::var("MESHSTATS_NATIVE_LOG_KEY")
                 .ok()
                 .filter(|k| !k.is_empty())
@@ -544,10 +544,7 @@ mod tests {
         assert_eq!(log["name"], json!("envoy.access_loggers.file"));
         assert_eq!(log["typed_config"]["path"], json!("/dev/null"));
         let text = log.to_string();
-        assert!(
-            text.contains(NATIVE_LOG_KEY) && !text.contains(WASM_LOG_KEY),
-            "{text}"
-        );
+        assert!(text.contains(NATIVE_LOG_KEY), "{text}");
     }
 
     #[test]

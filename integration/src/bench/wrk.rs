@@ -51,7 +51,7 @@ pub fn run(url: &str, host: &str, connections: usize, secs: u64) -> Result<WrkRe
             &format!("-d{secs}s"),
             "--latency",
         ])
-        .args(["-H", &format!("host: {host}"), url])
+        .args(["-H", &format!("Host: {host}"), url])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
