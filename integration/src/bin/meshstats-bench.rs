@@ -462,6 +462,8 @@ fn run_mode(
     }
 
     let mut checks = Vec::new();
+    // One wait for all of the mode's counts, so a setup that never reports costs it once.
+    let deadline = Instant::now() + COUNT_WAIT;
     for row in &rows {
         let Ok(running) = &row.running else { continue };
         let (low, high) = expected_range(row, &load);
@@ -477,7 +479,7 @@ fn run_mode(
         let meshstats = matches!(row.spec.build, Build::Wasm | Build::Native);
         let mut counted = Vec::new();
         for envoy in &running.envoys {
-            let sum = istio_requests(envoy, meshstats.then_some((low, high)))?;
+            let sum = istio_requests(envoy, meshstats.then_some((low, high)), deadline)?;
             let ok = if meshstats {
                 (low..=high).contains(&sum)
             } else {
@@ -503,7 +505,7 @@ fn run_mode(
         if let (true, Some(dir)) = (logs, &artifacts.log_dir) {
             for envoy in &running.envoys {
                 let file = dir.join(format!("{}.log", envoy.name()));
-                let got = log_lines(&file, low)?;
+                let got = log_lines(&file, low, deadline)?;
                 let ok = (low..=high).contains(&got);
                 if !ok {
                     problems.push(format!(
@@ -544,30 +546,34 @@ fn expected_range(row: &Row, load: &Load) -> (u64, u64) {
     }
 }
 
-/// The sum of `istio_requests_total` on `envoy`; with `want`, after waiting (up to
-/// [`COUNT_WAIT`]) for it to get into that range.
-fn istio_requests(envoy: &Envoy, want: Option<(u64, u64)>) -> Result<u64, String> {
+/// The sum of `istio_requests_total` on `envoy`; with `want`, after waiting (until
+/// `deadline`) for it to get into that range.
+fn istio_requests(
+    envoy: &Envoy,
+    want: Option<(u64, u64)>,
+    deadline: Instant,
+) -> Result<u64, String> {
     let Some((low, high)) = want else {
         return Ok(envoy.prometheus()?.sum("istio_requests_total", &[]) as u64);
     };
     let mut last = 0;
-    let got = envoy.wait_for(COUNT_WAIT, |s| {
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let got = envoy.wait_for(wait, |s| {
         last = s.sum("istio_requests_total", &[]) as u64;
         (low..=high).contains(&last).then_some(last)
     });
     Ok(got.unwrap_or(last))
 }
 
-/// Lines in `file`, after waiting (up to [`COUNT_WAIT`]) for at least `low`.
-fn log_lines(file: &std::path::Path, low: u64) -> Result<u64, String> {
-    let start = Instant::now();
+/// Lines in `file`, after waiting (until `deadline`) for at least `low`.
+fn log_lines(file: &std::path::Path, low: u64, deadline: Instant) -> Result<u64, String> {
     loop {
         let n = match std::fs::read(file) {
             Ok(b) => b.iter().filter(|&&c| c == b'\n').count() as u64,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(format!("{}: {e}", file.display())),
         };
-        if n >= low || start.elapsed() > COUNT_WAIT {
+        if n >= low || Instant::now() > deadline {
             return Ok(n);
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -934,7 +940,7 @@ fn new_series(args: &Args, backend: &Backend) -> Result<NewSeries, String> {
         sent += 2 * size as u64;
     }
     let per = |d: Duration, n: usize| d.as_secs_f64() * 1e6 / n.max(1) as f64;
-    let counted = istio_requests(&envoy, Some((sent, sent)))?;
+    let counted = istio_requests(&envoy, Some((sent, sent)), Instant::now() + COUNT_WAIT)?;
     let series = envoy.prometheus()?.series("istio_requests_total").len();
     Ok(NewSeries {
         requests: n_new,
