@@ -318,6 +318,20 @@ pub fn adjust(
         {
             stats.remove("stats_tags");
         }
+        // Without it Envoy keeps its `dynamicmodulescustom.` prefix on the labelled stats'
+        // names, and they would not be the Wasm build's `istio_*` on /stats/prometheus. (The
+        // bench's configurations set no histogram buckets, whose matchers would need the
+        // native names too.)
+        let flag = "envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix";
+        let layers = bootstrap
+            .as_object_mut()
+            .ok_or("the bootstrap is not an object")?
+            .entry("layered_runtime")
+            .or_insert_with(|| json!({ "layers": [] }))
+            .get_mut("layers")
+            .and_then(Value::as_array_mut)
+            .ok_or("layered_runtime has no layers list")?;
+        layers.push(json!({ "name": "meshstats-native", "static_layer": { flag: true } }));
     }
     let hcm = bootstrap
         .pointer_mut(HCM)
@@ -535,6 +549,9 @@ mod tests {
             "{}",
             b["stats_config"]
         );
+        let flag = "envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix";
+        let layer = b.pointer("/layered_runtime/layers/0/static_layer").unwrap();
+        assert_eq!(layer[flag], json!(true));
         let wasm = bootstrap_of("wasm_dims_log", Mode::OneEnvoy);
         assert!(wasm["stats_config"]["stats_tags"]
             .as_array()
