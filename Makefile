@@ -6,7 +6,7 @@
 #                config, then the tests against real Envoy processes (once per build: wasm, native)
 #   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep,
 #                ARGS="--build native")
-#   make bench   bare Envoy vs Envoy + meshstats side by side, as ratios (ARGS=--json, ...)
+#   make bench   bare Envoy, the Wasm floor, meshstats Wasm and native side by side (ARGS=--json, ...)
 #   make bench-expr  per-request cost of evaluating a typical set of dimension expressions
 #   make soak    1,000,000 requests (keep-alive and new connections) through two sidecars: every
 #                one counted and logged exactly once on each side (ARGS=--requests N, ...)
@@ -106,10 +106,16 @@ endif
 run: build
 	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-demo -- $(ARGS)
 
-# Side by side in one run, reported as ratios; never fails on slowness (docs/benchmarks.md).
-# ARGS: --rounds N --duration-secs S --connections C --warmup-secs S --json
+# Every setup side by side in one run (bare Envoy, Envoy's JSON log, the empty Wasm filter,
+# meshstats Wasm and native), medians and budget lines; never fails on slowness
+# (docs/benchmarks.md). The native rows say "not built" without dist/libmeshstats.so.
+# ARGS: --mode one-envoy|two-sidecars|both --rounds N --duration-secs S --load wrk|builtin --json
+EMPTY_WASM := $(CURDIR)/dist/empty-filter.wasm
 bench: build
-	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-bench -- $(ARGS)
+	@bash scripts/setup-bench.sh
+	$(CARGO) build --release -p meshstats-empty-wasm --target $(WASM_TARGET)
+	cp target/$(WASM_TARGET)/release/meshstats_empty_wasm.wasm $(EMPTY_WASM)
+	$(ARTIFACTS) MESHSTATS_EMPTY_WASM=$(EMPTY_WASM) $(CARGO) run --release -p meshstats-integration --bin meshstats-bench -- $(ARGS)
 
 bench-expr:
 	$(CARGO) run --release -p meshstats-filter --example expr_bench

@@ -7,6 +7,7 @@
 //! - [`Requests`]: checked test traffic to the ratings app, through a mesh.
 //! - [`prometheus::Prometheus`]: a real Prometheus scraping Envoys, for dashboard queries.
 //! - [`tcp_echo::TcpEcho`]: a TCP echo server, for the TCP metrics tests.
+//! - [`bench`]: the setups and load tool of `meshstats-bench` (`make bench`).
 //! - [`lds`]: sidecars whose listener comes from a watched file (file-based LDS), and pushes.
 //! - [`soak`]: many requests through two sidecars and the exact accounting of them.
 //! - [`mesh`]: Istio-shaped sidecars (rendered by `meshstats_cli`) and the two-sidecar
@@ -21,6 +22,7 @@
 //!   build only, saying why.
 
 mod backend;
+pub mod bench;
 mod envoy;
 mod http;
 pub mod lds;

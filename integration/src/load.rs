@@ -8,7 +8,7 @@
 //! completes or fails. Each request also has a timeout (an I/O error ends the connection,
 //! the thread reconnects), so a run lasts at most `duration + timeout`.
 //!
-//! [`cpu_time`] and [`rss_bytes`] read `/proc/<pid>/stat` and `/proc/<pid>/status` (Linux).
+//! [`cpu_time`], [`rss_bytes`] and [`peak_rss_bytes`] read `/proc/<pid>/stat` and `/proc/<pid>/status` (Linux).
 
 use hdrhistogram::Histogram;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -398,12 +398,29 @@ fn clock_ticks_per_second() -> u64 {
 
 /// Resident set size of process `pid` (`VmRSS` in `/proc/<pid>/status`), in bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64, String> {
+    status_kb(pid, "VmRSS:")
+}
+
+/// The largest resident set size process `pid` has had so far (`VmHWM`), in bytes: a peak
+/// that sampling could miss.
+pub fn peak_rss_bytes(pid: u32) -> Result<u64, String> {
+    status_kb(pid, "VmHWM:")
+}
+
+/// Starts a new peak for [`peak_rss_bytes`] (writes `5` to `/proc/<pid>/clear_refs`, Linux
+/// 4.0+), so a peak can be taken over one round rather than the process's life.
+pub fn reset_peak_rss(pid: u32) -> Result<(), String> {
+    let path = format!("/proc/{pid}/clear_refs");
+    std::fs::write(&path, "5").map_err(|e| format!("{path}: {e}"))
+}
+
+fn status_kb(pid: u32, key: &str) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
     let line = text
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .ok_or_else(|| format!("{path}: no VmRSS line"))?;
+        .find(|l| l.starts_with(key))
+        .ok_or_else(|| format!("{path}: no {key} line"))?;
     let kb: u64 = line
         .split_whitespace()
         .nth(1)

@@ -1,47 +1,46 @@
-//! `make bench`: what the meshstats filter costs, measured side by side in one run.
+//! `make bench`: what meshstats costs, every setup side by side in one run.
 //!
-//! ```text
-//!                  bare:  load --> [productpage-v1 sidecar] --> [ratings-v1 sidecar] --+
-//!                                                                                      +--> backend
-//!             meshstats:  load --> [productpage-v1 sidecar] --> [ratings-v1 sidecar] --+
-//!                                   (+ meshstats, config {})     (+ meshstats, config {})
-//! ```
+//! Setups (`bench::setup::SETUPS`): bare Envoy; Envoy's own JSON access log; the empty Wasm
+//! filter (`fixtures/empty-wasm`); meshstats Wasm and meshstats native, each with `{}` and
+//! with 5 custom dimensions + one JSON log line per request. Modes: one Envoy (an INBOUND
+//! listener answering with a direct response) and two sidecars (Bookinfo's client and server
+//! in front of the harness's backend). Every Envoy has one worker.
 //!
-//! Both pairs run at once from the same bootstraps (`Sidecar`, `Bookinfo::start_with`), the
-//! only difference being the filter; every Envoy has one worker (`--concurrency 1`). After a
-//! warm-up of each, rounds alternate bare, meshstats, bare, … so that drift (other load,
-//! thermal) hits both alike. Reported per setup: throughput, latency percentiles, Envoy CPU
-//! time per request, memory (`/memory`, RSS) — and the ratios meshstats/bare. Then the
-//! meshstats sidecars' `istio_requests_total` must equal the requests sent through them
-//! exactly (warm-up included): that, request failures and errors make the exit status
-//! non-zero; slowness never does.
+//! All setups of a mode run at once; after a warm-up of each, rounds go through every setup in
+//! turn, each round starting one setup later, so drift on a shared machine hits all setups
+//! alike. Per round: throughput, Envoy CPU per request (`/proc/<pid>/stat` over the round),
+//! p50/p99 latency, peak RSS over the round; the table shows medians of rounds and ratios of
+//! medians, then the budget lines. Every request through a meshstats setup must be in its
+//! `istio_requests_total` (and with `--access-log-dir`, every log line in its file): that,
+//! failed requests and setups that do not start make the exit status non-zero; slowness never
+//! does. A module that is not built is a "not built" row.
 //!
-//! Then the cost of a new series: one more outbound sidecar (meshstats, the same config, a
-//! cluster without `istio` metadata, so `destination_service` is the Host header) gets
-//! requests one at a time, in alternating chunks: a Host it has seen (a cached label tuple) and
-//! never-seen Hosts (each a new tuple: stat names built, metrics defined, Envoy's `stats_tags`
-//! run over each name). Reported: its Envoy CPU per request for both and the ratio.
-//!
-//! Usage: `meshstats-bench [--rounds N] [--duration-secs S] [--connections C]
-//! [--warmup-secs S] [--new-series N] [--json]`. Uses `ENVOY_BIN`, `MESHSTATS_WASM` like the tests.
+//! Then the cost of a new series (Wasm, as before): one more outbound sidecar gets requests
+//! one at a time, alternating a cached label tuple and never-seen Host headers.
 
-use meshstats_integration::load::{self, LoadOptions, LoadResult};
-use meshstats_integration::mesh::{Bookinfo, Sidecar};
+use meshstats_integration::bench::setup::{self, Artifacts, Build, Mode, Running, Spec, SETUPS};
+use meshstats_integration::bench::{median, ratio, wrk};
+use meshstats_integration::load::{self, LoadOptions};
+use meshstats_integration::mesh::Sidecar;
 use meshstats_integration::{envoy_bin, wasm_path, Backend, Envoy};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: meshstats-bench [--rounds N] [--duration-secs S] [--connections C] [--warmup-secs S] [--config FILE] [--new-series N] [--json]\n  \
-    --rounds N         measured rounds per setup, alternating bare/meshstats (default 3)\n  \
-    --duration-secs S  length of each round (default 5)\n  \
-    --connections C    concurrent keep-alive connections of the load generator (default 8)\n  \
-    --warmup-secs S    unmeasured load on each setup before the rounds (default 1)\n  \
-    --config FILE      the filter configuration to measure (default {})\n  \
-    --new-series N     requests with never-seen Host headers (and as many cached ones) for the new-series row (default 1000, 0: skip)\n  \
-    --json             print one JSON object with every number on stdout (the table goes to stderr)";
+const USAGE: &str = "usage: meshstats-bench [--mode one-envoy|two-sidecars|both] [--rounds N] [--duration-secs S] [--warmup-secs S] [--connections C] [--load auto|wrk|builtin] [--setups a,b,...] [--access-log-dir DIR] [--new-series N] [--json]\n  \
+    --mode M            one-envoy, two-sidecars or both (default both)\n  \
+    --rounds N          measured rounds per setup, interleaved (default 5)\n  \
+    --duration-secs S   length of each round (default 4; wrk rounds up to whole seconds)\n  \
+    --warmup-secs S     unmeasured load on each setup before the rounds (default 1)\n  \
+    --connections C     keep-alive connections (default 16 one-envoy, 8 two-sidecars)\n  \
+    --load L            wrk (one thread), builtin (integration/src/load.rs) or auto: wrk when installed (default)\n  \
+    --setups LIST       only these setups (default all): bare,envoy_json_log,empty_wasm,wasm,wasm_dims_log,native,native_dims_log\n  \
+    --access-log-dir D  write access logs into D (one file per Envoy) and check every line is there, instead of /dev/null\n  \
+    --new-series N      requests with never-seen Host headers (and as many cached ones) for the new-series row (default 1000, 0: skip)\n  \
+    --json              print one JSON object with every number on stdout (the table goes to stderr)\n\
+    Modules: MESHSTATS_WASM, MESHSTATS_EMPTY_WASM (dist/empty-filter.wasm), MESHSTATS_NATIVE (dist/libmeshstats.so).";
 
-/// What the load generator sends to the client sidecar.
 const PATH: &str = "/bench";
 const HOST: &str = "ratings:9080";
 /// Upper bounds, so a typo cannot make a run that never ends.
@@ -50,33 +49,50 @@ const MAX_SECS: f64 = 600.0;
 const MAX_CONNECTIONS: usize = 256;
 /// Below the default `max_series_per_metric` (2000): every never-seen Host is a new series.
 const MAX_NEW_SERIES: usize = 1_500;
-/// The new-series row alternates this many chunks of each kind.
 const NEW_SERIES_CHUNKS: usize = 4;
-/// How long to wait for `istio_requests_total` to reach the expected count.
-const COUNT_WAIT: Duration = Duration::from_secs(10);
+/// How long counts and log lines may take to arrive (a counter flush on the filter's tick,
+/// Envoy's 1 s access-log file flush).
+const COUNT_WAIT: Duration = Duration::from_secs(15);
+
+/// The budget lines: `setup`'s median throughput over `reference`'s must be at least `min`.
+const BUDGETS: [(&str, &str, f64); 3] = [
+    ("native", "bare", 0.93),
+    ("native_dims_log", "envoy_json_log", 0.90),
+    ("wasm", "empty_wasm", 0.75),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tool {
+    Wrk,
+    Builtin,
+}
 
 #[derive(Debug, Clone)]
 struct Args {
+    modes: Vec<Mode>,
     rounds: u32,
     duration: Duration,
-    connections: usize,
     warmup: Duration,
-    json: bool,
-    /// The filter configuration under test.
-    config: String,
-    /// Never-seen Host headers sent for the new-series row.
+    connections: Option<usize>,
+    tool: Option<Tool>,
+    setups: Vec<&'static Spec>,
+    log_dir: Option<PathBuf>,
     new_series: usize,
+    json: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        rounds: 3,
-        duration: Duration::from_secs(5),
-        connections: 8,
+        modes: vec![Mode::OneEnvoy, Mode::TwoSidecars],
+        rounds: 5,
+        duration: Duration::from_secs(4),
         warmup: Duration::from_secs(1),
-        json: false,
-        config: "{}".into(),
+        connections: None,
+        tool: None,
+        setups: SETUPS.iter().collect(),
+        log_dir: None,
         new_series: 1_000,
+        json: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -86,16 +102,46 @@ fn parse_args() -> Result<Args, String> {
         };
         match a.as_str() {
             "--rounds" => args.rounds = number(&a, &value(&a)?, 1, MAX_ROUNDS)?,
-            "--connections" => args.connections = number(&a, &value(&a)?, 1, MAX_CONNECTIONS)?,
+            "--connections" => {
+                args.connections = Some(number(&a, &value(&a)?, 1, MAX_CONNECTIONS)?)
+            }
             "--duration-secs" => args.duration = seconds(&a, &value(&a)?, false)?,
             "--warmup-secs" => args.warmup = seconds(&a, &value(&a)?, true)?,
-            "--json" => args.json = true,
             "--new-series" => args.new_series = number(&a, &value(&a)?, 0, MAX_NEW_SERIES)?,
-            "--config" => {
-                let path = value(&a)?;
-                args.config =
-                    std::fs::read_to_string(&path).map_err(|e| format!("--config {path}: {e}"))?;
+            "--json" => args.json = true,
+            "--mode" => {
+                args.modes = match value(&a)?.as_str() {
+                    "one-envoy" => vec![Mode::OneEnvoy],
+                    "two-sidecars" => vec![Mode::TwoSidecars],
+                    "both" => vec![Mode::OneEnvoy, Mode::TwoSidecars],
+                    other => {
+                        return Err(format!(
+                            "--mode: want one-envoy, two-sidecars or both, got {other:?}"
+                        ))
+                    }
+                }
             }
+            "--load" => {
+                args.tool = match value(&a)?.as_str() {
+                    "auto" => None,
+                    "wrk" => Some(Tool::Wrk),
+                    "builtin" => Some(Tool::Builtin),
+                    other => {
+                        return Err(format!("--load: want auto, wrk or builtin, got {other:?}"))
+                    }
+                }
+            }
+            "--setups" => {
+                let list = value(&a)?;
+                args.setups = list
+                    .split(',')
+                    .map(|n| {
+                        setup::spec(n.trim())
+                            .ok_or_else(|| format!("--setups: no setup {n:?}\n{USAGE}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--access-log-dir" => args.log_dir = Some(PathBuf::from(value(&a)?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -140,7 +186,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&args) {
+    let artifacts = Artifacts::find(args.log_dir.clone());
+    // Envoy finds dynamic modules only through this variable; set before any thread or Envoy
+    // starts, so every Envoy inherits it.
+    if let Some(dir) = artifacts.native_dir() {
+        std::env::set_var("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir);
+    }
+    match run(&args, &artifacts) {
         Ok(problems) if problems.is_empty() => ExitCode::SUCCESS,
         Ok(problems) => {
             for p in problems {
@@ -155,374 +207,474 @@ fn main() -> ExitCode {
     }
 }
 
-/// One Bookinfo pair and everything measured on it.
-struct Setup {
-    name: &'static str,
-    mesh: Bookinfo,
-    warmup: LoadResult,
-    measured: LoadResult,
-    /// (requests, req/s) of each round.
-    rounds: Vec<(u64, f64)>,
-    /// CPU time of the two Envoys during this setup's rounds: client, server.
-    envoy_cpu: [Duration; 2],
-    /// CPU time of this process (load generator and backend) during this setup's rounds.
-    harness_cpu: Duration,
+/// One load run's outcome, whichever tool made it.
+struct Shot {
+    requests: u64,
+    secs: f64,
+    p50_us: f64,
+    p99_us: f64,
+    failures: u64,
+    error: Option<String>,
 }
 
-impl Setup {
-    fn start(
-        name: &'static str,
-        backend: &Backend,
-        with_filter: bool,
-        config: &str,
-    ) -> Result<Setup, String> {
-        // Envoy's default stats flush (5 s) rather than the harness's 100 ms: a flush costs
-        // CPU, and only counters (which need no flush) are checked here.
-        let adjust = |s: Sidecar| Sidecar {
-            with_filter,
-            stats_flush_interval: None,
-            ..s.config(config)
-        };
-        let mesh = Bookinfo::start_with(backend.addr(), adjust, adjust)?;
-        Ok(Setup {
-            name,
-            mesh,
-            warmup: LoadResult::default(),
-            measured: LoadResult::default(),
-            rounds: Vec::new(),
-            envoy_cpu: [Duration::ZERO; 2],
-            harness_cpu: Duration::ZERO,
-        })
-    }
-
-    fn envoys(&self) -> [&Envoy; 2] {
-        [&self.mesh.client, &self.mesh.server]
-    }
-
-    fn envoy_cpu_now(&self) -> Result<[Duration; 2], String> {
-        Ok([
-            load::cpu_time(self.mesh.client.pid())?,
-            load::cpu_time(self.mesh.server.pid())?,
-        ])
-    }
-
-    fn load(&self, args: &Args, duration: Duration) -> LoadResult {
-        load::run(
-            self.mesh.entry,
-            &LoadOptions::new(args.connections, duration, PATH, HOST),
-        )
-    }
-
-    fn round(&mut self, args: &Args) -> Result<LoadResult, String> {
-        let me = std::process::id();
-        let (envoy_before, harness_before) = (self.envoy_cpu_now()?, load::cpu_time(me)?);
-        let r = self.load(args, args.duration);
-        let (envoy_after, harness_after) = (self.envoy_cpu_now()?, load::cpu_time(me)?);
-        for ((total, after), before) in self.envoy_cpu.iter_mut().zip(envoy_after).zip(envoy_before)
-        {
-            *total += after.saturating_sub(before);
-        }
-        self.harness_cpu += harness_after.saturating_sub(harness_before);
-        self.rounds.push((r.completed, r.rate()));
-        self.measured.merge(&r);
-        Ok(r)
-    }
-
-    /// Every request this setup's Envoys carried, warm-up included.
-    fn total_completed(&self) -> u64 {
-        self.warmup.completed + self.measured.completed
-    }
-}
-
-/// Latency percentiles (µs) and the numbers derived from a setup.
-struct Summary {
+/// One measured round of one setup.
+struct Sample {
+    requests: u64,
     rate: f64,
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
-    mean: f64,
     cpu_us_per_request: f64,
-    client_cpu_us_per_request: f64,
-    server_cpu_us_per_request: f64,
-    harness_cpu_us_per_request: f64,
-    memory: Memory,
+    p50_us: f64,
+    p99_us: f64,
+    peak_rss_bytes: u64,
 }
 
-#[derive(Default, Clone, Copy)]
-struct Memory {
-    allocated: u64,
-    heap_size: u64,
-    rss: u64,
+/// One setup in one mode and everything measured on it.
+struct Row {
+    spec: &'static Spec,
+    /// `Err`: not built, or failed to start.
+    running: Result<Running, String>,
+    samples: Vec<Sample>,
+    warmup_requests: u64,
+    /// Load runs (warm-up included): wrk may leave up to `connections` requests of each
+    /// uncounted in flight, which Envoy still serves.
+    runs: u64,
+    failures: u64,
+    errors: Vec<String>,
 }
 
-fn summarize(s: &Setup, memory: Memory) -> Summary {
-    let h = &s.measured.latency_us;
-    let q = |x: f64| h.value_at_quantile(x) as f64;
-    let per_request = |cpu: Duration| {
-        if s.measured.completed > 0 {
-            cpu.as_secs_f64() * 1e6 / s.measured.completed as f64
+impl Row {
+    fn sent(&self) -> u64 {
+        self.warmup_requests + self.samples.iter().map(|s| s.requests).sum::<u64>()
+    }
+
+    fn medians(&self) -> [f64; 5] {
+        let m = |f: fn(&Sample) -> f64| median(&self.samples.iter().map(f).collect::<Vec<_>>());
+        [
+            m(|s| s.rate),
+            m(|s| s.cpu_us_per_request),
+            m(|s| s.p50_us),
+            m(|s| s.p99_us),
+            self.samples
+                .iter()
+                .map(|s| s.peak_rss_bytes as f64)
+                .fold(f64::NAN, f64::max),
+        ]
+    }
+}
+
+struct Load {
+    tool: Tool,
+    connections: usize,
+}
+
+impl Load {
+    fn shot(&self, running: &Running, duration: Duration) -> Shot {
+        match self.tool {
+            Tool::Wrk => {
+                let url = format!("http://{}{PATH}", running.entry);
+                let secs = duration.as_secs_f64().ceil().max(1.0) as u64;
+                match wrk::run(&url, HOST, self.connections, secs) {
+                    Ok(r) => Shot {
+                        requests: r.requests,
+                        secs: r.secs,
+                        p50_us: r.p50_us,
+                        p99_us: r.p99_us,
+                        failures: r.non_2xx + r.socket_errors,
+                        error: (r.non_2xx + r.socket_errors > 0).then(|| {
+                            format!("{} non-2xx, {} socket errors", r.non_2xx, r.socket_errors)
+                        }),
+                    },
+                    Err(e) => Shot {
+                        requests: 0,
+                        secs: 0.0,
+                        p50_us: f64::NAN,
+                        p99_us: f64::NAN,
+                        failures: 1,
+                        error: Some(e),
+                    },
+                }
+            }
+            Tool::Builtin => {
+                let r = load::run(
+                    running.entry,
+                    &LoadOptions::new(self.connections, duration, PATH, HOST),
+                );
+                let q = |x: f64| r.latency_us.value_at_quantile(x) as f64;
+                Shot {
+                    requests: r.completed,
+                    secs: r.elapsed.as_secs_f64(),
+                    p50_us: q(0.5),
+                    p99_us: q(0.99),
+                    failures: r.failures(),
+                    error: r.errors.first().cloned(),
+                }
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.tool {
+            Tool::Wrk => format!("wrk -t1 -c{}", self.connections),
+            Tool::Builtin => format!("in-repo load generator, {} connections", self.connections),
+        }
+    }
+}
+
+fn record_failure(row: &mut Row, shot: &Shot) {
+    row.failures += shot.failures;
+    if let Some(e) = &shot.error {
+        if row.errors.len() < 5 {
+            row.errors.push(e.clone());
+        }
+    }
+}
+
+fn round(row: &mut Row, load: &Load, duration: Duration) -> Result<Shot, String> {
+    let Ok(running) = &row.running else {
+        return Err("not running".into());
+    };
+    let pids: Vec<u32> = running.envoys.iter().map(Envoy::pid).collect();
+    for &pid in &pids {
+        // Without it the peak is the process's lifetime one, which only overstates.
+        let _ = load::reset_peak_rss(pid);
+    }
+    let cpu = |pids: &[u32]| -> Result<Duration, String> {
+        pids.iter().map(|&p| load::cpu_time(p)).sum()
+    };
+    let before = cpu(&pids)?;
+    let shot = load.shot(running, duration);
+    let used = cpu(&pids)?.saturating_sub(before);
+    let peak = pids
+        .iter()
+        .map(|&p| load::peak_rss_bytes(p))
+        .sum::<Result<u64, String>>()?;
+    row.runs += 1;
+    record_failure(row, &shot);
+    row.samples.push(Sample {
+        requests: shot.requests,
+        rate: if shot.secs > 0.0 {
+            shot.requests as f64 / shot.secs
         } else {
             0.0
-        }
-    };
-    Summary {
-        rate: s.measured.rate(),
-        p50: q(0.50),
-        p90: q(0.90),
-        p99: q(0.99),
-        max: h.max() as f64,
-        mean: h.mean(),
-        cpu_us_per_request: per_request(s.envoy_cpu[0] + s.envoy_cpu[1]),
-        client_cpu_us_per_request: per_request(s.envoy_cpu[0]),
-        server_cpu_us_per_request: per_request(s.envoy_cpu[1]),
-        harness_cpu_us_per_request: per_request(s.harness_cpu),
-        memory,
-    }
+        },
+        cpu_us_per_request: ratio(used.as_secs_f64() * 1e6, shot.requests as f64),
+        p50_us: shot.p50_us,
+        p99_us: shot.p99_us,
+        peak_rss_bytes: peak,
+    });
+    Ok(shot)
 }
 
-/// `/memory` of one Envoy (the values are JSON strings of byte counts) and its RSS.
-fn memory_of(envoy: &Envoy) -> Result<Memory, String> {
-    let r = envoy.admin_get("/memory")?;
-    if r.status != 200 {
-        return Err(format!(
-            "envoy {}: GET /memory: {} {}",
-            envoy.name(),
-            r.status,
-            r.body
-        ));
-    }
-    let v: Value = serde_json::from_str(&r.body)
-        .map_err(|e| format!("envoy {}: /memory: {e}: {}", envoy.name(), r.body))?;
-    let field = |k: &str| -> Result<u64, String> {
-        match &v[k] {
-            Value::String(s) => s.parse().ok(),
-            n => n.as_u64(),
+/// A mode's rows, what was checked on them, and its budget lines.
+struct ModeResult {
+    mode: Mode,
+    load: String,
+    connections: usize,
+    rows: Vec<Row>,
+    checks: Vec<Value>,
+    problems: Vec<String>,
+}
+
+fn run_mode(
+    mode: Mode,
+    args: &Args,
+    tool: Tool,
+    artifacts: &Artifacts,
+    backend: &Backend,
+) -> Result<ModeResult, String> {
+    let connections = args.connections.unwrap_or(match mode {
+        Mode::OneEnvoy => 16,
+        Mode::TwoSidecars => 8,
+    });
+    let load = Load { tool, connections };
+    // Started in parallel: V8 compiling a module takes a while, and start-up is not measured.
+    let mut rows: Vec<Row> = std::thread::scope(|scope| {
+        let handles: Vec<_> = args
+            .setups
+            .iter()
+            .map(|&spec| {
+                scope.spawn(move || match artifacts.missing(spec.build) {
+                    Some(reason) => Err(reason),
+                    None => setup::start(spec, mode, artifacts, backend.addr())
+                        .map_err(|e| format!("failed to start: {e}")),
+                })
+            })
+            .collect();
+        args.setups
+            .iter()
+            .zip(handles)
+            .map(|(&spec, h)| Row {
+                spec,
+                running: h
+                    .join()
+                    .unwrap_or_else(|_| Err("start-up thread panicked".into())),
+                samples: Vec::new(),
+                warmup_requests: 0,
+                runs: 0,
+                failures: 0,
+                errors: Vec::new(),
+            })
+            .collect()
+    });
+    let mut problems = Vec::new();
+    for row in &rows {
+        match &row.running {
+            Ok(r) => eprintln!(
+                "bench: {} {:<16} {} Envoy(s), load to {}",
+                mode.name(),
+                row.spec.name,
+                r.envoys.len(),
+                r.entry
+            ),
+            Err(e) if e.starts_with("not built") => {
+                eprintln!("bench: {} {:<16} {e}", mode.name(), row.spec.name)
+            }
+            Err(e) => problems.push(format!("{} {}: {e}", mode.name(), row.spec.name)),
         }
-        .ok_or_else(|| format!("envoy {}: /memory has no {k}: {}", envoy.name(), r.body))
-    };
-    Ok(Memory {
-        allocated: field("allocated")?,
-        heap_size: field("heap_size")?,
-        rss: load::rss_bytes(envoy.pid())?,
+    }
+    if !args.warmup.is_zero() {
+        for row in rows.iter_mut() {
+            let Ok(running) = &row.running else { continue };
+            let shot = load.shot(running, args.warmup);
+            row.warmup_requests += shot.requests;
+            row.runs += 1;
+            record_failure(row, &shot);
+        }
+    }
+    let n = rows.len();
+    for r in 0..args.rounds as usize {
+        for i in 0..n {
+            let row = &mut rows[(i + r) % n];
+            if row.running.is_err() {
+                continue;
+            }
+            let shot = round(row, &load, args.duration)?;
+            eprintln!(
+                "bench: {} round {}/{} {:<16} {:>9.1} req/s  p50 {:>7.0} µs  {} failed",
+                mode.name(),
+                r + 1,
+                args.rounds,
+                row.spec.name,
+                ratio(shot.requests as f64, shot.secs),
+                shot.p50_us,
+                shot.failures
+            );
+        }
+    }
+
+    let mut checks = Vec::new();
+    // One wait for all of the mode's counts, so a setup that never reports costs it once.
+    let deadline = Instant::now() + COUNT_WAIT;
+    for row in &rows {
+        let Ok(running) = &row.running else { continue };
+        let (low, high) = expected_range(row, &load);
+        if row.failures > 0 || row.samples.iter().any(|s| s.requests == 0) {
+            problems.push(format!(
+                "{} {}: {} failed requests; first errors: {:?}",
+                mode.name(),
+                row.spec.name,
+                row.failures,
+                row.errors
+            ));
+        }
+        let meshstats = matches!(row.spec.build, Build::Wasm | Build::Native);
+        let mut counted = Vec::new();
+        for envoy in &running.envoys {
+            let sum = istio_requests(envoy, meshstats.then_some((low, high)), deadline)?;
+            let ok = if meshstats {
+                (low..=high).contains(&sum)
+            } else {
+                sum == 0
+            };
+            if !ok {
+                problems.push(format!(
+                    "{} {}: envoy {} has istio_requests_total {sum}, want {}",
+                    mode.name(),
+                    row.spec.name,
+                    envoy.name(),
+                    if meshstats {
+                        format!("{low}..={high} (the requests sent)")
+                    } else {
+                        "0 (no filter)".into()
+                    }
+                ));
+            }
+            counted.push(json!({ "envoy": envoy.name(), "istio_requests_total": sum, "ok": ok }));
+        }
+        let logs = row.spec.envoy_json_log || row.spec.config.contains("\"logs\"");
+        let mut lines = Vec::new();
+        if let (true, Some(dir)) = (logs, &artifacts.log_dir) {
+            for envoy in &running.envoys {
+                let file = dir.join(format!("{}.log", envoy.name()));
+                let got = log_lines(&file, low, deadline)?;
+                let ok = (low..=high).contains(&got);
+                if !ok {
+                    problems.push(format!(
+                        "{} {}: {} has {got} log lines, want {low}..={high}",
+                        mode.name(),
+                        row.spec.name,
+                        file.display()
+                    ));
+                }
+                lines.push(json!({ "envoy": envoy.name(), "lines": got, "ok": ok }));
+            }
+        }
+        checks.push(json!({
+            "setup": row.spec.name,
+            "sent_min": low, "sent_max": high,
+            "istio_requests_total": counted,
+            "log_lines": lines,
+        }));
+    }
+    Ok(ModeResult {
+        mode,
+        load: load.describe(),
+        connections,
+        rows,
+        checks,
+        problems,
     })
 }
 
-fn concurrency_of(envoy: &Envoy) -> Result<u64, String> {
-    let r = envoy.admin_get("/server_info")?;
-    let v: Value = serde_json::from_str(&r.body)
-        .map_err(|e| format!("envoy {}: /server_info: {e}", envoy.name()))?;
-    v["command_line_options"]["concurrency"]
-        .as_u64()
-        .ok_or_else(|| {
-            format!(
-                "envoy {}: /server_info has no command_line_options.concurrency",
-                envoy.name()
-            )
-        })
+/// The requests Envoy may have served for `row`: exactly those completed with the in-repo
+/// generator, which sends none it does not wait for; with wrk up to `connections` more per
+/// run, cut off in flight at its end.
+fn expected_range(row: &Row, load: &Load) -> (u64, u64) {
+    let sent = row.sent();
+    match load.tool {
+        Tool::Builtin => (sent, sent),
+        Tool::Wrk => (sent, sent + row.runs * load.connections as u64),
+    }
 }
 
-/// Waits until the sum of `istio_requests_total` on `envoy` is `expected`; returns the last sum.
-fn reported_requests(envoy: &Envoy, expected: u64) -> Result<u64, String> {
-    let mut last = None;
-    let got = envoy.wait_for(COUNT_WAIT, |s| {
-        let sum = s.sum("istio_requests_total", &[]);
-        last = Some(sum);
-        (sum == expected as f64).then_some(sum)
+/// The sum of `istio_requests_total` on `envoy`; with `want`, after waiting (until
+/// `deadline`) for it to get into that range.
+fn istio_requests(
+    envoy: &Envoy,
+    want: Option<(u64, u64)>,
+    deadline: Instant,
+) -> Result<u64, String> {
+    let Some((low, high)) = want else {
+        return Ok(envoy.prometheus()?.sum("istio_requests_total", &[]) as u64);
+    };
+    let mut last = 0;
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let got = envoy.wait_for(wait, |s| {
+        last = s.sum("istio_requests_total", &[]) as u64;
+        (low..=high).contains(&last).then_some(last)
     });
-    match (got, last) {
-        (Ok(v), _) => Ok(v as u64),
-        // Not reached in time: report what was there (the caller compares).
-        (Err(_), Some(v)) => Ok(v as u64),
-        (Err(e), None) => Err(e),
+    Ok(got.unwrap_or(last))
+}
+
+/// Lines in `file`, after waiting (until `deadline`) for at least `low`.
+fn log_lines(file: &std::path::Path, low: u64, deadline: Instant) -> Result<u64, String> {
+    loop {
+        let n = match std::fs::read(file) {
+            Ok(b) => b.iter().filter(|&&c| c == b'\n').count() as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(format!("{}: {e}", file.display())),
+        };
+        if n >= low || Instant::now() > deadline {
+            return Ok(n);
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
-fn ratio(meshstats: f64, bare: f64) -> f64 {
-    if bare > 0.0 {
-        meshstats / bare
-    } else {
-        f64::NAN
-    }
+fn load_average() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|v| v.parse().ok())
+        .collect()
 }
 
-fn run(args: &Args) -> Result<Vec<String>, String> {
+fn envoy_version() -> String {
+    std::process::Command::new(envoy_bin())
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.split('/')
+                .find(|p| {
+                    p.split('.').count() == 3 && p.split('.').all(|n| n.parse::<u32>().is_ok())
+                })
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0)
+}
+
+fn run(args: &Args, artifacts: &Artifacts) -> Result<Vec<String>, String> {
     let started = Instant::now();
+    let load_start = load_average();
+    let tool = match args.tool {
+        Some(t) => t,
+        None if wrk::available() => Tool::Wrk,
+        None => Tool::Builtin,
+    };
+    if tool == Tool::Wrk && !wrk::available() {
+        return Err("--load wrk: wrk is not installed (scripts/setup-bench.sh, as root)".into());
+    }
+    if let Some(dir) = &artifacts.log_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let version = envoy_version();
     eprintln!(
-        "bench: envoy {}, filter {}",
+        "bench: envoy {} ({version}), {} cores, load average {:?}",
         envoy_bin().display(),
-        wasm_path().display()
+        cores(),
+        load_start
     );
     let backend = Backend::start();
-    let mut setups = [
-        Setup::start("bare", &backend, false, &args.config)?,
-        Setup::start("meshstats", &backend, true, &args.config)?,
-    ];
-    for s in &setups {
-        for e in s.envoys() {
-            let c = concurrency_of(e)?;
-            if c != 1 {
-                return Err(format!(
-                    "envoy {} ({}) runs with --concurrency {c}, want 1",
-                    e.name(),
-                    s.name
-                ));
-            }
-        }
-        eprintln!(
-            "bench: {:<9} client sidecar {} → server sidecar {} → backend {}",
-            s.name,
-            s.mesh.entry,
-            s.mesh.server_listen,
-            backend.addr()
-        );
+    let mut results = Vec::new();
+    for &mode in &args.modes {
+        results.push(run_mode(mode, args, tool, artifacts, &backend)?);
     }
-
-    for s in &mut setups {
-        if !args.warmup.is_zero() {
-            s.warmup = s.load(args, args.warmup);
-            eprintln!(
-                "bench: warm-up {:<9} {:>7} requests, {} failed",
-                s.name,
-                s.warmup.completed,
-                s.warmup.failures()
-            );
-        }
-    }
-    for round in 1..=args.rounds {
-        for s in &mut setups {
-            let r = s.round(args)?;
-            eprintln!(
-                "bench: round {round}/{} {:<9} {:>7} requests  {:>9.1} req/s  p50 {:>6} µs  {} failed",
-                args.rounds,
-                s.name,
-                r.completed,
-                r.rate(),
-                r.latency_us.value_at_quantile(0.5),
-                r.failures()
-            );
-        }
-    }
-
-    let mut memory = [Memory::default(); 2];
-    let mut per_envoy = Vec::new();
-    for (s, m) in setups.iter().zip(&mut memory) {
-        for e in s.envoys() {
-            let x = memory_of(e)?;
-            m.allocated += x.allocated;
-            m.heap_size += x.heap_size;
-            m.rss += x.rss;
-            per_envoy.push(json!({
-                "setup": s.name, "envoy": e.name(), "pid": e.pid(),
-                "allocated_bytes": x.allocated, "heap_size_bytes": x.heap_size, "rss_bytes": x.rss,
-            }));
-        }
-    }
-
-    // Zero lost counts: every request through the meshstats pair is in istio_requests_total
-    // on both sidecars, once.
-    let [bare, meshstats] = &setups;
-    let expected = meshstats.total_completed();
-    let client_count = reported_requests(&meshstats.mesh.client, expected)?;
-    let server_count = reported_requests(&meshstats.mesh.server, expected)?;
-    let bare_istio = bare
-        .mesh
-        .client
-        .prometheus()?
-        .sum("istio_requests_total", &[])
-        + bare
-            .mesh
-            .server
-            .prometheus()?
-            .sum("istio_requests_total", &[]);
-
     let new_series = if args.new_series > 0 {
         Some(new_series(args, &backend)?)
     } else {
         None
     };
+    let load_end = load_average();
 
-    let (a, b) = (summarize(bare, memory[0]), summarize(meshstats, memory[1]));
-    let r = |f: fn(&Summary) -> f64| ratio(f(&b), f(&a));
-    let rm = |f: fn(&Memory) -> u64| ratio(f(&b.memory) as f64, f(&a.memory) as f64);
-    let ratios = json!({
-        "throughput": r(|s| s.rate),
-        "latency_p50": r(|s| s.p50),
-        "latency_p90": r(|s| s.p90),
-        "latency_p99": r(|s| s.p99),
-        "latency_max": r(|s| s.max),
-        "latency_mean": r(|s| s.mean),
-        "cpu_per_request": r(|s| s.cpu_us_per_request),
-        "cpu_per_request_client": r(|s| s.client_cpu_us_per_request),
-        "cpu_per_request_server": r(|s| s.server_cpu_us_per_request),
-        "memory_allocated": rm(|m| m.allocated),
-        "memory_heap_size": rm(|m| m.heap_size),
-        "memory_rss": rm(|m| m.rss),
-    });
-    let counts_ok = client_count == expected && server_count == expected;
-    let report = json!({
-        "config": {
-            "rounds": args.rounds,
-            "duration_secs": args.duration.as_secs_f64(),
-            "warmup_secs": args.warmup.as_secs_f64(),
-            "connections": args.connections,
-            "envoys_per_setup": 2,
-            "envoy_concurrency": 1,
-            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            "envoy": envoy_bin().display().to_string(),
-            "wasm": wasm_path().display().to_string(),
-        },
-        "bare": setup_json(bare, &a),
-        "meshstats": setup_json(meshstats, &b),
-        "ratios": ratios,
-        "memory_per_envoy": per_envoy,
-        "counts": {
-            "expected": expected,
-            "client": client_count,
-            "server": server_count,
-            "ok": counts_ok,
-        },
-        "new_series": new_series.as_ref().map(|n| json!({
-            "requests_each": n.requests,
-            "cached_cpu_us_per_request": n.cached_us,
-            "new_cpu_us_per_request": n.new_us,
-            "ratio": ratio(n.new_us, n.cached_us),
-            "series": n.series,
-            "counted": n.counted,
-        })),
-        "elapsed_secs": started.elapsed().as_secs_f64(),
-    });
-
-    let mut table = table(args, &a, &b, bare, meshstats);
+    let mut out = String::new();
+    let mut modes_json = Map::new();
+    let mut problems = Vec::new();
+    for m in &results {
+        out += &table(args, m);
+        let budgets = budgets(m);
+        for b in &budgets {
+            out += &format!("{}\n", b.line);
+        }
+        out += "\n";
+        modes_json.insert(m.mode.name().into(), mode_json(m, &budgets));
+        problems.extend(m.problems.iter().cloned());
+    }
+    out += "setups:\n";
+    for s in &args.setups {
+        out += &format!("  {:<16} {}\n", s.name, s.what);
+    }
+    out += &format!(
+        "load average: {} at the start, {} at the end\n",
+        fmt_load(&load_start),
+        fmt_load(&load_end)
+    );
     if let Some(n) = &new_series {
-        table += &format!(
-            "\nnew series: one outbound sidecar, {} requests of each kind, one at a time, {} alternating chunks\n\
-             {:<28} {:>12} {:>12} {:>15}\n\
-             {:<28} {:>12.1} {:>12.1} {:>15.2}",
+        out += &format!(
+            "new series (Wasm, one outbound sidecar, {} requests of each kind one at a time): \
+             Envoy CPU per request {:.1} µs cached, {:.1} µs never-seen, ratio {:.2}\n",
             n.requests,
-            NEW_SERIES_CHUNKS,
-            "",
-            "cached",
-            "never-seen",
-            "never-seen/cached",
-            "Envoy CPU per request (µs)",
             n.cached_us,
             n.new_us,
             ratio(n.new_us, n.cached_us)
         );
-    }
-    let counts_line =
-        format!("counts: client {client_count}/{expected}, server {server_count}/{expected}");
-    if args.json {
-        eprintln!("{table}\n{counts_line}");
-        println!("{report}");
-    } else {
-        println!("{table}\n{counts_line}");
-    }
-
-    let mut problems = Vec::new();
-    if let Some(n) = &new_series {
-        // One series per never-seen Host plus the cached one; every request counted.
         if n.series != n.requests + 1 || n.counted != n.sent {
             problems.push(format!(
                 "new series: {} istio_requests_total series (want {}), {} requests counted of {}",
@@ -533,28 +685,201 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
             ));
         }
     }
-    if !counts_ok {
-        problems.push(format!(
-            "istio_requests_total lost or added requests ({counts_line})"
-        ));
-    }
-    if bare_istio != 0.0 {
-        problems.push(format!("the bare setup reports istio_requests_total ({bare_istio}): the filter is loaded there"));
-    }
-    for s in [bare, meshstats] {
-        let (w, m) = (&s.warmup, &s.measured);
-        if w.failures() + m.failures() > 0 || s.measured.completed == 0 {
-            let errors: Vec<&String> = w.errors.iter().chain(&m.errors).collect();
-            problems.push(format!(
-                "{}: {} completed, {} non-200, {} I/O errors; first errors: {errors:?}",
-                s.name,
-                s.total_completed(),
-                w.non_200 + m.non_200,
-                w.io_errors + m.io_errors
-            ));
-        }
+    let report = json!({
+        "config": {
+            "rounds": args.rounds,
+            "duration_secs": args.duration.as_secs_f64(),
+            "warmup_secs": args.warmup.as_secs_f64(),
+            "load": match tool { Tool::Wrk => "wrk", Tool::Builtin => "builtin" },
+            "modes": args.modes.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            "envoy_concurrency": 1,
+            "cores": cores(),
+            "envoy": envoy_bin().display().to_string(),
+            "envoy_version": version,
+            "wasm": wasm_path().display().to_string(),
+            "empty_wasm": artifacts.empty_wasm.display().to_string(),
+            "native": artifacts.native.display().to_string(),
+        },
+        "load_average": { "start": load_start, "end": load_end },
+        "modes": modes_json,
+        "new_series": new_series.as_ref().map(|n| json!({
+            "requests_each": n.requests,
+            "cached_cpu_us_per_request": n.cached_us,
+            "new_cpu_us_per_request": n.new_us,
+            "ratio": ratio(n.new_us, n.cached_us),
+            "series": n.series,
+            "counted": n.counted,
+        })),
+        "problems": problems,
+        "elapsed_secs": started.elapsed().as_secs_f64(),
+    });
+    if args.json {
+        eprint!("{out}");
+        println!("{report}");
+    } else {
+        print!("{out}");
     }
     Ok(problems)
+}
+
+fn fmt_load(l: &[f64]) -> String {
+    l.iter()
+        .map(|x| format!("{x:.2}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+struct Budget {
+    setup: &'static str,
+    reference: &'static str,
+    min: f64,
+    ratio: f64,
+    status: &'static str,
+    line: String,
+}
+
+fn budgets(m: &ModeResult) -> Vec<Budget> {
+    let rate = |name: &str| -> Result<f64, String> {
+        match m.rows.iter().find(|r| r.spec.name == name) {
+            None => Err(format!("{name} not selected")),
+            Some(r) => match &r.running {
+                Ok(_) => Ok(r.medians()[0]),
+                Err(e) if e.starts_with("not built") => Err(format!("{name} not built")),
+                Err(_) => Err(format!("{name} failed")),
+            },
+        }
+    };
+    BUDGETS
+        .iter()
+        .map(|&(setup, reference, min)| {
+            let (ratio, status, detail) = match (rate(setup), rate(reference)) {
+                (Ok(a), Ok(b)) => {
+                    let r = ratio(a, b);
+                    let status = if r >= min { "pass" } else { "miss" };
+                    (r, status, format!("{r:.3} {status}"))
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    (f64::NAN, "not measured", format!("not measured ({e})"))
+                }
+            };
+            Budget {
+                setup,
+                reference,
+                min,
+                ratio,
+                status,
+                line: format!(
+                    "budget ({}): {setup} >= {min:.2} x {reference} throughput: {detail}",
+                    m.mode.name()
+                ),
+            }
+        })
+        .collect()
+}
+
+fn table(args: &Args, m: &ModeResult) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let what = match m.mode {
+        Mode::OneEnvoy => "1 Envoy, INBOUND listener with a direct response",
+        Mode::TwoSidecars => "client + server sidecar in front of a backend (CPU and RSS summed)",
+    };
+    let mut out = format!(
+        "{}: {what}; --concurrency 1; {}; {} interleaved rounds x {} s, {} s warm-up; medians of rounds, ratios of medians\n",
+        m.mode.name(),
+        m.load,
+        args.rounds,
+        args.duration.as_secs_f64(),
+        args.warmup.as_secs_f64(),
+    );
+    out += &format!(
+        "{:<16} {:>10} {:>7} {:>11} {:>7} {:>8} {:>8} {:>9}\n",
+        "setup", "req/s", "x bare", "CPU µs/req", "x bare", "p50 µs", "p99 µs", "RSS MiB"
+    );
+    let bare = m
+        .rows
+        .iter()
+        .find(|r| r.spec.name == "bare" && r.running.is_ok())
+        .map(Row::medians);
+    for row in &m.rows {
+        match &row.running {
+            Ok(_) => {
+                let [rate, cpu, p50, p99, rss] = row.medians();
+                let (rb, cb) = bare.map_or((f64::NAN, f64::NAN), |b| {
+                    (ratio(rate, b[0]), ratio(cpu, b[1]))
+                });
+                out += &format!(
+                    "{:<16} {rate:>10.1} {rb:>7.3} {cpu:>11.1} {cb:>7.3} {p50:>8.0} {p99:>8.0} {:>9.1}\n",
+                    row.spec.name,
+                    rss / MIB
+                );
+            }
+            Err(e) => {
+                let short = if e.starts_with("not built") {
+                    "not built"
+                } else {
+                    "failed"
+                };
+                out += &format!("{:<16} {short}\n", row.spec.name);
+            }
+        }
+    }
+    out
+}
+
+fn mode_json(m: &ModeResult, budgets: &[Budget]) -> Value {
+    let bare = m
+        .rows
+        .iter()
+        .find(|r| r.spec.name == "bare" && r.running.is_ok())
+        .map(Row::medians);
+    let mut setups = Map::new();
+    for row in &m.rows {
+        let v = match &row.running {
+            Err(e) => json!({
+                "status": if e.starts_with("not built") { "not built" } else { "failed" },
+                "reason": e,
+                "what": row.spec.what,
+            }),
+            Ok(running) => {
+                let [rate, cpu, p50, p99, rss] = row.medians();
+                json!({
+                    "status": "ok",
+                    "what": row.spec.what,
+                    "envoys": running.envoys.len(),
+                    "requests": row.samples.iter().map(|s| s.requests).sum::<u64>(),
+                    "warmup_requests": row.warmup_requests,
+                    "failures": row.failures,
+                    "requests_per_sec": rate,
+                    "cpu_us_per_request": cpu,
+                    "latency_us": { "p50": p50, "p99": p99 },
+                    "peak_rss_bytes": rss,
+                    "vs_bare": bare.map(|b| json!({
+                        "throughput": ratio(rate, b[0]),
+                        "cpu_per_request": ratio(cpu, b[1]),
+                    })),
+                    "rounds": row.samples.iter().map(|s| json!({
+                        "requests": s.requests,
+                        "requests_per_sec": s.rate,
+                        "cpu_us_per_request": s.cpu_us_per_request,
+                        "latency_us": { "p50": s.p50_us, "p99": s.p99_us },
+                        "peak_rss_bytes": s.peak_rss_bytes,
+                    })).collect::<Vec<_>>(),
+                })
+            }
+        };
+        setups.insert(row.spec.name.into(), v);
+    }
+    json!({
+        "load": m.load,
+        "connections": m.connections,
+        "setups": setups,
+        "checks": m.checks,
+        "budgets": budgets.iter().map(|b| json!({
+            "setup": b.setup, "reference": b.reference, "min": b.min,
+            "ratio": if b.ratio.is_nan() { Value::Null } else { json!(b.ratio) },
+            "status": b.status,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// The new-series row: CPU per request of one sidecar for cached and never-seen tuples.
@@ -577,7 +902,6 @@ fn new_series(args: &Args, backend: &Backend) -> Result<NewSeries, String> {
             backend.addr(),
             meshstats_integration::mesh::workload_metadata("productpage", "v1"),
         )
-        .config(&args.config)
     };
     let (envoy, listen) = sidecar.start()?;
     let pid = envoy.pid();
@@ -616,7 +940,7 @@ fn new_series(args: &Args, backend: &Backend) -> Result<NewSeries, String> {
         sent += 2 * size as u64;
     }
     let per = |d: Duration, n: usize| d.as_secs_f64() * 1e6 / n.max(1) as f64;
-    let counted = reported_requests(&envoy, sent)?;
+    let counted = istio_requests(&envoy, Some((sent, sent)), Instant::now() + COUNT_WAIT)?;
     let series = envoy.prometheus()?.series("istio_requests_total").len();
     Ok(NewSeries {
         requests: n_new,
@@ -626,112 +950,4 @@ fn new_series(args: &Args, backend: &Backend) -> Result<NewSeries, String> {
         counted,
         series,
     })
-}
-
-fn setup_json(s: &Setup, x: &Summary) -> Value {
-    json!({
-        "requests": s.measured.completed,
-        "ok": s.measured.ok(),
-        "failures": s.measured.failures(),
-        "non_200": s.measured.non_200,
-        "io_errors": s.measured.io_errors,
-        "warmup_requests": s.warmup.completed,
-        "warmup_failures": s.warmup.failures(),
-        "measured_secs": s.measured.elapsed.as_secs_f64(),
-        "requests_per_sec": x.rate,
-        "latency_us": { "p50": x.p50, "p90": x.p90, "p99": x.p99, "max": x.max, "mean": x.mean },
-        "envoy_cpu_secs": (s.envoy_cpu[0] + s.envoy_cpu[1]).as_secs_f64(),
-        "cpu_us_per_request": x.cpu_us_per_request,
-        "client_cpu_us_per_request": x.client_cpu_us_per_request,
-        "server_cpu_us_per_request": x.server_cpu_us_per_request,
-        "harness_cpu_us_per_request": x.harness_cpu_us_per_request,
-        "memory": {
-            "allocated_bytes": x.memory.allocated,
-            "heap_size_bytes": x.memory.heap_size,
-            "rss_bytes": x.memory.rss,
-        },
-        "rounds": s.rounds.iter().map(|(n, rate)| json!({ "requests": n, "requests_per_sec": rate })).collect::<Vec<_>>(),
-    })
-}
-
-fn table(args: &Args, a: &Summary, b: &Summary, bare: &Setup, meshstats: &Setup) -> String {
-    const MIB: f64 = 1024.0 * 1024.0;
-    let rows: Vec<(&str, f64, f64, usize)> = vec![
-        ("throughput (req/s)", a.rate, b.rate, 1),
-        ("latency p50 (µs)", a.p50, b.p50, 0),
-        ("latency p90 (µs)", a.p90, b.p90, 0),
-        ("latency p99 (µs)", a.p99, b.p99, 0),
-        ("latency max (µs)", a.max, b.max, 0),
-        (
-            "Envoy CPU per request (µs)",
-            a.cpu_us_per_request,
-            b.cpu_us_per_request,
-            1,
-        ),
-        (
-            "  client sidecar",
-            a.client_cpu_us_per_request,
-            b.client_cpu_us_per_request,
-            1,
-        ),
-        (
-            "  server sidecar",
-            a.server_cpu_us_per_request,
-            b.server_cpu_us_per_request,
-            1,
-        ),
-        (
-            "memory allocated (MiB)",
-            a.memory.allocated as f64 / MIB,
-            b.memory.allocated as f64 / MIB,
-            1,
-        ),
-        (
-            "memory heap_size (MiB)",
-            a.memory.heap_size as f64 / MIB,
-            b.memory.heap_size as f64 / MIB,
-            1,
-        ),
-        (
-            "RSS (MiB)",
-            a.memory.rss as f64 / MIB,
-            b.memory.rss as f64 / MIB,
-            1,
-        ),
-    ];
-    let mut out =
-        format!(
-        "meshstats-bench: {} rounds x {} s per setup (alternating), {} connections, {} s warm-up; \
-         2 Envoys per setup (client+server summed), --concurrency 1, {} cores\n",
-        args.rounds,
-        args.duration.as_secs_f64(),
-        args.connections,
-        args.warmup.as_secs_f64(),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-    );
-    out += &format!(
-        "{:<28} {:>12} {:>12} {:>15}\n",
-        "", "bare", "meshstats", "meshstats/bare"
-    );
-    for (name, x, y, decimals) in rows {
-        out += &format!(
-            "{name:<28} {x:>12.decimals$} {y:>12.decimals$} {:>15.3}\n",
-            ratio(y, x)
-        );
-    }
-    out += &format!(
-        "{:<28} {:>12} {:>12}\n",
-        "requests (measured)", bare.measured.completed, meshstats.measured.completed
-    );
-    out += &format!(
-        "{:<28} {:>12} {:>12}\n",
-        "failures",
-        bare.measured.failures(),
-        meshstats.measured.failures()
-    );
-    out += &format!(
-        "{:<28} {:>12.1} {:>12.1}",
-        "load gen+backend CPU/req (µs)", a.harness_cpu_us_per_request, b.harness_cpu_us_per_request
-    );
-    out
 }
