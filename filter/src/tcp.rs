@@ -19,9 +19,6 @@ use crate::metrics::TcpDelta;
 
 /// How long cached cluster metadata may be stale, in milliseconds.
 pub const CACHE_PERIOD_MS: u64 = 30_000;
-/// The tick when `tcp_reporting_duration` is `0s` (no periodic TCP reports): the default
-/// period, for the counter flush.
-pub const FLUSH_PERIOD_MS: u64 = 5_000;
 /// The shortest tick: a smaller `tcp_reporting_duration` would keep the VM busy for nothing.
 pub const MIN_TICK_MS: u64 = 100;
 
@@ -52,10 +49,8 @@ pub struct Ticks {
 impl Ticks {
     pub fn new(config: &PluginConfig) -> Ticks {
         let tcp_ms = config.tcp_reporting_ms();
-        // Counters summed in the VM go out on the tick too: without periodic TCP reports it
-        // still runs at the default period, so they are never more than 5 s late.
         let period_ms = if tcp_ms == 0 {
-            FLUSH_PERIOD_MS
+            CACHE_PERIOD_MS
         } else {
             tcp_ms.clamp(MIN_TICK_MS, CACHE_PERIOD_MS)
         };
