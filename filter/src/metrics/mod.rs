@@ -776,3 +776,6 @@ fn key_of<'a>(keys: &'a [(String, String)], tag: &'a str) -> &'a str {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod modes_tests;
