@@ -1,7 +1,8 @@
 # meshstats: build, test and demo. `make test` is what CI runs (.ci/run).
 #
 #   make setup   install the wasm32-wasip1 target and Envoy $(ENVOY_VERSION) (in .venv)
-#   make build   dist/meshstats.wasm (the filter) and dist/meshstats (the CLI)
+#   make build   dist/meshstats.wasm (the filter), dist/libmeshstats.so (the same filter as an Envoy
+#                dynamic module, docs/native.md) and dist/meshstats (the CLI)
 #   make test    unit tests, rustfmt check, clippy (host and wasm), envoy --mode validate on every Envoy
 #                config, then the tests against real Envoy processes
 #   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep)
@@ -28,7 +29,8 @@ ARGS ?=
 ENVOY_BIN := $(CURDIR)/.venv/bin/envoy
 MESHSTATS_WASM := $(CURDIR)/dist/meshstats.wasm
 MESHSTATS_BIN := $(CURDIR)/dist/meshstats
-ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN)
+MESHSTATS_NATIVE := $(CURDIR)/dist/libmeshstats.so
+ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN) MESHSTATS_NATIVE=$(MESHSTATS_NATIVE)
 
 .PHONY: setup build test unit lint validate-configs check-manifests manifests integration run bench bench-expr soak compat fuzz clean distclean
 
@@ -38,8 +40,10 @@ setup:
 build: setup
 	$(CARGO) build --release -p meshstats-wasm --target $(WASM_TARGET)
 	$(CARGO) build --release -p meshstats-cli
+	$(CARGO) build --release -p meshstats-native
 	@mkdir -p dist
 	cp target/$(WASM_TARGET)/release/meshstats_wasm.wasm $(MESHSTATS_WASM)
+	cp target/release/libmeshstats.so $(MESHSTATS_NATIVE)
 	cp target/release/meshstats $(MESHSTATS_BIN)
 
 # Each step needs the previous ones only for ordering: `make -k test` runs them all.

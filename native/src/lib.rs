@@ -14,11 +14,11 @@
 //! is why the code has no panicking path.
 #![allow(unsafe_code)] // `#[no_mangle]` exports; the only `unsafe` blocks are in `abi`.
 
-pub mod abi;
-pub mod host;
+mod abi;
+mod host;
 mod http;
 mod network;
-pub mod node;
+mod node;
 mod worker;
 
 /// Envoy calls this once at load; a null return would unload the module.
