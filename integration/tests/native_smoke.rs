@@ -6,8 +6,7 @@
 //! uses). The labelled `istio_*` series need the labelled metrics mode of the metric table
 //! (issue 11, part M); this test pins what works without it.
 
-use meshstats_testkit::artifacts::artifact;
-use meshstats_testkit::envoy::envoy_bin;
+use meshstats_testkit::{artifact, envoy_bin};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,7 +23,11 @@ fn free_port() -> u16 {
 fn get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: ratings\r\nUser-Agent: smoke/1\r\nConnection: close\r\n\r\n").expect("write");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: ratings\r\nUser-Agent: smoke/1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).ok();
     out
@@ -61,11 +64,22 @@ fn native_module_serves_reads_attributes_and_logs_through_filter_state() {
     let config = r#"{"logs":[{"name":"smoke","preset":"istio"}]}"#;
     std::fs::write(dir.join("envoy.json"), bootstrap(admin, listen, config)).expect("bootstrap");
     let mut envoy = Command::new(envoy_bin())
-        .args(["-c", "envoy.json", "--concurrency", "1", "-l", "warn", "--base-id"])
+        .args([
+            "-c",
+            "envoy.json",
+            "--concurrency",
+            "1",
+            "-l",
+            "warn",
+            "--base-id",
+        ])
         .arg(listen.to_string())
         .current_dir(&dir)
         .env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", &dir)
-        .env("MESHSTATS_NODE_METADATA", r#"{"WORKLOAD_NAME":"ratings-v1","NAMESPACE":"default"}"#)
+        .env(
+            "MESHSTATS_NODE_METADATA",
+            r#"{"WORKLOAD_NAME":"ratings-v1","NAMESPACE":"default"}"#,
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -81,13 +95,19 @@ fn native_module_serves_reads_attributes_and_logs_through_filter_state() {
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", listen)).is_err() {
-        assert!(Instant::now() < deadline, "envoy did not listen within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "envoy did not listen within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let paths = ["/one", "/two?x=1", "/three"];
     for p in paths {
         let reply = get(listen, p);
-        assert!(reply.starts_with("HTTP/1.1 201"), "the module must pass traffic: {reply}");
+        assert!(
+            reply.starts_with("HTTP/1.1 201"),
+            "the module must pass traffic: {reply}"
+        );
         assert!(reply.ends_with("hello"), "{reply}");
     }
     let mut entries = Vec::new();
@@ -101,7 +121,11 @@ fn native_module_serves_reads_attributes_and_logs_through_filter_state() {
     let _ = envoy.kill();
     let _ = envoy.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(entries.len(), paths.len(), "one log line per request: {entries:?}");
+    assert_eq!(
+        entries.len(),
+        paths.len(),
+        "one log line per request: {entries:?}"
+    );
     for (e, p) in entries.iter().zip(paths) {
         assert_eq!(e["instance"], "smoke");
         assert_eq!(e["path"], p, "request.path (attribute 0): {e}");
@@ -110,7 +134,13 @@ fn native_module_serves_reads_attributes_and_logs_through_filter_state() {
         assert_eq!(e["user_agent"], "smoke/1", "request.useragent (7): {e}");
         assert_eq!(e["authority"], "ratings", "{e}");
         assert_eq!(e["protocol"], "HTTP/1.1", "request.protocol (10): {e}");
-        assert_eq!(e["bytes_sent"], 5, "response.total_size is headers too; response.size (21) is the body: {e}");
-        assert_eq!(e["response_code_details"], "direct_response", "response.code_details (16): {e}");
+        assert_eq!(
+            e["bytes_sent"], 5,
+            "response.total_size is headers too; response.size (21) is the body: {e}"
+        );
+        assert_eq!(
+            e["response_code_details"], "direct_response",
+            "response.code_details (16): {e}"
+        );
     }
 }
