@@ -12,11 +12,9 @@
 //!
 //! Compiled as a child of `plugin` (`#[path]` there), like `tcp.rs`.
 
-use super::{peer_view, Root, Stream};
-use crate::attributes::slots::{self, Inputs};
-use crate::attributes::{Direction, Needs, RequestAttributes};
+use super::{Root, Stream};
+use crate::attributes::{Direction, Needs};
 use crate::host::Host;
-use crate::labels::{Context, NodeView};
 use crate::metrics::GrpcDelta;
 
 /// The filter state `grpc_stats` writes; read as a property under `filter_state`.
@@ -71,45 +69,10 @@ impl Root {
         let Some(delta) = grpc_delta(host, stream) else {
             return;
         };
-        let Some(needs) = self.grpc_needs else { return };
-        let use_host_header = !self.config.disable_host_header_fallback;
-        let req = RequestAttributes::read(
-            host,
-            direction,
-            use_host_header,
-            &stream.seen,
-            &needs,
-            &mut self.services,
-        );
-        let mut fallback = None;
-        let peer = peer_view(host, direction, stream, &mut fallback);
-        let reporter = self.reporter(direction);
-        let local = NodeView::with_labels(&self.local);
-        let cx = Context {
-            reporter,
-            direction,
-            local,
-            peer,
-            use_host_header,
-        };
-        self.dims.fill(&cx, &req);
-        let inputs = Inputs {
-            host,
-            direction,
-            local,
-            peer,
-            req: &req,
-            dims: &self.dims,
-        };
-        slots::reset(&self.slot_defs, &mut self.slots);
-        slots::fill_some(
-            &self.slot_defs,
-            &mut self.slots,
-            self.logs.eager_slots(),
-            &inputs,
-        );
-        self.metrics
-            .record_grpc(host, &self.dims, &self.slots, &delta);
+        if self.grpc_needs.is_none() {
+            return;
+        }
+        self.report(host, stream, super::Measured::Grpc(delta));
         mark_reported(stream, &delta, false);
     }
 
@@ -121,8 +84,9 @@ impl Root {
         }
         let delta = grpc_delta(host, stream).unwrap_or_default();
         if delta != GrpcDelta::default() {
+            let report = crate::metrics::Report::GrpcStream(&delta);
             self.metrics
-                .record_grpc(host, &self.dims, &self.slots, &delta);
+                .record_report(host, &self.dims, &self.slots, report);
         }
         mark_reported(stream, &delta, true);
     }

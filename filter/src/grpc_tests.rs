@@ -101,6 +101,7 @@ fn plain_http_streams_never_read_the_filter_state() {
         "{:?}",
         h.reads.borrow()
     );
+    root.flush(&h);
     assert!(series(&h, REQ).is_empty() && series(&h, RESP).is_empty());
 }
 
@@ -119,6 +120,7 @@ fn server_stream_reports_deltas_while_open_and_exact_totals_at_end() {
     );
     counts(&h, 1, 2);
     root.report_grpc(&h, &mut s);
+    root.flush(&h);
     assert_eq!((value(&h, REQ), value(&h, RESP)), (1, 2));
     // Nothing moved: one read, no increment.
     h.calls.borrow_mut().clear();
@@ -126,14 +128,17 @@ fn server_stream_reports_deltas_while_open_and_exact_totals_at_end() {
     assert_eq!(h.calls.borrow().len(), 1, "{:?}", h.calls.borrow());
     counts(&h, 1, 4);
     root.report_grpc(&h, &mut s);
+    root.flush(&h);
     assert_eq!((value(&h, REQ), value(&h, RESP)), (1, 4));
     counts(&h, 1, 5);
     h.set_int(&["response", "grpc_status"], 0);
     root.on_log(&h, &mut s);
     assert!(!s.grpc_open());
     root.report_grpc(&h, &mut s);
+    root.flush(&h);
     assert_eq!((value(&h, REQ), value(&h, RESP)), (1, 5));
     // One series each, Istio's 20 peer labels.
+    root.flush(&h);
     let resp = series(&h, RESP);
     assert_eq!(resp.len(), 1, "{resp:?}");
     let labels = &resp[0].0;
@@ -151,6 +156,7 @@ fn server_stream_reports_deltas_while_open_and_exact_totals_at_end() {
     assert_eq!(get("reporter"), "destination");
     assert_eq!(get("destination_workload"), "ratings-v1");
     assert_eq!(get("destination_service"), "ratings:9080");
+    root.flush(&h);
     assert_eq!(value(&h, "istio_requests_total"), 1);
 }
 
@@ -173,8 +179,10 @@ fn client_side_waits_for_response_headers_before_reporting() {
     root.on_response_headers(&h, &mut s);
     counts(&h, 1, 3);
     root.report_grpc(&h, &mut s);
+    root.flush(&h);
     assert_eq!((value(&h, REQ), value(&h, RESP)), (1, 3));
     root.on_log(&h, &mut s);
+    root.flush(&h);
     assert_eq!((value(&h, REQ), value(&h, RESP)), (1, 3));
     assert_eq!(
         series(&h, RESP)[0]
@@ -197,6 +205,7 @@ fn overrides_apply_by_name_and_dropping_both_turns_grpc_work_off() {
     grpc_request(&h, &mut root, &mut s);
     counts(&h, 2, 3);
     root.on_log(&h, &mut s);
+    root.flush(&h);
     assert_eq!(value(&h, REQ), 0, "dropped");
     let values = h.values.borrow();
     let (name, v) = values.iter().find(|(n, _)| n.ends_with(RESP)).unwrap();

@@ -258,19 +258,57 @@ impl Root {
 
     /// Stream end: compute the labels, record every metric once, then write the log entries.
     pub fn on_log(&mut self, host: &impl Host, stream: &mut Stream) {
+        self.report(host, stream, Measured::Request);
+    }
+
+    /// The one report step of HTTP requests, TCP connections and gRPC streams, as Istio's
+    /// `report()`: attributes → the standard labels → expression slots → metrics (→ logs and
+    /// the last gRPC message report, for a request). Only what differs per kind is chosen
+    /// here: what to read, where the peer comes from, and which metrics record.
+    fn report(&mut self, host: &impl Host, stream: &mut Stream, measured: Measured) {
         let direction = self.direction(host, stream);
-        let use_host_header = !self.config.disable_host_header_fallback;
-        let needs = self.log_needs(stream);
+        let is_tcp = matches!(measured, Measured::Tcp(_));
+        // No metadata exchange on TCP: the client side knows the upstream endpoint's
+        // `istio.workload` once connected (kept: it does not change for the connection).
+        if is_tcp && direction == Direction::Outbound && stream.upstream_peer.is_none() {
+            stream.upstream_peer = upstream_host_fallback(host).map(Rc::new);
+        }
+        // No headers on a TCP stream: nothing to read for gRPC, Host or `:status`.
+        let tcp_seen = SeenHeaders {
+            grpc: Some(false),
+            authority: None,
+            status: Some(0),
+            downstream_cert: None,
+        };
+        let http_host_header = !self.config.disable_host_header_fallback;
+        let (needs, seen, use_host_header) = match measured {
+            Measured::Request => (self.log_needs(stream), &stream.seen, http_host_header),
+            Measured::Grpc(_) => (
+                self.grpc_needs.unwrap_or(Needs::NONE),
+                &stream.seen,
+                http_host_header,
+            ),
+            // No Host header: `destination_service` comes from cluster metadata, else the
+            // local canonical service (server side) or `unknown` (client side), as Istio's
+            // TCP stats.
+            Measured::Tcp(_) => (self.tcp_needs, &tcp_seen, false),
+        };
         let req = RequestAttributes::read(
             host,
             direction,
             use_host_header,
-            &stream.seen,
+            seen,
             &needs,
             &mut self.services,
         );
         let mut fallback = None;
-        let peer = peer_view(host, direction, stream, &mut fallback);
+        let peer = match (is_tcp, direction) {
+            (true, Direction::Inbound) => stream.downstream_peer.as_deref().map(NodeView::peer),
+            (true, Direction::Outbound) => {
+                stream.upstream_peer.as_deref().map(NodeView::with_labels)
+            }
+            (false, _) => peer_view(host, direction, stream, &mut fallback),
+        };
         let reporter = self.reporter(direction);
         let local = NodeView::with_labels(&self.local);
         let cx = Context {
@@ -281,6 +319,9 @@ impl Root {
             use_host_header,
         };
         self.dims.fill(&cx, &req);
+        if is_tcp {
+            self.dims.set_tcp();
+        }
         let inputs = Inputs {
             host,
             direction,
@@ -297,13 +338,38 @@ impl Root {
             self.logs.eager_slots(),
             &inputs,
         );
-        self.metrics.record(host, &self.dims, &self.slots, &req);
-        if !self.logs.is_empty() {
-            self.logs.record(&inputs, &self.slot_defs, &mut self.slots);
+        let report = match &measured {
+            Measured::Request => metrics::Report::Request(&req),
+            Measured::Tcp(delta) => metrics::Report::TcpConnection(delta),
+            Measured::Grpc(delta) => metrics::Report::GrpcStream(delta),
+        };
+        self.metrics
+            .record_report(host, &self.dims, &self.slots, report);
+        if let Measured::Request = measured {
+            if !self.logs.is_empty() {
+                self.logs.record(&inputs, &self.slot_defs, &mut self.slots);
+            }
+            // A gRPC stream's last message report shares these labels and slots.
+            self.finish_grpc(host, stream);
         }
-        // A gRPC stream's last message report shares these labels and slots.
-        self.finish_grpc(host, stream);
     }
+
+    /// Hands the counters summed since the last flush to the host (`MetricTable::flush`).
+    /// The adapter calls it on every tick, and before this configuration goes away (a new
+    /// configuration replaces it, the VM shuts down): counters are never lost, and reach
+    /// Envoy at most one tick late.
+    pub fn flush(&self, host: &impl Host) {
+        self.metrics.flush(host);
+    }
+}
+
+/// What a report measures: its kind and, for the periodic kinds, the deltas.
+#[derive(Debug, Clone, Copy)]
+enum Measured {
+    /// A finished HTTP (or gRPC) request, at stream end.
+    Request,
+    Tcp(metrics::TcpDelta),
+    Grpc(metrics::GrpcDelta),
 }
 
 /// Removes the exchange headers from `map` (they are hop-by-hop between proxies: the app

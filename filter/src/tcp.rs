@@ -12,14 +12,10 @@
 //! Compiled as a child of `plugin` (`#[path]` there): it extends `Root`/`Stream`, whose
 //! fields stay private to that module.
 
-use super::{upstream_host_fallback, Root, Stream};
-use crate::attributes::slots::{self, Inputs};
-use crate::attributes::{Direction, RequestAttributes, SeenHeaders};
+use super::{Root, Stream};
 use crate::config::PluginConfig;
 use crate::host::Host;
-use crate::labels::{Context, NodeView};
 use crate::metrics::TcpDelta;
-use std::rc::Rc;
 
 /// How long cached cluster metadata may be stale, in milliseconds.
 pub const CACHE_PERIOD_MS: u64 = 30_000;
@@ -39,7 +35,8 @@ pub struct TcpStream {
     closed: bool,
 }
 
-/// The root's timer: one tick period serves both the cache expiry and TCP reports.
+/// The root's timer: one tick period serves the cache expiry, TCP and gRPC reports and the
+/// counter flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ticks {
     period_ms: u64,
@@ -140,71 +137,13 @@ impl Root {
         if delta == TcpDelta::default() {
             return;
         }
-        self.record_tcp(host, stream, &delta);
+        self.report(host, stream, super::Measured::Tcp(delta));
         if let Some(t) = stream.tcp.as_mut() {
             t.opened = true;
             t.closed = end;
             t.reported_sent = t.sent;
             t.reported_received = t.received;
         }
-    }
-
-    fn record_tcp(&mut self, host: &impl Host, stream: &mut Stream, delta: &TcpDelta) {
-        let direction = self.direction(host, stream);
-        // No headers on a TCP stream: nothing to read for gRPC, Host or `:status`.
-        let seen = SeenHeaders {
-            grpc: Some(false),
-            authority: None,
-            status: Some(0),
-            downstream_cert: None,
-        };
-        let req = RequestAttributes::read(
-            host,
-            direction,
-            false,
-            &seen,
-            &self.tcp_needs,
-            &mut self.services,
-        );
-        // No metadata exchange on TCP: the client side knows the upstream endpoint's
-        // `istio.workload` once connected (kept: it does not change for the connection).
-        if direction == Direction::Outbound && stream.upstream_peer.is_none() {
-            stream.upstream_peer = upstream_host_fallback(host).map(Rc::new);
-        }
-        let peer = match direction {
-            Direction::Inbound => stream.downstream_peer.as_deref().map(NodeView::peer),
-            Direction::Outbound => stream.upstream_peer.as_deref().map(NodeView::with_labels),
-        };
-        let reporter = self.reporter(direction);
-        let local = NodeView::with_labels(&self.local);
-        // No Host header: `destination_service` comes from cluster metadata, else the local
-        // canonical service (server side) or `unknown` (client side), as Istio's TCP stats.
-        let cx = Context {
-            reporter,
-            direction,
-            local,
-            peer,
-            use_host_header: false,
-        };
-        self.dims.fill(&cx, &req);
-        self.dims.set_tcp();
-        let inputs = Inputs {
-            host,
-            direction,
-            local,
-            peer,
-            req: &req,
-            dims: &self.dims,
-        };
-        slots::reset(&self.slot_defs, &mut self.slots);
-        slots::fill_some(
-            &self.slot_defs,
-            &mut self.slots,
-            self.logs.eager_slots(),
-            &inputs,
-        );
-        self.metrics
-            .record_tcp(host, &self.dims, &self.slots, delta);
     }
 }
 

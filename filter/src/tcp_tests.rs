@@ -58,6 +58,7 @@ fn data_chunks_make_no_host_call_and_reports_carry_deltas() {
     assert_eq!(root.tick_period_ms(), 1000);
     assert!(root.tick());
     root.report_tcp(&h, &mut s, false);
+    root.flush(&h);
     assert_eq!(value(&h, "istio_tcp_connections_opened_total"), 1);
     assert_eq!(value(&h, "istio_tcp_received_bytes_total"), 1000);
     assert_eq!(value(&h, "istio_tcp_sent_bytes_total"), 700);
@@ -71,6 +72,7 @@ fn data_chunks_make_no_host_call_and_reports_carry_deltas() {
     assert!(!s.tcp_open());
     // Reported once more only: the close is final.
     root.report_tcp(&h, &mut s, true);
+    root.flush(&h);
     assert_eq!(value(&h, "istio_tcp_connections_opened_total"), 1);
     assert_eq!(value(&h, "istio_tcp_connections_closed_total"), 1);
     assert_eq!(value(&h, "istio_tcp_received_bytes_total"), 1005);
@@ -118,6 +120,7 @@ fn server_side_labels_follow_istio_tcp_rules() {
     root.on_new_connection(&mut s);
     root.on_downstream_data(&mut s, 3);
     root.report_tcp(&h, &mut s, true);
+    root.flush(&h);
     let series = tcp_series(&h);
     assert_eq!(series.len(), 3, "opened, closed, received: {series:?}");
     let labels = &series[0].1;
@@ -185,6 +188,7 @@ fn client_side_uses_endpoint_metadata_and_overrides_apply() {
     root.on_upstream_data(&mut s, 9);
     root.on_downstream_data(&mut s, 4);
     root.report_tcp(&h, &mut s, true);
+    root.flush(&h);
     assert_eq!(value(&h, "istio_tcp_sent_bytes_total"), 0, "dropped");
     let values = h.values.borrow();
     let (name, _) = values
@@ -240,5 +244,6 @@ fn http_streams_are_not_tcp() {
     root.on_downstream_data(&mut s, 10);
     root.report_tcp(&h, &mut s, true);
     assert!(!s.is_tcp() && !s.tcp_open());
+    root.flush(&h);
     assert!(tcp_series(&h).is_empty());
 }

@@ -137,6 +137,7 @@ fn any_believes_a_plaintext_caller_as_istio_does() {
             [":status", METADATA_HEADER, METADATA_ID_HEADER]
         );
     }
+    root.flush(&h);
     let (source, n) = source_labels(&h);
     assert_eq!(n, 3);
     assert_eq!(
@@ -177,6 +178,7 @@ fn mtls_only_ignores_a_plaintext_caller_counts_and_logs_once() {
         );
         assert_eq!(seen.caller, [":status"], "a stranger learns nothing");
     }
+    root.flush(&h);
     let (source, n) = source_labels(&h);
     assert_eq!(n, 4);
     assert_eq!(
@@ -224,6 +226,7 @@ fn a_header_consistent_with_the_certificate_is_believed_in_both_modes() {
                 [":status", METADATA_HEADER, METADATA_ID_HEADER]
             );
         }
+        root.flush(&h);
         let (source, n) = source_labels(&h);
         assert_eq!(n, 2, "{config}");
         assert_eq!(
@@ -261,6 +264,7 @@ fn a_header_contradicting_the_certificate_is_not_believed_in_both_modes() {
             assert_eq!(seen.app, [":authority"]);
             assert_eq!(seen.caller, [":status"], "{config}");
         }
+        root.flush(&h);
         let (source, n) = source_labels(&h);
         assert_eq!(n, 3, "{config}");
         // The certificate's identity only.
@@ -366,6 +370,7 @@ fn undecodable_headers_are_stripped_and_not_answered_or_counted() {
         assert_eq!(seen.app, [":authority"], "{value:.20}");
         assert_eq!(seen.caller, [":status"], "{value:.20}");
     }
+    root.flush(&h);
     let (source, n) = source_labels(&h);
     assert_eq!(n, 4);
     assert_eq!(

@@ -155,10 +155,14 @@ pub extern "C" fn proxy_on_configure(root_context_id: u32, _configuration_size: 
         .flatten()
         .unwrap_or_default();
     let root = Root::configure(&ProxyHost, &String::from_utf8_lossy(&bytes));
-    // One timer for cache expiry, TCP and gRPC reports (`Root::tick`).
+    // One timer for cache expiry, TCP and gRPC reports and counter flushes (`Root::tick`).
     let period = root.tick_period_ms();
     with_contexts(|c| {
-        c.roots.insert(root_context_id, Some(root));
+        // A new configuration mid-traffic: what the old one counted goes out before it is
+        // dropped (its metric ids stay valid, Envoy keeps the VM's stats).
+        if let Some(Some(old)) = c.roots.insert(root_context_id, Some(root)) {
+            old.flush(&ProxyHost);
+        }
     });
     let _ = abi::set_tick_period(period);
     // Returning false would stop Envoy from serving with this filter: never do that.
@@ -173,6 +177,7 @@ pub extern "C" fn proxy_on_tick(root_context_id: u32) {
             return;
         };
         if !root.tick() {
+            root.flush(&ProxyHost);
             return;
         }
         let mut switched = false;
@@ -197,6 +202,8 @@ pub extern "C" fn proxy_on_tick(root_context_id: u32) {
         if switched {
             let _ = abi::set_effective_context(root_context_id);
         }
+        // After the reports, so their counters go out in this tick too.
+        root.flush(&ProxyHost);
     });
 }
 
@@ -276,8 +283,15 @@ pub extern "C" fn proxy_on_log(context_id: u32) {
     });
 }
 
+/// For a root context: its configuration or the VM is going away, so the counters summed
+/// since the last tick go out now (never lost to a config change or a shutdown).
 #[no_mangle]
-pub extern "C" fn proxy_on_done(_context_id: u32) -> u32 {
+pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
+    with_contexts(|c| {
+        if let Some(Some(root)) = c.roots.get(&context_id) {
+            root.flush(&ProxyHost);
+        }
+    });
     TRUE
 }
 
@@ -285,7 +299,10 @@ pub extern "C" fn proxy_on_done(_context_id: u32) -> u32 {
 pub extern "C" fn proxy_on_delete(context_id: u32) {
     with_contexts(|c| {
         if c.streams.remove(&context_id).is_none() {
-            c.roots.remove(&context_id);
+            // Anything a stream counted after `proxy_on_done`; usually nothing, no host call.
+            if let Some(Some(root)) = c.roots.remove(&context_id) {
+                root.flush(&ProxyHost);
+            }
         }
     });
 }

@@ -85,6 +85,7 @@ fn mixer_newlog_line() {
         ]
     );
     // Metrics are recorded as before.
+    client.flush(&client_h);
     assert!(client_h
         .values
         .borrow()

@@ -6,6 +6,16 @@ use crate::config::MetricKind;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+/// A Prometheus series: metric name and its labels, sorted by name.
+pub type SeriesKey = (String, Vec<(String, String)>);
+
+/// What a series holds: a counter's or gauge's value, or a histogram's samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeriesValue {
+    Value(i64),
+    Samples(Vec<u64>),
+}
+
 #[derive(Default)]
 pub struct FakeHost {
     pub properties: RefCell<BTreeMap<String, Vec<u8>>>,
@@ -30,9 +40,65 @@ pub struct FakeHost {
     /// The `stats_tags` (tag, regex) the test's Envoy would run, for `stat_name::extract`;
     /// tests set them from the configured table (`MetricTable::stats_tags`).
     pub stats_tags: RefCell<Vec<(String, String)>>,
+    /// Labelled mode ([`FakeHost::labelled`]): the host of the native build.
+    pub labelled: bool,
+    /// Labelled metrics by id: kind, name, label names.
+    pub labelled_metrics: RefCell<Vec<(MetricKind, String, Vec<String>)>>,
+    /// Labelled counter totals / gauge values and histogram samples, by series.
+    pub labelled_values: RefCell<BTreeMap<SeriesKey, i64>>,
+    pub labelled_samples: RefCell<BTreeMap<SeriesKey, Vec<u64>>>,
 }
 
 impl FakeHost {
+    /// A host with labelled metrics, as Envoy's dynamic modules have.
+    pub fn labelled() -> FakeHost {
+        FakeHost {
+            labelled: true,
+            ..FakeHost::default()
+        }
+    }
+
+    /// Every series as Prometheus would show it, in either mode: stat names taken apart
+    /// with [`FakeHost::stats_tags`], labelled series as recorded. Labels sorted by name.
+    pub fn series(&self) -> BTreeMap<SeriesKey, SeriesValue> {
+        let tags = self.stats_tags.borrow();
+        let key = |name: &str| {
+            let (rest, mut labels) = crate::stat_name::extract(name, &tags);
+            labels.sort();
+            (rest, labels)
+        };
+        let mut out = BTreeMap::new();
+        for (name, v) in self.values.borrow().iter() {
+            out.insert(key(name), SeriesValue::Value(*v));
+        }
+        for (name, s) in self.samples.borrow().iter() {
+            out.insert(key(name), SeriesValue::Samples(s.clone()));
+        }
+        for (k, v) in self.labelled_values.borrow().iter() {
+            out.insert(k.clone(), SeriesValue::Value(*v));
+        }
+        for (k, s) in self.labelled_samples.borrow().iter() {
+            out.insert(k.clone(), SeriesValue::Samples(s.clone()));
+        }
+        out
+    }
+
+    /// The series of labelled metric `id` with `values`; a value count that does not match
+    /// the label names shows as a label of its own, so tests see it.
+    fn labelled_series(&self, id: u32, values: &[&str]) -> (MetricKind, SeriesKey) {
+        let (kind, name, labels) = self.labelled_metrics.borrow()[id as usize].clone();
+        let mut pairs: Vec<(String, String)> = labels
+            .into_iter()
+            .zip(values)
+            .map(|(l, v)| (l, v.to_string()))
+            .collect();
+        if pairs.len() != values.len() {
+            pairs.push(("__value_count".into(), values.len().to_string()));
+        }
+        pairs.sort();
+        (kind, (name, pairs))
+    }
+
     pub fn set(&self, path: &[&str], value: impl Into<Vec<u8>>) {
         self.properties
             .borrow_mut()
@@ -122,6 +188,44 @@ impl Host for FakeHost {
             .borrow_mut()
             .push(format!("log {level:?} {message}"));
         self.logs.borrow_mut().push((level, message.to_string()));
+    }
+    fn labelled_metrics(&self) -> bool {
+        self.labelled
+    }
+    fn define_labelled_metric(&self, kind: MetricKind, name: &str, labels: &[&str]) -> Option<u32> {
+        self.calls.borrow_mut().push(format!(
+            "define_labelled_metric {kind:?} {name} [{}]",
+            labels.join(",")
+        ));
+        let mut metrics = self.labelled_metrics.borrow_mut();
+        let labels = labels.iter().map(|l| l.to_string()).collect();
+        metrics.push((kind, name.to_string(), labels));
+        u32::try_from(metrics.len() - 1).ok()
+    }
+    fn increment_labelled_metric(&self, id: u32, values: &[&str], delta: i64) {
+        self.calls
+            .borrow_mut()
+            .push(format!("increment_labelled_metric {id}"));
+        let (_, series) = self.labelled_series(id, values);
+        *self.labelled_values.borrow_mut().entry(series).or_default() += delta;
+    }
+    fn record_labelled_metric(&self, id: u32, values: &[&str], value: u64) {
+        self.calls
+            .borrow_mut()
+            .push(format!("record_labelled_metric {id}"));
+        match self.labelled_series(id, values) {
+            (MetricKind::Histogram, series) => self
+                .labelled_samples
+                .borrow_mut()
+                .entry(series)
+                .or_default()
+                .push(value),
+            (_, series) => {
+                self.labelled_values
+                    .borrow_mut()
+                    .insert(series, value as i64);
+            }
+        }
     }
     fn set_property(&self, path: &[&str], value: &[u8]) {
         let key = path.join(".");

@@ -9,6 +9,19 @@
 //! metrics (slow path). A group holds at most `max_series_per_metric` tuples; past that, new
 //! tuples go to its overflow series, so neither Envoy's stats nor this table grow without
 //! bound and the sum over a metric's series still counts every report.
+//!
+//! Two ways to name a series, chosen by the host ([`Host::labelled_metrics`]):
+//! - stat names (proxy-wasm): one `define_metric` per series with the labels written into
+//!   the name (`stat_name`). A host call crosses the Wasm boundary, so counter deltas are
+//!   summed here per series and reach Envoy at [`MetricTable::flush`] (the root's tick, a
+//!   configuration change, the VM going away): a steady-state request makes no
+//!   `increment_metric` call. Histograms still take one `record_metric` per sample.
+//! - labelled (Envoy dynamic modules): each metric is defined once per configuration with its
+//!   label names, and every update passes the label values. Native calls are cheap, so
+//!   nothing is held back: counters move at once.
+//!
+//! Both modes see the same label values: the tuple key's fields, cut to
+//! `max_label_value_length` and written as `stat_name::push_value` writes them.
 
 mod compile;
 
@@ -19,6 +32,7 @@ use crate::host::{Host, LogLevel};
 use crate::labels::{Dimensions, Reporter, UNKNOWN};
 use crate::stat_name;
 use hashbrown::HashMap;
+use std::cell::Cell;
 
 pub use compile::{all_tag_names, bucket_settings, compile, stats_tags, tag_keys, BucketSetting};
 
@@ -89,14 +103,14 @@ pub struct TcpDelta {
 
 /// One report being recorded, with what it measured.
 #[derive(Debug, Clone, Copy)]
-enum Report<'a> {
+pub enum Report<'a> {
     Request(&'a RequestAttributes),
     TcpConnection(&'a TcpDelta),
     GrpcStream(&'a GrpcDelta),
 }
 
 impl Report<'_> {
-    fn kind(self) -> ReportKind {
+    pub fn kind(self) -> ReportKind {
         match self {
             Report::Request(_) => ReportKind::Request,
             Report::TcpConnection(_) => ReportKind::TcpConnection,
@@ -237,6 +251,29 @@ struct Spec {
     report: ReportKind,
 }
 
+/// One series of a metric in the stat-name mode: its Envoy id and, for a counter, what it
+/// counted since the last flush. In the labelled mode the ids are per metric
+/// ([`MetricTable::labelled`]) and a tuple holds no series.
+#[derive(Debug, Default)]
+struct Series {
+    id: Option<u32>,
+    pending: Cell<i64>,
+}
+
+impl Series {
+    /// Hands the pending delta to the host; nothing when there is none.
+    fn flush(&self, host: &impl Host) {
+        let delta = self.pending.replace(0);
+        if let (Some(id), true) = (self.id, delta != 0) {
+            host.increment_metric(id, delta);
+        }
+    }
+}
+
+fn add(pending: &Cell<i64>, delta: i64) {
+    pending.set(pending.get().saturating_add(delta));
+}
+
 /// Metrics that carry the same labels, so one label tuple is one series of each.
 #[derive(Debug)]
 struct Group {
@@ -246,12 +283,12 @@ struct Group {
     labels: Vec<LabelSource>,
     /// Position of a standard `reporter` label: the overflow series keeps it.
     reporter: Option<usize>,
-    /// Tuple key → one id per spec. At most `max_series` entries, never cleared: clearing
-    /// would re-define every live series.
-    tuples: HashMap<Box<str>, Box<[Option<u32>]>>,
-    /// The overflow series' ids by reporter value (at most the three reporters and
+    /// Tuple key → one series per spec (none in the labelled mode). At most `max_series`
+    /// entries, never cleared: clearing would re-define every live series.
+    tuples: HashMap<Box<str>, Box<[Series]>>,
+    /// The overflow series by reporter value (at most the three reporters and
     /// [`OVERFLOW_VALUE`]).
-    overflow: Vec<(&'static str, Box<[Option<u32>]>)>,
+    overflow: Vec<(&'static str, Box<[Series]>)>,
 }
 
 pub struct MetricTable {
@@ -260,9 +297,12 @@ pub struct MetricTable {
     dimensions: Vec<Program>,
     values: Vec<Program>,
     predicates: Vec<Program>,
-    eval_errors: Option<u32>,
-    overflow_counter: Option<u32>,
+    eval_errors: Series,
+    overflow_counter: Series,
     overflow_logged: bool,
+    /// Labelled mode: one metric id per spec, defined at configure time; `None` in the
+    /// stat-name mode.
+    labelled: Option<Vec<Option<u32>>>,
     encoding: stat_name::Encoding,
     /// Tag name → compact key, for every tag of the configuration ([`tag_keys`]).
     keys: Vec<(String, String)>,
@@ -281,9 +321,10 @@ impl Default for MetricTable {
             dimensions: Vec::new(),
             values: Vec::new(),
             predicates: Vec::new(),
-            eval_errors: None,
-            overflow_counter: None,
+            eval_errors: Series::default(),
+            overflow_counter: Series::default(),
             overflow_logged: false,
+            labelled: None,
             encoding: stat_name::Encoding::default(),
             keys: Vec::new(),
             max_series: crate::config::DEFAULT_MAX_SERIES_PER_METRIC as usize,
@@ -370,10 +411,54 @@ impl MetricTable {
         n
     }
 
-    /// Defines the table's own error counter; called once per configuration.
+    /// Once per configuration, before any report: defines the table's own counters and, when
+    /// the host has labelled metrics, every metric with its label names in emission order.
     pub fn define_counters(&mut self, host: &impl Host) {
-        self.eval_errors = host.define_metric(MetricKind::Counter, EVAL_ERRORS_METRIC);
-        self.overflow_counter = host.define_metric(MetricKind::Counter, SERIES_OVERFLOW_METRIC);
+        self.eval_errors.id = host.define_metric(MetricKind::Counter, EVAL_ERRORS_METRIC);
+        self.overflow_counter.id = host.define_metric(MetricKind::Counter, SERIES_OVERFLOW_METRIC);
+        if !host.labelled_metrics() {
+            return;
+        }
+        let ids = self
+            .specs
+            .iter()
+            .map(|spec| {
+                let labels: Vec<&str> = spec.labels.iter().map(|(t, _)| t.as_str()).collect();
+                host.define_labelled_metric(spec.kind, &spec.name, &labels)
+            })
+            .collect();
+        self.labelled = Some(ids);
+    }
+
+    /// Hands every counter delta summed since the last flush to the host, one
+    /// `increment_metric` per series that moved. The root's tick calls it, and the adapter
+    /// before a configuration or the VM goes away (its metric ids stay valid: Envoy keeps the
+    /// stats). A no-op in the labelled mode, which sums nothing.
+    pub fn flush(&self, host: &impl Host) {
+        self.eval_errors.flush(host);
+        self.overflow_counter.flush(host);
+        for group in &self.groups {
+            let overflow = group.overflow.iter().map(|(_, s)| s);
+            for series in group.tuples.values().chain(overflow) {
+                for s in series.iter() {
+                    s.flush(host);
+                }
+            }
+        }
+    }
+
+    /// Whether counter deltas wait for [`MetricTable::flush`].
+    fn deferred(&self) -> bool {
+        self.labelled.is_none()
+    }
+
+    /// One increment of a counter without labels (the table's own).
+    fn count(&self, host: &impl Host, counter: &Series, delta: i64) {
+        if self.deferred() {
+            add(&counter.pending, delta);
+        } else if let Some(id) = counter.id {
+            host.increment_metric(id, delta);
+        }
     }
 
     /// Records one finished request. `slots` are the attribute values expressions read.
@@ -387,29 +472,9 @@ impl MetricTable {
         self.record_report(host, dims, slots, Report::Request(req));
     }
 
-    /// Records one TCP connection report (the TCP metrics only).
-    pub fn record_tcp(
-        &mut self,
-        host: &impl Host,
-        dims: &Dimensions,
-        slots: &[Option<Attr>],
-        delta: &TcpDelta,
-    ) {
-        self.record_report(host, dims, slots, Report::TcpConnection(delta));
-    }
-
-    /// Records one gRPC stream report (the message counters only).
-    pub fn record_grpc(
-        &mut self,
-        host: &impl Host,
-        dims: &Dimensions,
-        slots: &[Option<Attr>],
-        delta: &GrpcDelta,
-    ) {
-        self.record_report(host, dims, slots, Report::GrpcStream(delta));
-    }
-
-    fn record_report(
+    /// Records one report: the metrics of its kind only, with the labels in `dims` and the
+    /// custom dimensions evaluated over `slots`.
+    pub fn record_report(
         &mut self,
         host: &impl Host,
         dims: &Dimensions,
@@ -446,10 +511,10 @@ impl MetricTable {
                 continue;
             }
             if group.tuples.len() < self.max_series {
-                let ids = self.define(host, g, dims, None);
-                self.emit(host, g, &ids, slots, report);
+                let series = self.define(host, g, dims, None);
+                self.emit(host, g, &series, slots, report);
                 if let Some(group) = self.groups.get_mut(g) {
-                    group.tuples.insert(self.key.as_str().into(), ids);
+                    group.tuples.insert(self.key.as_str().into(), series);
                 }
                 continue;
             }
@@ -465,20 +530,29 @@ impl MetricTable {
                 .map(Reporter::as_str)
                 .find(|r| Some(*r) == value)
                 .unwrap_or(OVERFLOW_VALUE);
-            if let Some((_, ids)) = group.overflow.iter().find(|(r, _)| *r == reporter) {
-                self.emit(host, g, ids, slots, report);
+            // The key becomes the overflow tuple: the labelled mode reads its values there.
+            self.key.clear();
+            for i in 0..group.labels.len() {
+                let value = if group.reporter == Some(i) {
+                    reporter
+                } else {
+                    OVERFLOW_VALUE
+                };
+                self.key.push_str(value);
+                self.key.push_str(stat_name::FIELD_SEPARATOR);
+            }
+            if let Some((_, series)) = group.overflow.iter().find(|(r, _)| *r == reporter) {
+                self.emit(host, g, series, slots, report);
                 continue;
             }
-            let ids = self.define(host, g, dims, Some(reporter));
-            self.emit(host, g, &ids, slots, report);
+            let series = self.define(host, g, dims, Some(reporter));
+            self.emit(host, g, &series, slots, report);
             if let Some(group) = self.groups.get_mut(g) {
-                group.overflow.push((reporter, ids));
+                group.overflow.push((reporter, series));
             }
         }
         if let Some(g) = overflowed {
-            if let Some(id) = self.overflow_counter {
-                host.increment_metric(id, 1);
-            }
+            self.count(host, &self.overflow_counter, 1);
             if !self.overflow_logged {
                 self.overflow_logged = true;
                 let names: Vec<&str> = self
@@ -505,21 +579,25 @@ impl MetricTable {
     }
 
     /// Defines one group's metrics for the current tuple; `overflow` (the reporter value to
-    /// keep) defines its overflow series instead.
+    /// keep) defines its overflow series instead. Nothing in the labelled mode, whose metrics
+    /// were defined once at configure time.
     fn define(
         &mut self,
         host: &impl Host,
         g: usize,
         dims: &Dimensions,
         overflow: Option<&'static str>,
-    ) -> Box<[Option<u32>]> {
+    ) -> Box<[Series]> {
         let Some(group) = self.groups.get(g) else {
             return Box::default();
         };
+        if !self.deferred() {
+            return Box::default();
+        }
         let mut ids = Vec::with_capacity(group.specs.len());
         for &s in &group.specs {
             let Some(spec) = self.specs.get(s) else {
-                ids.push(None);
+                ids.push(Series::default());
                 continue;
             };
             self.name.clear();
@@ -555,29 +633,51 @@ impl MetricTable {
                 }
             }
             self.name.push_str(&spec.name);
-            ids.push(host.define_metric(spec.kind, &self.name));
+            ids.push(Series {
+                id: host.define_metric(spec.kind, &self.name),
+                pending: Cell::new(0),
+            });
         }
         ids.into()
     }
 
+    /// Records the report in one group's series: `series` in the stat-name mode, else the
+    /// labelled metrics with the values of the current key.
     fn emit(
         &self,
         host: &impl Host,
         g: usize,
-        ids: &[Option<u32>],
+        series: &[Series],
         slots: &[Option<Attr>],
         report: Report<'_>,
     ) {
         let Some(group) = self.groups.get(g) else {
             return;
         };
-        for (spec, id) in group
-            .specs
-            .iter()
-            .filter_map(|&s| self.specs.get(s))
-            .zip(ids)
-        {
-            let Some(id) = *id else { continue };
+        // Fields contain no separator (`push_value`), so splitting gives back each value. One
+        // short `Vec` per group and report, in the labelled (native) mode only.
+        let values: Vec<&str> = match self.labelled {
+            Some(_) => self
+                .key
+                .split(stat_name::FIELD_SEPARATOR)
+                .take(group.labels.len())
+                .collect(),
+            None => Vec::new(),
+        };
+        for (j, &s) in group.specs.iter().enumerate() {
+            let Some(spec) = self.specs.get(s) else {
+                continue;
+            };
+            let target = match &self.labelled {
+                Some(ids) => match ids.get(s).copied().flatten() {
+                    Some(id) => Target::Labelled(id),
+                    None => continue,
+                },
+                None => match series.get(j) {
+                    Some(series @ Series { id: Some(_), .. }) => Target::Series(series),
+                    _ => continue,
+                },
+            };
             // A predicate that cannot be evaluated is false: when in doubt, do not record.
             let matched = spec.matchers.iter().all(|&m| {
                 self.predicates
@@ -592,18 +692,24 @@ impl MetricTable {
                 ValueSource::Expr(i) => match self.values.get(i).map(|p| p.eval_i64(slots)) {
                     Some(Ok(v)) => v,
                     _ => {
-                        if let Some(e) = self.eval_errors {
-                            host.increment_metric(e, 1);
-                        }
+                        self.count(host, &self.eval_errors, 1);
                         continue;
                     }
                 },
             };
-            match spec.kind {
-                MetricKind::Counter if value > 0 => host.increment_metric(id, value),
-                MetricKind::Counter => {}
-                MetricKind::Gauge | MetricKind::Histogram => {
-                    host.record_metric(id, value.max(0) as u64)
+            match (spec.kind, target) {
+                (MetricKind::Counter, _) if value <= 0 => {}
+                (MetricKind::Counter, Target::Series(series)) => add(&series.pending, value),
+                (MetricKind::Counter, Target::Labelled(id)) => {
+                    host.increment_labelled_metric(id, &values, value)
+                }
+                (_, Target::Series(series)) => {
+                    if let Some(id) = series.id {
+                        host.record_metric(id, value.max(0) as u64)
+                    }
+                }
+                (_, Target::Labelled(id)) => {
+                    host.record_labelled_metric(id, &values, value.max(0) as u64)
                 }
             }
         }
@@ -618,6 +724,15 @@ impl MetricTable {
     pub fn record_build(&self, host: &impl Host, version: &str) {
         let mut name = String::new();
         let version = stat_name::bounded(version, self.max_value_len);
+        if host.labelled_metrics() {
+            stat_name::push_value(&mut name, version);
+            if let Some(id) =
+                host.define_labelled_metric(MetricKind::Gauge, "istio_build", &BUILD_LABELS)
+            {
+                host.record_labelled_metric(id, &["proxy", &name], 1);
+            }
+            return;
+        }
         match self.encoding {
             stat_name::Encoding::Istio => {
                 stat_name::push_label(&mut name, "component", "proxy");
@@ -633,6 +748,13 @@ impl MetricTable {
             host.record_metric(id, 1);
         }
     }
+}
+
+/// Where one metric of a report goes.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Series(&'a Series),
+    Labelled(u32),
 }
 
 fn label_value<'a>(dims: &'a Dimensions, custom: &'a [String], source: LabelSource) -> &'a str {
@@ -654,3 +776,6 @@ fn key_of<'a>(keys: &'a [(String, String)], tag: &'a str) -> &'a str {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod modes_tests;

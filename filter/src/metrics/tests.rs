@@ -93,6 +93,7 @@ fn records_four_metrics_once_per_request_with_all_labels() {
     for _ in 0..3 {
         t.record(&host, &d, &[], &req);
     }
+    t.flush(&host);
     let all = all_but(&[]);
     assert_eq!(
         host.value(&stat(&d, &all, &[], "istio_requests_total")),
@@ -156,6 +157,7 @@ fn drop_and_tags_to_remove() {
     let d = dims("200");
     c.table
         .record(&host, &d, &[], &RequestAttributes::default());
+    c.table.flush(&host);
     assert_eq!(
         host.value(&stat(
             &d,
@@ -230,6 +232,7 @@ fn custom_dimensions_override_and_extend_with_expression_values() {
         )],
     );
     c.table.record(&host, &d, &s, &RequestAttributes::default());
+    c.table.flush(&host);
     let mut overridden = d.clone();
     overridden.values[0] = "proxy".into();
     let name = stat(
@@ -247,6 +250,7 @@ fn custom_dimensions_override_and_extend_with_expression_values() {
     // A dimension that fails per request is `unknown`.
     c.table
         .record(&host, &d, &slots(&c, &[]), &RequestAttributes::default());
+    c.table.flush(&host);
     let name = stat(
         &overridden,
         &all_but(&[24]),
@@ -275,6 +279,7 @@ fn match_gates_recording_and_broken_match_records_nothing() {
     }
     c.table
         .record(&host, &d, &slots(&c, &[]), &RequestAttributes::default());
+    c.table.flush(&host);
     assert_eq!(
         host.value(&stat(&d, &all_but(&[]), &[], "istio_requests_total")),
         Some(2)
@@ -322,6 +327,7 @@ fn definitions_with_standard_or_own_labels_and_failing_values() {
     );
     c.table.record(&host, &d, &s, &RequestAttributes::default());
     c.table.record(&host, &d, &s, &RequestAttributes::default());
+    c.table.flush(&host);
     assert_eq!(
         host.value(&stat(&d, &all_but(&[]), &[], "istio_custom")),
         Some(2)
@@ -337,6 +343,7 @@ fn definitions_with_standard_or_own_labels_and_failing_values() {
     // request.size absent: that record is skipped and counted; the others still record.
     let s = slots(&c, &[(Source::Direction, Attr::Str("inbound".into()))]);
     c.table.record(&host, &d, &s, &RequestAttributes::default());
+    c.table.flush(&host);
     assert_eq!(
         host.samples.borrow()[&stat(&d, &all_but(&[]), &[], "istio_size")].len(),
         2
@@ -486,6 +493,7 @@ fn series_cap_holds_then_overflow_keeps_totals() {
         // A tuple admitted before the cap keeps its own series.
         d.values[idx::DESTINATION_SERVICE] = "svc1.example".into();
         c.table.record(&host, &d, &[], &req);
+        c.table.flush(&host);
 
         for m in [
             "istio_requests_total",
@@ -574,6 +582,7 @@ fn overflow_reporter_is_one_of_the_reporters_or_overflow() {
         c.table
             .record(&host, &d, &[], &RequestAttributes::default());
     }
+    c.table.flush(&host);
     let mut got: Vec<(String, String, i64)> = series_of(&host, &c.table, "istio_requests_total")
         .into_iter()
         .map(|(l, v)| (l[0].1.clone(), l[idx::DESTINATION_SERVICE].1.clone(), v))
@@ -605,6 +614,7 @@ fn label_values_are_cut_to_the_length_limit_on_a_char_boundary() {
     d.values[idx::DESTINATION_SERVICE] = "abcdeXYZ".into();
     c.table
         .record(&host, &d, &[], &RequestAttributes::default());
+    c.table.flush(&host);
     let series = series_of(&host, &c.table, "istio_requests_total");
     assert_eq!(series.len(), 1);
     assert_eq!(
@@ -631,6 +641,7 @@ fn compact_names_put_short_values_first_and_read_back_exactly() {
     d.values[crate::labels::idx::DESTINATION_SERVICE] = "reviews.default.svc.cluster.local".into();
     c.table
         .record(&host, &d, &[], &RequestAttributes::default());
+    c.table.flush(&host);
     let names: Vec<String> = host
         .metrics
         .borrow()
