@@ -2,7 +2,7 @@
 //! knows to be exported; the ones the filter does not use continue at once.
 
 use crate::abi::{self, EnvoyBuffer, EnvoyPtr, FilterKind};
-use crate::host::DefiningHost;
+use crate::host::{DefiningHost, StreamClock};
 use crate::worker::{with_root, Config};
 use meshstats_filter::plugin::{Root, Stream};
 use std::cell::RefCell;
@@ -13,6 +13,9 @@ use std::ffi::c_void;
 struct Filter {
     config: *const c_void,
     stream: Stream,
+    /// When the request began, for `request.time` and `request.duration` (Envoy 1.40 returns
+    /// neither as an attribute).
+    clock: StreamClock,
 }
 
 const CONTINUE: u32 = 0;
@@ -52,6 +55,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
     abi::into_module_ptr(Box::new(Filter {
         config,
         stream: Stream::default(),
+        // A stream's filter is made when its request begins: the closest the module gets
+        // to Envoy's own start time.
+        clock: StreamClock::now(),
     }))
 }
 
@@ -66,8 +72,11 @@ fn on_stream(
     let Some(config) = abi::module_ref::<Config>(filter.config) else {
         return;
     };
+    let clock = filter.clock;
     let stream = &mut filter.stream;
-    with_root(config, filter_envoy, |root, host| f(root, host, stream));
+    with_root(config, filter_envoy, Some(clock), |root, host| {
+        f(root, host, stream)
+    });
 }
 
 #[no_mangle]

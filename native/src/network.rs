@@ -68,7 +68,9 @@ fn on_conn(
     let Some(config) = abi::module_ref::<Config>(filter.config) else {
         return;
     };
-    with_root(config, filter_envoy, |root, host| f(root, host, filter));
+    with_root(config, filter_envoy, None, |root, host| {
+        f(root, host, filter)
+    });
 }
 
 #[no_mangle]

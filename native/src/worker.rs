@@ -2,7 +2,7 @@
 //! thread's own [`Root`] for it.
 
 use crate::abi::{EnvoyPtr, FilterKind};
-use crate::host::{Defined, StreamHost};
+use crate::host::{Defined, StreamClock, StreamHost};
 use meshstats_filter::plugin::Root;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,13 +34,14 @@ impl Config {
         }
     }
 
-    pub fn host(&self, filter: EnvoyPtr) -> StreamHost<'_> {
+    pub fn host(&self, filter: EnvoyPtr, clock: Option<StreamClock>) -> StreamHost<'_> {
         StreamHost {
             kind: self.kind,
             filter,
             filter_name: &self.filter_name,
             defined: &self.defined,
             quiet: false,
+            clock,
         }
     }
 }
@@ -62,6 +63,7 @@ thread_local! {
 pub fn with_root<R>(
     config: &Config,
     filter: EnvoyPtr,
+    clock: Option<StreamClock>,
     f: impl FnOnce(&mut Root, &StreamHost) -> R,
 ) -> Option<R> {
     ROOTS
@@ -72,7 +74,7 @@ pub fn with_root<R>(
                 roots.retain(|_, w| w.alive.strong_count() > 0);
                 let quiet = StreamHost {
                     quiet: true,
-                    ..config.host(filter)
+                    ..config.host(filter, None)
                 };
                 let root = Root::configure(&quiet, &config.text);
                 let period = Duration::from_millis(root.tick_period_ms().into());
@@ -87,7 +89,7 @@ pub fn with_root<R>(
                 );
             }
             let w = roots.get_mut(&config.id)?;
-            let host = config.host(filter);
+            let host = config.host(filter, clock);
             // The dynamic-module ABI has no worker timer: the root's periodic work (cluster
             // metadata expiry) runs on the first hook after each period instead.
             let now = Instant::now();
