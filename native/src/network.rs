@@ -4,7 +4,10 @@
 //! (`network_filter_config_define_counter(config, name, &id)`, checked in the binary), so
 //! the `istio_tcp_*` series, one per label tuple, cannot be written from here: the filter
 //! runs (byte counts, the final report and its access-log entries) but records no TCP
-//! metric. docs/native.md says what this means for users.
+//! metric. The native build's TCP metrics therefore come from the Wasm network filter
+//! (`dist/meshstats.wasm` as `envoy.filters.network.wasm`: a per-connection cost); this
+//! filter stays, compiled and loadable, for an Envoy whose network ABI has labelled metrics
+//! (docs/native.md).
 
 use crate::abi::{self, EnvoyBuffer, EnvoyPtr, FilterKind};
 use crate::host::Defined;
