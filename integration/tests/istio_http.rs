@@ -371,7 +371,11 @@ fn host_header_values_round_trip_through_envoy() {
     let scrape = mesh
         .client
         .wait_for(std::time::Duration::from_secs(10), |s| {
-            (s.series("istio_requests_total").len() == cases.len() - 1).then(|| s.clone())
+            // The counts arrive at the filter's next tick (counters are summed in the VM);
+            // the series exist from the first request.
+            let counted = s.sum("istio_requests_total", &[]) == cases.len() as f64;
+            (s.series("istio_requests_total").len() == cases.len() - 1 && counted)
+                .then(|| s.clone())
         })
         .unwrap_or_else(|e| {
             panic!(

@@ -40,9 +40,12 @@ fn send(listen: SocketAddr, from: usize, to: usize, deadline: Instant) {
     });
 }
 
+/// The filter's tick (`tcp_reporting_duration`'s default): counters reach Envoy at the tick.
+const TICK: Duration = Duration::from_secs(5);
+
 fn counted(envoy: &Envoy, requests: f64) {
     envoy
-        .wait_for(Duration::from_secs(20), |s| {
+        .wait_for(Duration::from_secs(20) + TICK, |s| {
             (s.sum("istio_requests_total", &[]) == requests).then_some(())
         })
         .unwrap_or_else(|e| panic!("{e}"))
