@@ -32,7 +32,9 @@ ENVOY_BIN := $(CURDIR)/.venv/bin/envoy
 MESHSTATS_WASM := $(CURDIR)/dist/meshstats.wasm
 MESHSTATS_BIN := $(CURDIR)/dist/meshstats
 MESHSTATS_NATIVE ?= $(CURDIR)/dist/libmeshstats.so
-ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN) MESHSTATS_NATIVE=$(MESHSTATS_NATIVE)
+# The Wasm floor of `make bench` (fixtures/empty-wasm): a filter that does nothing.
+EMPTY_WASM := $(CURDIR)/dist/empty-filter.wasm
+ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_BIN=$(MESHSTATS_BIN) MESHSTATS_NATIVE=$(MESHSTATS_NATIVE) MESHSTATS_EMPTY_WASM=$(EMPTY_WASM)
 # The builds `make integration` runs the real-Envoy suite against, one after the other.
 MESHSTATS_BUILDS ?= wasm native
 
@@ -45,8 +47,10 @@ build: setup
 	$(CARGO) build --release -p meshstats-wasm --target $(WASM_TARGET)
 	$(CARGO) build --release -p meshstats-cli
 	$(CARGO) build --release -p meshstats-native
+	$(CARGO) build --release -p meshstats-empty-wasm --target $(WASM_TARGET)
 	@mkdir -p dist
 	cp target/$(WASM_TARGET)/release/meshstats_wasm.wasm $(MESHSTATS_WASM)
+	cp target/$(WASM_TARGET)/release/meshstats_empty_wasm.wasm $(EMPTY_WASM)
 	cp target/release/libmeshstats.so $(MESHSTATS_NATIVE)
 	cp target/release/meshstats $(MESHSTATS_BIN)
 
@@ -113,12 +117,9 @@ run: build
 # meshstats Wasm and native), medians and budget lines; never fails on slowness
 # (docs/benchmarks.md). The native rows say "not built" without dist/libmeshstats.so.
 # ARGS: --mode one-envoy|two-sidecars|both --rounds N --duration-secs S --load wrk|builtin --json
-EMPTY_WASM := $(CURDIR)/dist/empty-filter.wasm
 bench: build
 	@bash scripts/setup-bench.sh
-	$(CARGO) build --release -p meshstats-empty-wasm --target $(WASM_TARGET)
-	cp target/$(WASM_TARGET)/release/meshstats_empty_wasm.wasm $(EMPTY_WASM)
-	$(ARTIFACTS) MESHSTATS_EMPTY_WASM=$(EMPTY_WASM) $(CARGO) run --release -p meshstats-integration --bin meshstats-bench -- $(ARGS)
+	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-bench -- $(ARGS)
 
 bench-expr:
 	$(CARGO) run --release -p meshstats-filter --example expr_bench

@@ -156,6 +156,12 @@ impl Sidecar {
     /// The render options for this sidecar on `listen` / `admin`.
     pub fn options(&self, listen: SocketAddr, admin: SocketAddr) -> SidecarOptions {
         let parsed = PluginConfig::parse(&self.config).unwrap_or_default();
+        // TCP is the Wasm network filter under either build: Envoy 1.40's network
+        // dynamic-module ABI has no labelled metrics (docs/native.md).
+        let build = match self.protocol {
+            Protocol::Tcp => Build::Wasm,
+            Protocol::Http => self.build,
+        };
         SidecarOptions {
             direction: self.direction,
             listen,
@@ -163,9 +169,8 @@ impl Sidecar {
             admin,
             node_id: default_node_id(&self.node_metadata),
             node_metadata: self.node_metadata.clone(),
-            wasm_path: (self.with_filter && self.build == Build::Wasm).then(wasm_path),
-            native_module: (self.with_filter && self.build == Build::Native)
-                .then(native_module_path),
+            wasm_path: (self.with_filter && build == Build::Wasm).then(wasm_path),
+            native_module: (self.with_filter && build == Build::Native).then(native_module_path),
             config_json: self.config.clone(),
             root_id: self.root_id.clone(),
             cluster_name: self.cluster_name.clone(),
@@ -174,7 +179,7 @@ impl Sidecar {
             with_filter: self.with_filter,
             access_log: access_loggers(&parsed),
             debug_access_log: self.debug_access_log,
-            stats_config: match self.build {
+            stats_config: match build {
                 // As the filter's AUTO encoding picks on this node.
                 Build::Wasm => stats_config_for(
                     &parsed,

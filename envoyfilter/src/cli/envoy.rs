@@ -213,9 +213,18 @@ fn render_filter(args: &FilterArgs, protocol: Protocol) -> Result<Output, InputE
                     "meshstats: no --module: start Envoy with {SEARCH_PATH_ENV}=DIR, DIR holding libmeshstats.so\n"
                 )
             });
-            let filter = match protocol {
-                Protocol::Http => native_http_filter(&root_id, module.as_deref(), &config_json),
-                Protocol::Tcp => native_network_filter(&root_id, module.as_deref(), &config_json),
+            let (filter, note) = match protocol {
+                Protocol::Http => (
+                    native_http_filter(&root_id, module.as_deref(), &config_json),
+                    note,
+                ),
+                Protocol::Tcp => (
+                    native_network_filter(&root_id, module.as_deref(), &config_json),
+                    Some(format!(
+                        "{}meshstats: Envoy 1.40's network dynamic-module ABI has no labelled metrics: this filter records no istio_tcp_* series; render the TCP filter with --build wasm (docs/native.md)\n",
+                        note.unwrap_or_default()
+                    )),
+                ),
             };
             (filter, note)
         }
@@ -259,7 +268,20 @@ pub fn sidecar_options(args: &EnvoyArgs) -> Result<SidecarOptions, InputError> {
         .stat_name_encoding
         .resolve(node_metadata.get("ISTIO_VERSION").is_some());
     let optional = |p: &Option<PathBuf>| p.as_deref().map(read_json_object).transpose();
-    let build = args.build.build;
+    // TCP is the Wasm network filter under either build: Envoy 1.40's network dynamic-module
+    // ABI has no labelled metrics (docs/native.md).
+    if let (Build::Native, Protocol::Tcp, false, None) =
+        (args.build.build, args.protocol, args.no_filter, &args.wasm)
+    {
+        return Err(InputError::new(
+            Path::new("--wasm"),
+            "required with --build native --protocol tcp: TCP metrics come from the Wasm network filter (Envoy 1.40's network dynamic-module ABI has no labelled metrics)",
+        ));
+    }
+    let build = match args.protocol {
+        Protocol::Tcp => Build::Wasm,
+        Protocol::Http => args.build.build,
+    };
     let native_module = match (build, args.no_filter, &args.wasm, &args.module) {
         (Build::Native, false, Some(_), _) => {
             return Err(InputError::new(

@@ -3,7 +3,7 @@
 //! places the filter reads (listener direction, node and cluster/endpoint metadata, cluster
 //! names), so the filter sees the same inputs as in a mesh.
 
-use crate::render::native::{native_http_filter, native_network_filter};
+use crate::render::native::{native_http_filter, native_layered_runtime, native_network_filter};
 use serde_json::{json, Value};
 use std::fmt;
 use std::net::SocketAddr;
@@ -153,7 +153,7 @@ pub fn envoy_bootstrap(opts: &SidecarOptions) -> Value {
         .cluster_name
         .clone()
         .unwrap_or_else(|| default_cluster_name(opts.direction, opts.upstream));
-    json!({
+    let mut bootstrap = json!({
         "node": {
             "id": opts.node_id,
             "cluster": namespace(&opts.node_metadata),
@@ -165,7 +165,15 @@ pub fn envoy_bootstrap(opts: &SidecarOptions) -> Value {
             "listeners": [listener(opts, &cluster_name)],
             "clusters": [cluster(opts, &cluster_name)],
         },
-    })
+    });
+    if let (true, Some(_), Some(obj)) = (
+        opts.with_filter,
+        &opts.native_module,
+        bootstrap.as_object_mut(),
+    ) {
+        obj.insert("layered_runtime".into(), native_layered_runtime());
+    }
+    bootstrap
 }
 
 fn listener(opts: &SidecarOptions, cluster_name: &str) -> Value {
@@ -188,10 +196,13 @@ fn listener(opts: &SidecarOptions, cluster_name: &str) -> Value {
     })
 }
 
-/// The network Wasm filter (same module, same configuration) before `tcp_proxy`.
+/// The network filter before `tcp_proxy`: the Wasm one (same configuration) whenever the
+/// `.wasm` is given, also next to the native HTTP filter, because Envoy 1.40's network
+/// dynamic-module ABI has no labelled metrics (`docs/native.md`); a TCP connection reports a
+/// few times per connection, not per request, so Wasm costs little there.
 fn tcp_filters(opts: &SidecarOptions, cluster_name: &str) -> Vec<Value> {
     let mut filters = Vec::new();
-    if let (true, Some(module)) = (opts.with_filter, &opts.native_module) {
+    if let (true, None, Some(module)) = (opts.with_filter, &opts.wasm_path, &opts.native_module) {
         filters.push(native_network_filter(
             &opts.root_id,
             Some(module),

@@ -65,6 +65,17 @@ pub const NATIVE_STAT_PREFIX: &str = "dynamicmodulescustom.";
 /// only guarantees an exact match.
 pub const NATIVE_ENVOY_VERSIONS: [&str; 1] = ["1.40.0"];
 
+/// Envoy 1.40 prints a dynamic module's metrics as `envoy_dynamicmodulescustom_<name>` unless
+/// this runtime feature is on: then the metrics namespace is registered like Wasm's
+/// `wasmcustom` and `/stats/prometheus` shows `istio_requests_total`, as the Wasm build does.
+pub const STRIP_PREFIX_RUNTIME_KEY: &str =
+    "envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix";
+
+/// The bootstrap's `layered_runtime` with [`STRIP_PREFIX_RUNTIME_KEY`] on.
+pub fn native_layered_runtime() -> Value {
+    json!({ "layers": [{ "name": "meshstats", "static_layer": { STRIP_PREFIX_RUNTIME_KEY: true } }] })
+}
+
 /// `dynamic_module_config`: the module by name, and by file when `module` is given. Envoy
 /// 1.40's `module.local.filename` takes precedence over the name, so a rendered config needs
 /// no environment variable; the name stays for configs users edit down to the search path.

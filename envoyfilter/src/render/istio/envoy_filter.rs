@@ -2,7 +2,7 @@
 //! gateways, the module a file already on the proxy or fetched by Envoy itself.
 
 use super::resource::{resource, Scope};
-use crate::render::native::{native_http_filter, native_network_filter};
+use crate::render::native::native_http_filter;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -169,10 +169,9 @@ pub fn envoy_filter(opts: &EnvoyFilterOptions) -> Value {
                 },
                 "patch": {
                     "operation": "INSERT_BEFORE",
-                    "value": match &opts.native_module {
-                        Some(path) => native_network_filter(root_id, Some(Path::new(path)), &opts.config_json),
-                        None => network_wasm_filter(root_id, &opts.code, &opts.config_json),
-                    },
+                    // The Wasm network filter under either build: Envoy 1.40's network
+                    // dynamic-module ABI has no labelled metrics (docs/native.md).
+                    "value": network_wasm_filter(root_id, &opts.code, &opts.config_json),
                 },
             }));
         }

@@ -10,7 +10,9 @@ use super::proxy_config::{
     PROXY_CONFIG_ANNOTATION,
 };
 use super::resource::part_of_labels;
-use crate::render::native::{native_stats_config, NATIVE_STAT_PREFIX, SEARCH_PATH_ENV};
+use crate::render::native::{
+    native_stats_config, NATIVE_STAT_PREFIX, SEARCH_PATH_ENV, STRIP_PREFIX_RUNTIME_KEY,
+};
 use meshstats_filter::config::PluginConfig;
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -47,6 +49,9 @@ pub fn native_proxy_config(module_path: &str) -> Value {
     json!({
         "proxyMetadata": { SEARCH_PATH_ENV: module_dir(module_path) },
         "proxyStatsMatcher": { "inclusionPrefixes": [NATIVE_STAT_PREFIX] },
+        // Envoy's runtime, as a static layer (`runtimeValues`, Istio 1.19+): series named
+        // `istio_*`, not `envoy_dynamicmodulescustom_istio_*`.
+        "runtimeValues": { STRIP_PREFIX_RUNTIME_KEY: "true" },
     })
 }
 
