@@ -33,7 +33,7 @@ for example in customized new-log; do
 done
 # The native build (Envoy 1.40.0's dynamic module): the EnvoyFilter and the pod patch.
 render customized.native.envoyfilter.yaml envoyfilter --build native --config "$EXAMPLES/customized.json" \
-  --module-path "$MODULE_PATH" 2>/dev/null
+  --module-path "$MODULE_PATH" --wasm-path "$WASM_PATH" 2>/dev/null
 render customized.native.proxy-config.yaml proxy-config --build native --config "$EXAMPLES/customized.json" \
   --module-path "$MODULE_PATH" --bootstrap-config-map meshstats-native-bootstrap 2>/dev/null
 render customized.native.bootstrap-override.yaml bootstrap-override --build native \

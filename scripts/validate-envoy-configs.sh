@@ -101,7 +101,7 @@ render native-inbound-ratings inbound "$WORK/ratings-node.json" --build native \
 render native-outbound-productpage outbound "$WORK/productpage-node.json" --build native \
   --module "$MESHSTATS_NATIVE" --root-id stats_outbound
 render native-inbound-ratings-tcp inbound "$WORK/ratings-node.json" --build native \
-  --module "$MESHSTATS_NATIVE" --protocol tcp
+  --module "$MESHSTATS_NATIVE" --wasm "$MESHSTATS_WASM" --protocol tcp
 for example in "$ROOT"/envoyfilter/examples/*.json; do
   case "$example" in *node-metadata*) continue ;; esac
   CONFIG="$example" render "native-example-$(basename "$example" .json)" inbound "$WORK/ratings-node.json" \

@@ -203,6 +203,12 @@ fn render_envoy_native_places_the_filter_entries_and_needs_no_stats_tags() {
     assert_eq!(http_filters[0], filter("http-filter"));
     assert_eq!(http_filters[1]["name"], "envoy.filters.http.router");
     assert_eq!(http["stats_config"], stats);
+    // Without it Envoy 1.40 prints `envoy_dynamicmodulescustom_istio_requests_total`.
+    assert_eq!(
+        http["layered_runtime"],
+        json!({"layers": [{"name": "meshstats", "static_layer": {
+            "envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix": true}}]})
+    );
 
     // The node the Wasm build reads from the bootstrap, as environment variables.
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -218,15 +224,30 @@ fn render_envoy_native_places_the_filter_entries_and_needs_no_stats_tags() {
         http["node"]["id"].as_str().unwrap()
     )));
 
+    // TCP is the Wasm network filter under either build (Envoy 1.40's network ABI has no
+    // labelled metrics): --wasm is required, and the bootstrap is the Wasm build's.
     let mut args = envoy_args(s(&config), s(&node), "tcp");
     args.extend(["--build", "native", "--module", "/m/libmeshstats.so"]);
+    let out = meshstats(&args);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("meshstats: --wasm: required with --build native --protocol tcp"),
+        "{out:?}"
+    );
+    args.extend(["--wasm", "/m/meshstats.wasm"]);
     let tcp = json_out(&args);
     let chain = tcp["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
         .as_array()
         .unwrap();
     assert_eq!(chain.len(), 2);
-    assert_eq!(chain[0], filter("network-filter"));
+    assert_eq!(chain[0]["name"], "envoy.filters.network.wasm");
+    assert_eq!(
+        chain[0]["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"],
+        "/m/meshstats.wasm"
+    );
     assert_eq!(chain[1]["name"], "envoy.filters.network.tcp_proxy");
+    assert!(tcp.get("layered_runtime").is_none());
 
     // The Wasm build's bootstrap is untouched by the flag's existence.
     let mut args = envoy_args(s(&config), s(&node), "http");
@@ -280,7 +301,7 @@ fn native_flags_are_named_in_errors() {
     a.extend(["--build", "native", "--wasm", "x.wasm"]);
     assert_rejected(
         &a,
-        "meshstats: --wasm: names the Wasm build's module; with --build native give --module PATH",
+        "meshstats: --wasm: names the Wasm build's module, which --build native uses for --protocol tcp only; for HTTP give --module PATH",
     );
     let mut a = envoy_args(s(&config), s(&node), "http");
     a.extend(["--build", "native"]);
@@ -312,8 +333,8 @@ fn native_flags_are_named_in_errors() {
 
 const MODULE_PATH: &str = "/var/local/lib/meshstats/libmeshstats.so";
 
-/// The native `EnvoyFilter`: the Wasm one's patches, each value the dynamic-module filter
-/// with the context's root id as `filter_name`.
+/// The native `EnvoyFilter`: the Wasm one's patches, each HTTP value the dynamic-module
+/// filter with the context's root id as `filter_name`, TCP the Wasm network filter.
 #[test]
 fn envoyfilter_native_patches_insert_the_dynamic_module() {
     let config = config_file("native-envoyfilter");
@@ -324,6 +345,8 @@ fn envoyfilter_native_patches_insert_the_dynamic_module() {
         "native",
         "--module-path",
         MODULE_PATH,
+        "--wasm-path",
+        "/w.wasm",
         "--config",
         s(&config),
     ];
@@ -357,12 +380,16 @@ fn envoyfilter_native_patches_insert_the_dynamic_module() {
         assert_eq!(p["applyTo"], w["applyTo"]);
         assert_eq!(p["match"], w["match"]);
         assert_eq!(p["patch"]["operation"], "INSERT_BEFORE");
-        let mut want = expected_http(id, Some(MODULE_PATH));
         if p["applyTo"] == "NETWORK_FILTER" {
-            want["name"] = json!("envoy.filters.network.dynamic_modules");
-            want["typed_config"]["@type"] = json!("type.googleapis.com/envoy.extensions.filters.network.dynamic_modules.v3.DynamicModuleNetworkFilter");
+            // TCP: the Wasm network filter under either build (docs/native.md).
+            assert_eq!(p["patch"]["value"], w["patch"]["value"], "{id}");
+            continue;
         }
-        assert_eq!(p["patch"]["value"], want, "{id}");
+        assert_eq!(
+            p["patch"]["value"],
+            expected_http(id, Some(MODULE_PATH)),
+            "{id}"
+        );
     }
     assert_eq!(native["metadata"], wasm["metadata"]);
 }
@@ -394,6 +421,9 @@ fn proxy_config_native_mounts_the_module() {
         json!({
             "proxyMetadata": { "ENVOY_DYNAMIC_MODULES_SEARCH_PATH": "/var/local/lib/meshstats" },
             "proxyStatsMatcher": { "inclusionPrefixes": ["dynamicmodulescustom."] },
+            "runtimeValues": {
+                "envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix": "true"
+            },
         })
     );
     let parse = |v: &Value| serde_json::from_str::<Value>(v.as_str().unwrap()).unwrap();
@@ -437,9 +467,13 @@ fn native_configs_validate_in_envoy() {
     let dir = scratch_dir("native-validate");
     let config = example("customized.json");
     let node = example("sidecar-node-metadata.json");
+    let wasm = meshstats_testkit::stand_in_filter(&dir);
     for protocol in ["http", "tcp"] {
         let mut args = envoy_args(s(&config), s(&node), protocol);
         args.extend(["--build", "native", "--module", s(&module)]);
+        if protocol == "tcp" {
+            args.extend(["--wasm", s(&wasm)]);
+        }
         let bootstrap = json_out(&args);
         envoy_validate_json(&dir, &format!("envoy-{protocol}"), &bootstrap)
             .unwrap_or_else(|e| panic!("render envoy --build native --protocol {protocol}: {e}"));
@@ -453,6 +487,8 @@ fn native_configs_validate_in_envoy() {
         "native",
         "--module-path",
         s(&module),
+        "--wasm-path",
+        s(&wasm),
         "--config",
         s(&config),
     ]))

@@ -91,12 +91,9 @@ pub struct EnvoyArgs {
     pub node_id: Option<String>,
     #[command(flatten)]
     pub build: BuildArgs,
-    /// The filter's .wasm file (made absolute, so Envoy can run from any directory).
-    #[arg(
-        long,
-        value_name = "PATH",
-        conflicts_with_all = ["no_filter", "module"]
-    )]
+    /// The filter's .wasm file (made absolute, so Envoy can run from any directory); with
+    /// `--build native`, the TCP filter's (`--protocol tcp`).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_filter")]
     pub wasm: Option<PathBuf>,
     /// The filter's module file, made absolute: libmeshstats.so for `--build native`
     /// (meshstats.wasm for `--build wasm`, like --wasm).
@@ -286,7 +283,7 @@ pub fn sidecar_options(args: &EnvoyArgs) -> Result<SidecarOptions, InputError> {
         (Build::Native, false, Some(_), _) => {
             return Err(InputError::new(
                 Path::new("--wasm"),
-                "names the Wasm build's module; with --build native give --module PATH (libmeshstats.so)",
+                "names the Wasm build's module, which --build native uses for --protocol tcp only; for HTTP give --module PATH (libmeshstats.so)",
             ))
         }
         (Build::Native, false, None, Some(path)) => Some(absolute(path)),

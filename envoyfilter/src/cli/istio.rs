@@ -58,8 +58,9 @@ pub struct EnvoyFilterArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     /// The module's path on the proxy's filesystem (e.g. a volume mounted with
-    /// `sidecar.istio.io/userVolume` / `userVolumeMount`).
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["url", "module_path"])]
+    /// `sidecar.istio.io/userVolume` / `userVolumeMount`); with `--build native`, the TCP
+    /// filter's.
+    #[arg(long, value_name = "PATH", conflicts_with = "url")]
     pub wasm_path: Option<String>,
     /// `--build native`: libmeshstats.so's path in the istio-proxy container (mounted as
     /// `render proxy-config --build native --module-path PATH` renders).
@@ -174,30 +175,44 @@ pub fn render_wasmplugin(args: &WasmPluginArgs) -> Result<Output, InputError> {
 
 pub fn render_envoyfilter(args: &EnvoyFilterArgs) -> Result<Output, InputError> {
     let (config_json, _) = args.config.load()?;
-    let (code, native_module) =
-        match (args.build.build, &args.wasm_path, &args.module_path) {
-            (Build::Native, _, Some(path)) => (WasmCode::Local(String::new()), Some(path.clone())),
-            (Build::Native, _, None) => return Err(InputError::new(
+    let (code, native_module) = match (args.build.build, &args.wasm_path, &args.module_path) {
+        // TCP is the Wasm network filter under either build: Envoy 1.40's network
+        // dynamic-module ABI has no labelled metrics (docs/native.md).
+        (Build::Native, wasm, Some(path)) => {
+            let code = match (wasm, &args.url) {
+                    (Some(wasm), _) => WasmCode::Local(wasm.clone()),
+                    (None, Some(url)) => remote_code(args, url)?,
+                    (None, None) if args.no_tcp => WasmCode::Local(String::new()),
+                    (None, None) => return Err(InputError::new(
+                        Path::new("--wasm-path"),
+                        "required with --build native unless --no-tcp (or --url): TCP metrics come from the Wasm network filter, as Envoy 1.40's network dynamic-module ABI has no labelled metrics",
+                    )),
+                };
+            (code, Some(path.clone()))
+        }
+        (Build::Native, _, None) => {
+            return Err(InputError::new(
                 Path::new("--module-path"),
                 "required with --build native: libmeshstats.so's path in the istio-proxy container",
-            )),
-            (Build::Wasm, _, Some(_)) => {
+            ))
+        }
+        (Build::Wasm, _, Some(_)) => {
+            return Err(InputError::new(
+                Path::new("--module-path"),
+                "is the native build's: add --build native, or give --wasm-path / --url",
+            ))
+        }
+        (Build::Wasm, Some(path), None) => (WasmCode::Local(path.clone()), None),
+        (Build::Wasm, None, None) => match &args.url {
+            Some(url) => (remote_code(args, url)?, None),
+            None => {
                 return Err(InputError::new(
-                    Path::new("--module-path"),
-                    "is the native build's: add --build native, or give --wasm-path / --url",
+                    Path::new("--wasm-path"),
+                    "required (or --url, or --build native --module-path)",
                 ))
             }
-            (Build::Wasm, Some(path), None) => (WasmCode::Local(path.clone()), None),
-            (Build::Wasm, None, None) => match &args.url {
-                Some(url) => (remote_code(args, url)?, None),
-                None => {
-                    return Err(InputError::new(
-                        Path::new("--wasm-path"),
-                        "required (or --url, or --build native --module-path)",
-                    ))
-                }
-            },
-        };
+        },
+    };
     let native = native_module.is_some();
     let opts = EnvoyFilterOptions {
         name: args.resource.name.clone(),
