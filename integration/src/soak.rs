@@ -210,8 +210,11 @@ pub fn run(options: &SoakOptions) -> Result<SoakReport, String> {
     let mut sides = Vec::new();
     for envoy in [&mesh.client, &mesh.server] {
         let mut counts = side_counts(envoy)?;
-        // Histograms and log lines arrive at the next stats / file flush.
-        while (counts.duration_count < sent || counts.log_lines < sent)
+        // Histograms and log lines arrive at the next stats / file flush, counters at the
+        // filter's next tick (they are summed in the VM).
+        while (counts.requests_total < sent
+            || counts.duration_count < sent
+            || counts.log_lines < sent)
             && settle.elapsed() < Duration::from_secs(60)
         {
             std::thread::sleep(FILE_FLUSH);

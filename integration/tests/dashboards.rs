@@ -314,7 +314,10 @@ fn one_value(prom: &Prometheus, q: &str) -> f64 {
 fn istio_grafana_dashboards_work_unchanged() {
     let t0 = Instant::now();
     let app = Backend::start();
-    let mesh = Bookinfo::start(app.addr(), "{}", "{}").unwrap();
+    // Counters reach Envoy at the filter's tick: a 1 s tick keeps them moving between this
+    // test's 1 s scrapes (irate() takes the last two samples; real scrapes are 15 s apart).
+    let tick = r#"{"tcp_reporting_duration": "1s"}"#;
+    let mesh = Bookinfo::start(app.addr(), tick, tick).unwrap();
     // One of each before Prometheus starts, so both series exist from its first scrape and
     // rate() sees every later request.
     request(mesh.entry, false).send(1);
