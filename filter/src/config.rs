@@ -51,10 +51,11 @@ pub struct PluginConfig {
     /// meshstats: how labels are written into Envoy stat names (`stat_name` module).
     #[serde(alias = "statNameEncoding")]
     pub stat_name_encoding: StatNameEncoding,
-    /// meshstats: read each attribute with its own host call even where the host could read
-    /// them all in one (Envoy's `expr_evaluate`); for comparing the two paths.
-    #[serde(alias = "disableBatchReads", deserialize_with = "proto_bool")]
-    pub disable_batch_reads: bool,
+    /// meshstats: read the stream-end attributes in one host call where the host can
+    /// (Envoy's `expr_evaluate`) instead of one call each. Off by default: on Envoy 1.40 the
+    /// one CEL evaluation costs more than the calls it saves (docs/benchmarks.md).
+    #[serde(alias = "batchReads", deserialize_with = "proto_bool")]
+    pub batch_reads: bool,
 }
 
 /// Which stat-name encoding the filter writes; `stats_tags` must be rendered for the same one.

@@ -165,7 +165,7 @@ impl Root {
             .has_metrics_of(metrics::ReportKind::GrpcStream)
             .then(|| metrics.needs_for(metrics::ReportKind::GrpcStream));
         let slot_defs = vocabulary.slots().to_vec();
-        let (end_batches, cert_batch) = if !config.disable_batch_reads {
+        let (end_batches, cert_batch) = if config.batch_reads {
             let batch_needs = grpc_needs.map_or(needs, |g| grpc::union(needs, g));
             let eager: Vec<&[String]> = logs
                 .eager_slots()

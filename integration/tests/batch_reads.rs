@@ -2,7 +2,7 @@
 //! (one host call for all of them, `filter/src/attributes/batch.rs`). This checks that Envoy
 //! 1.40 really takes that path (the filter's one log line per configuration says which path
 //! it uses) and that it yields exactly what the per-property path does
-//! (`disable_batch_reads`), over mTLS so booleans, SANs, durations and sizes all cross.
+//! (`batch_reads` off), over mTLS so booleans, SANs, durations and sizes all cross.
 
 use meshstats_integration::mesh::{Bookinfo, Sidecar};
 use meshstats_integration::pki::bookinfo_pki;
@@ -82,7 +82,7 @@ fn run(config: &str, dir: &std::path::Path) -> (Report, Report, String) {
 #[test]
 fn envoy_takes_the_batch_path_and_it_agrees_with_per_property_reads() {
     let dir = std::env::temp_dir().join(format!("meshstats-batch-{}", std::process::id()));
-    let (client, server, log) = run("{}", &dir);
+    let (client, server, log) = run(r#"{"batch_reads": true}"#, &dir);
     assert!(log.contains(BATCH_LINE), "no batch line in the log:\n{log}");
     assert!(!log.contains(FALLBACK_LINE), "{log}");
     // No request fell back: every stream end's one call succeeded.
@@ -97,7 +97,7 @@ fn envoy_takes_the_batch_path_and_it_agrees_with_per_property_reads() {
         );
     }
 
-    let (plain_client, plain_server, plain_log) = run(r#"{"disable_batch_reads": true}"#, &dir);
+    let (plain_client, plain_server, plain_log) = run("{}", &dir);
     assert!(!plain_log.contains(BATCH_LINE), "{plain_log}");
     assert_eq!(server, plain_server);
     assert_eq!(client, plain_client);

@@ -312,6 +312,8 @@ fn istio_sidecar(root_id: &str, workload: &str, app: &str, config: &str) -> (Fak
     istio_sidecar_with(true, root_id, workload, app, config)
 }
 
+/// `batch`: the host can batch (Envoy's `expr_evaluate`) and, unless `config` says
+/// otherwise, the configuration asks for it (`batch_reads`, off by default).
 fn istio_sidecar_with(
     batch: bool,
     root_id: &str,
@@ -319,6 +321,13 @@ fn istio_sidecar_with(
     app: &str,
     config: &str,
 ) -> (FakeHost, Root) {
+    let config = &if batch && !config.contains("batch_reads") {
+        let mut v: serde_json::Value = serde_json::from_str(config).unwrap();
+        v["batch_reads"] = true.into();
+        v.to_string()
+    } else {
+        config.to_string()
+    };
     let h = FakeHost::default();
     h.batch.set(batch);
     h.set(&["plugin_root_id"], root_id);
@@ -528,7 +537,7 @@ fn host_calls_of_one_outbound_request() {
     assert_eq!(label(&labels, "reporter"), "source");
 }
 
-/// The per-property path (a host without `expr_evaluate`, or `disable_batch_reads`) and the
+/// The per-property path (a host without `expr_evaluate`, or `batch_reads` off) and the
 /// batch give the same labels and values; the former makes one call per attribute.
 #[test]
 fn batch_and_per_property_reads_agree() {
@@ -556,7 +565,7 @@ fn batch_and_per_property_reads_agree() {
         (requests_total(&h), samples, calls)
     };
     let (batched, batched_samples, batched_calls) = run(true, "{}");
-    for (batch, config) in [(false, "{}"), (true, r#"{"disable_batch_reads": true}"#)] {
+    for (batch, config) in [(false, "{}"), (true, r#"{"batch_reads": false}"#)] {
         let (plain, plain_samples, plain_calls) = run(batch, config);
         assert_eq!(plain, batched);
         assert_eq!(plain_samples, batched_samples);
