@@ -2,7 +2,8 @@ use super::*;
 use crate::host::fake::FakeHost;
 use crate::stat_name;
 
-fn sidecar(direction: i64, workload: &str, app: &str, config: &str) -> (FakeHost, Root) {
+/// A host whose node is `workload` of `app` (v1) in namespace `default`.
+fn node_host(workload: &str, app: &str) -> FakeHost {
     let h = FakeHost::default();
     h.set(
         &["xds", "node", "id"],
@@ -14,11 +15,16 @@ fn sidecar(direction: i64, workload: &str, app: &str, config: &str) -> (FakeHost
     );
     h.set(&["xds", "node", "metadata", "NAMESPACE"], "default");
     h.set(&["xds", "node", "metadata", "WORKLOAD_NAME"], workload);
-    h.set(&["xds", "node", "metadata", "CLUSTER_ID"], "Kubernetes");
     h.set(
         &["xds", "node", "metadata", "LABELS"],
         decode::encode_pairs(&[("app", app), ("version", "v1")]),
     );
+    h
+}
+
+fn sidecar(direction: i64, workload: &str, app: &str, config: &str) -> (FakeHost, Root) {
+    let h = node_host(workload, app);
+    h.set(&["xds", "node", "metadata", "CLUSTER_ID"], "Kubernetes");
     h.set_int(&["xds", "listener_direction"], direction);
     let root = Root::configure(&h, config);
     *h.stats_tags.borrow_mut() = root.metrics().stats_tags();
@@ -328,23 +334,9 @@ fn istio_sidecar_with(
     } else {
         config.to_string()
     };
-    let h = FakeHost::default();
+    let h = node_host(workload, app);
     h.batch.set(batch);
     h.set(&["plugin_root_id"], root_id);
-    h.set(
-        &["xds", "node", "id"],
-        format!("sidecar~127.0.0.1~{workload}-1.default~default.svc.cluster.local"),
-    );
-    h.set(
-        &["xds", "node", "metadata", "NAME"],
-        format!("{workload}-1"),
-    );
-    h.set(&["xds", "node", "metadata", "NAMESPACE"], "default");
-    h.set(&["xds", "node", "metadata", "WORKLOAD_NAME"], workload);
-    h.set(
-        &["xds", "node", "metadata", "LABELS"],
-        decode::encode_pairs(&[("app", app), ("version", "v1")]),
-    );
     let root = Root::configure(&h, config);
     *h.stats_tags.borrow_mut() = root.metrics().stats_tags();
     (h, root)
