@@ -5,10 +5,7 @@
 
 use super::bootstrap_override::BOOTSTRAP_OVERRIDE_KEY;
 use super::documents::to_yaml_text;
-use super::proxy_config::{
-    buckets, Buckets, BOOTSTRAP_OVERRIDE_ANNOTATION, HISTOGRAM_BUCKETS_ANNOTATION,
-    PROXY_CONFIG_ANNOTATION,
-};
+use super::proxy_config::{insert_buckets, PROXY_CONFIG_ANNOTATION};
 use super::resource::part_of_labels;
 use crate::render::native::{
     native_stats_config, NATIVE_STAT_PREFIX, SEARCH_PATH_ENV, STRIP_PREFIX_RUNTIME_KEY,
@@ -84,23 +81,9 @@ pub fn native_proxy_annotations(
             json!({ NATIVE_VOLUME_NAME: { "mountPath": dir, "readOnly": true } }).to_string(),
         ),
     );
-    match buckets(config) {
-        Buckets::None => {}
-        Buckets::Annotation(bounds) => {
-            // Istio matches the key as a prefix of the stat's full name.
-            let value = json!({ NATIVE_STAT_PREFIX.trim_end_matches('.'): bounds });
-            annotations.insert(
-                HISTOGRAM_BUCKETS_ANNOTATION.into(),
-                Value::String(value.to_string()),
-            );
-        }
-        Buckets::BootstrapOverride => {
-            annotations.insert(
-                BOOTSTRAP_OVERRIDE_ANNOTATION.into(),
-                Value::String(bootstrap_config_map.to_string()),
-            );
-        }
-    }
+    // Istio matches the key as a prefix of the stat's full name.
+    let prefix = NATIVE_STAT_PREFIX.trim_end_matches('.');
+    insert_buckets(&mut annotations, config, prefix, bootstrap_config_map);
     annotations
 }
 

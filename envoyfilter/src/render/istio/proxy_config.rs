@@ -90,10 +90,27 @@ pub fn proxy_annotations(config: &PluginConfig, bootstrap_config_map: &str) -> M
         PROXY_CONFIG_ANNOTATION.into(),
         Value::String(to_yaml_text(&proxy_config(config))),
     );
+    insert_buckets(
+        &mut annotations,
+        config,
+        histogram_bucket_prefix(),
+        bootstrap_config_map,
+    );
+    annotations
+}
+
+/// The histogram buckets as the pod carries them: Istio's annotation keyed by a stat-name
+/// prefix (`prefix`) when it can express them, else the bootstrap override ConfigMap's name.
+pub(super) fn insert_buckets(
+    annotations: &mut Map<String, Value>,
+    config: &PluginConfig,
+    prefix: &str,
+    bootstrap_config_map: &str,
+) {
     match buckets(config) {
         Buckets::None => {}
         Buckets::Annotation(bounds) => {
-            let value = json!({ histogram_bucket_prefix(): bounds });
+            let value = json!({ prefix: bounds });
             annotations.insert(
                 HISTOGRAM_BUCKETS_ANNOTATION.into(),
                 Value::String(value.to_string()),
@@ -106,7 +123,6 @@ pub fn proxy_annotations(config: &PluginConfig, bootstrap_config_map: &str) -> M
             );
         }
     }
-    annotations
 }
 
 /// `render proxy-config`: a strategic merge patch for a Deployment (or any pod template
