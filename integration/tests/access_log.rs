@@ -673,7 +673,26 @@ fn read_json_lines(path: &std::path::Path) -> Vec<Map<String, Value>> {
 
 /// Compares our `istio` preset line with Envoy's line for the same request, field by field,
 /// under exactly the rules docs/access-logs.md lists. Returns the differences.
+/// How far the native module's own stream clock may lag Envoy's: Envoy 1.40's dynamic-module
+/// ABI returns neither `request.time` nor `request.duration`, so the module starts its clock
+/// when Envoy creates the filter, after the request headers were read (docs/native.md).
+const NATIVE_CLOCK_MS: i64 = 5;
+
+/// The native build's `start_time` (microseconds) is at or after Envoy's (milliseconds,
+/// truncated), by less than [`NATIVE_CLOCK_MS`].
+fn native_start_time(ours: &str, envoys: &str) -> bool {
+    let theirs = envoys
+        .strip_suffix('Z')
+        .map(|t| format!("{t}000Z"))
+        .and_then(|t| parse_time_us(&t));
+    match (parse_time_us(ours), theirs) {
+        (Some(m), Some(t)) => (t..t + NATIVE_CLOCK_MS * 1000).contains(&m),
+        _ => false,
+    }
+}
+
 fn compare_istio(ours: &Map<String, Value>, envoy: &Map<String, Value>) -> Vec<String> {
+    let native = meshstats_integration::build() == meshstats_integration::Build::Native;
     let mut diffs = Vec::new();
     let fields: BTreeSet<&String> = envoy.keys().collect();
     let mut our_vars: BTreeSet<&String> = ours.keys().collect();
@@ -689,9 +708,14 @@ fn compare_istio(ours: &Map<String, Value>, envoy: &Map<String, Value>) -> Vec<S
             // Envoy's %START_TIME% has milliseconds; ours microseconds (truncated): the
             // same instant to the millisecond.
             "start_time" => match (mine.as_str(), theirs.as_str()) {
+                (Some(m), Some(t)) if native => native_start_time(m, t),
                 (Some(m), Some(t)) => {
                     m.len() == 27 && t.len() == 24 && m[..23] == t[..23] && t.ends_with('Z')
                 }
+                _ => false,
+            },
+            "duration" if native => match (mine.as_i64(), theirs.as_i64()) {
+                (Some(m), Some(t)) => (t - NATIVE_CLOCK_MS..=t).contains(&m),
                 _ => false,
             },
             // Envoy's %UPSTREAM_TRANSPORT_FAILURE_REASON% writes spaces as `_`; ours is the

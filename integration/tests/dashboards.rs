@@ -11,7 +11,7 @@
 //!
 //! Needs `/usr/bin/prometheus` (or `$PROMETHEUS_BIN`): `make setup` installs it.
 
-use meshstats_integration::mesh::{Bookinfo, RATINGS_SERVICE};
+use meshstats_integration::mesh::{server_service_labels, Bookinfo, RATINGS_HOST, RATINGS_SERVICE};
 use meshstats_integration::prometheus::Prometheus;
 use meshstats_integration::{Backend, Requests};
 use meshstats_testkit::shared_dir;
@@ -310,6 +310,15 @@ fn one_value(prom: &Prometheus, q: &str) -> f64 {
     v[0]
 }
 
+/// The `destination_service` a reporter names ratings by: the server sidecar of the native
+/// build has only the Host header (`mesh::server_service_labels`, docs/native.md).
+fn service_of(reporter: &str) -> String {
+    match reporter {
+        "source" => RATINGS_SERVICE.to_string(),
+        _ => server_service_labels(RATINGS_HOST)[0].1.clone(),
+    }
+}
+
 #[test]
 fn istio_grafana_dashboards_work_unchanged() {
     let t0 = Instant::now();
@@ -364,7 +373,10 @@ fn istio_grafana_dashboards_work_unchanged() {
             vars: resolve_vars(
                 &prom,
                 &service,
-                &[("service", RATINGS_SERVICE), ("qrep", "destination")],
+                &[
+                    ("service", service_of("destination").as_str()),
+                    ("qrep", "destination"),
+                ],
             ),
         },
         Variant {
@@ -373,7 +385,10 @@ fn istio_grafana_dashboards_work_unchanged() {
             vars: resolve_vars(
                 &prom,
                 &service,
-                &[("service", RATINGS_SERVICE), ("qrep", "source")],
+                &[
+                    ("service", service_of("source").as_str()),
+                    ("qrep", "source"),
+                ],
             ),
         },
         Variant {
@@ -577,9 +592,10 @@ fn istio_grafana_dashboards_work_unchanged() {
     let (ok, failed) = traffic.stop();
     let (ok, failed) = ((ok + 1) as f64, (failed + 1) as f64);
     for reporter in ["source", "destination"] {
+        let service = service_of(reporter);
         let q = |code: &str| {
             format!(
-                "sum(istio_requests_total{{reporter=\"{reporter}\",destination_service=\"{RATINGS_SERVICE}\",response_code=\"{code}\"}})"
+                "sum(istio_requests_total{{reporter=\"{reporter}\",destination_service=\"{service}\",response_code=\"{code}\"}})"
             )
         };
         let start = Instant::now();
@@ -597,7 +613,7 @@ fn istio_grafana_dashboards_work_unchanged() {
     }
     let count = one_value(
         &prom,
-        &format!("sum(istio_request_duration_milliseconds_count{{reporter=\"destination\",destination_service=\"{RATINGS_SERVICE}\"}})"),
+        &format!("sum(istio_request_duration_milliseconds_count{{reporter=\"destination\",destination_service=\"{}\"}})", service_of("destination")),
     );
     assert!(
         count <= ok + failed && count > 0.0,

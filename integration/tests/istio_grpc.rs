@@ -318,8 +318,24 @@ fn server_stream_messages_move_while_open_and_settle_at_exact_totals() {
     let first = rt.block_on(stream.message()).unwrap().unwrap();
     assert_eq!(first.text, "update 0");
     // While the stream is open (the last reply comes 4 s after the first), the tick's
-    // reports show progress on both sides, and no stream has ended yet.
-    for envoy in [&mesh.client, &mesh.server] {
+    // reports show progress on both sides, and no stream has ended yet. The native build has
+    // no worker timer in Envoy 1.40's HTTP ABI, so it reports messages at stream end only
+    // (docs/native.md): nothing while open.
+    if meshstats_integration::build() == meshstats_integration::Build::Native {
+        std::thread::sleep(Duration::from_millis(500));
+        for envoy in [&mesh.client, &mesh.server] {
+            assert_eq!(
+                (values(envoy, RESP_MSGS), values(envoy, REQUESTS)),
+                (Vec::new(), Vec::new()),
+                "{}: native reports at stream end only",
+                envoy.name()
+            );
+        }
+    }
+    for envoy in [&mesh.client, &mesh.server]
+        .into_iter()
+        .filter(|_| meshstats_integration::build() == meshstats_integration::Build::Wasm)
+    {
         let open = envoy.wait_for(Duration::from_secs(1), |s| {
             let v: f64 = s.series(RESP_MSGS).iter().map(|x| x.value).sum();
             (v > 0.0).then_some(v)

@@ -196,6 +196,9 @@ fn run(build: Build) -> Run {
         workload_metadata("ratings", "v1"),
     )
     .config(SERVER_CONFIG);
+    // Both halves start from the Wasm bootstrap whatever `$MESHSTATS_BUILD` says:
+    // `native_bootstrap` turns it into the native one, so the two runs differ in the filter only.
+    server.build = meshstats_cli::Build::Wasm;
     server.cluster_name = Some("inbound|9080||".into());
     let (server_envoy, server_listen) = start(&server, build, &module_dir);
     let mut client = Sidecar::new(
@@ -205,6 +208,7 @@ fn run(build: Build) -> Run {
         workload_metadata("productpage", "v1"),
     )
     .config(CLIENT_CONFIG);
+    client.build = meshstats_cli::Build::Wasm;
     client.root_id = "stats_outbound".into();
     client.cluster_name = Some(format!("outbound|9080||{RATINGS_SERVICE}"));
     client.cluster_metadata = Some(service_metadata(RATINGS_SERVICE));
