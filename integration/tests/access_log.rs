@@ -21,6 +21,9 @@ const SETTLE: Duration = Duration::from_millis(600);
 /// The regex docs/access-logs.md gives for Fluent Bit's `regex` parser and Vector's
 /// `parse_regex`, to pull the JSON out of an Envoy log line in `log_delivery: proxy_log`.
 const PROXY_LOG_REGEX: &str = r"wasm log(?: [^ :]+)*: (?<entry>\{.*\})";
+/// The native build's lines (docs/native.md): Envoy's `dynamic_modules` logger, the entry
+/// right after the source location.
+const NATIVE_PROXY_LOG_REGEX: &str = r"\[dynamic_modules\] \[[^\]]*\] (?<entry>\{.*\})";
 
 /// The complete lines on `envoy`'s stdout (each ended by `\n`), as text.
 fn complete_lines(envoy: &Envoy) -> Vec<String> {
@@ -861,15 +864,24 @@ fn proxy_log_delivery_lines_parse_with_the_documented_regex() {
     let start = now_us();
     Requests::get(mesh.entry, "/ratings/7").send(4);
     let end = now_us();
-    let re = regex::Regex::new(PROXY_LOG_REGEX).unwrap();
-    // Envoy's prefix: plugin name, root id (when not empty), VM id.
-    for (envoy, prefix) in [
-        (&mesh.server, "wasm log meshstats meshstats: {"),
-        (
-            &mesh.client,
+    // Envoy's prefix: plugin name, root id (when not empty), VM id. The native module's lines
+    // are Envoy's `dynamic_modules` logger's, with no such prefix (docs/native.md).
+    let native = meshstats_integration::build() == meshstats_integration::Build::Native;
+    let (re, component) = if native {
+        (NATIVE_PROXY_LOG_REGEX, "][info][dynamic_modules] [")
+    } else {
+        (PROXY_LOG_REGEX, "][info][wasm] [")
+    };
+    let re = regex::Regex::new(re).unwrap();
+    let prefixes = if native {
+        ["] {", "] {"]
+    } else {
+        [
+            "wasm log meshstats meshstats: {",
             "wasm log meshstats stats_outbound meshstats: {",
-        ),
-    ] {
+        ]
+    };
+    for (envoy, prefix) in [(&mesh.server, prefixes[0]), (&mesh.client, prefixes[1])] {
         let deadline = Instant::now() + Duration::from_secs(10);
         let matching = |log: &str| {
             log.lines()
@@ -884,7 +896,7 @@ fn proxy_log_delivery_lines_parse_with_the_documented_regex() {
         let lines = matching(&envoy.log());
         assert_eq!(lines.len(), 4, "{}:\n{}", envoy.name(), lines.join("\n"));
         for line in &lines {
-            assert!(line.contains("][info][wasm] ["), "logged at info: {line}");
+            assert!(line.contains(component), "logged at info: {line}");
             assert!(line.contains(prefix), "{line}");
             let entry = &re.captures(line).unwrap()["entry"];
             check_newlog_line(entry, (start, end), 200);

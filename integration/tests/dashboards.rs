@@ -278,6 +278,15 @@ fn expected_empty(variant: &str, expr: &str) -> Option<&'static str> {
             "mTLS panel (by SPIFFE principal): no certificates, so the principals are \"unknown\"",
         );
     }
+    if expr.contains("reporter=\"destination\"")
+        && expr.contains(&format!("destination_service=\"{RATINGS_SERVICE}\""))
+        && service_of("destination") != RATINGS_SERVICE
+    {
+        return Some(
+            "server panel under the native build: the server sidecar names the service by the \
+             Host header (docs/native.md), so a service picked by its Istio name has no server data",
+        );
+    }
     if expr.contains("istio_tcp_") {
         return Some("TCP panel: only HTTP traffic (istio_tcp_* are the TCP filter's; see tests/istio_tcp.rs)");
     }
@@ -538,7 +547,15 @@ fn istio_grafana_dashboards_work_unchanged() {
         "service ratings, qrep=destination",
         "service ratings, qrep=source",
     ] {
-        for title in ["Client Request Volume", "Server Request Volume"] {
+        // Server panels of a service picked by its Istio name are empty under the native
+        // build (`expected_empty`): checked there, not here.
+        let server_has_data =
+            variant.ends_with("qrep=destination") || service_of("destination") == RATINGS_SERVICE;
+        let keep = |title: &&str| server_has_data || !title.starts_with("Server");
+        for title in ["Client Request Volume", "Server Request Volume"]
+            .into_iter()
+            .filter(keep)
+        {
             let rps = single(variant, title);
             assert!(
                 rps > 5.0 && rps < 100.0,
@@ -548,7 +565,10 @@ fn istio_grafana_dashboards_work_unchanged() {
         for title in [
             "Client Success Rate (non-5xx responses)",
             "Server Success Rate (non-5xx responses)",
-        ] {
+        ]
+        .into_iter()
+        .filter(keep)
+        {
             let rate = single(variant, title);
             assert!(
                 (rate - 0.75).abs() < 0.12,
