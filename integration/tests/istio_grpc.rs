@@ -156,10 +156,7 @@ fn grpc_sidecars(app: SocketAddr, config: &str) -> Bookinfo {
             ..s.config(config)
         },
     )
-    .map(|mesh| {
-        AUTHORITY.with(|a| *a.borrow_mut() = mesh.entry.to_string());
-        mesh
-    })
+    .inspect(|mesh| AUTHORITY.with(|a| *a.borrow_mut() = mesh.entry.to_string()))
     .unwrap()
 }
 
@@ -189,9 +186,9 @@ async fn get(entry: SocketAddr, name: &str) -> Result<Reply, tonic::Status> {
     .map(|r| r.into_inner())
 }
 
-/// The authority the gRPC client sends (the client sidecar's listener), set once per test
-/// thread by [`grpc_sidecars`]: the native build's server names the service by it.
 thread_local! {
+    /// The authority the gRPC client sends (the client sidecar's listener), set once per test
+    /// thread by [`grpc_sidecars`]: the native build's server names the service by it.
     static AUTHORITY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
