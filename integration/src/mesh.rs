@@ -173,7 +173,10 @@ impl Sidecar {
             native_module: (self.with_filter && build == Build::Native).then(native_module_path),
             config_json: self.config.clone(),
             root_id: self.root_id.clone(),
-            cluster_name: self.cluster_name.clone(),
+            cluster_name: self
+                .cluster_name
+                .clone()
+                .or_else(|| self.istio_cluster_name()),
             cluster_metadata: self.cluster_metadata.clone(),
             endpoint_metadata: self.endpoint_metadata.clone(),
             with_filter: self.with_filter,
@@ -194,6 +197,22 @@ impl Sidecar {
             upstream_tls: self.upstream_tls.clone(),
             grpc: self.grpc,
         }
+    }
+
+    /// Istio's name for an outbound cluster of the service its metadata names,
+    /// `outbound|PORT||HOST`, as istiod writes both: the native build derives the service from
+    /// that name (Envoy 1.40's dynamic-module ABI cannot read `istio.services`, a list of
+    /// structs), so the harness renders what a real mesh has rather than `…||127.0.0.1`.
+    fn istio_cluster_name(&self) -> Option<String> {
+        if self.direction != Direction::Outbound {
+            return None;
+        }
+        let host = self
+            .cluster_metadata
+            .as_ref()?
+            .pointer("/istio/services/0/host")?
+            .as_str()?;
+        Some(format!("outbound|{}||{host}", self.upstream.port()))
     }
 
     /// The bootstrap for this sidecar on `listen` / `admin`: `envoy_bootstrap`'s, plus
@@ -351,8 +370,39 @@ impl Bookinfo {
 
 /// The 20 peer labels (reporter … destination_cluster) both sidecars of [`Bookinfo`] report for
 /// productpage-v1 → ratings-v1 with metadata exchange working and no TLS: every request
-/// metric's labels start with these.
+/// metric's labels start with these. The server side of the native build names the service
+/// by the Host header ([`server_service_labels`]).
 pub fn bookinfo_peer_labels(reporter: &str) -> std::collections::BTreeMap<String, String> {
+    let mut labels = bookinfo_peer_labels_of_metadata(reporter);
+    // Every reporter but the client's is the server sidecar (`waypoint`: SERVER_GATEWAY).
+    if reporter != "source" {
+        for (k, v) in server_service_labels(RATINGS_HOST) {
+            labels.insert(k.to_string(), v.to_string());
+        }
+    }
+    labels
+}
+
+/// `destination_service` and `destination_service_name` of a server sidecar whose inbound
+/// cluster carries [`RATINGS_SERVICE`]'s `istio.services` and whose requests came with Host
+/// `host`. The Wasm build reads the metadata; the native build cannot (Envoy 1.40's
+/// dynamic-module ABI reads no list of structs, and an inbound cluster's name, `inbound|PORT||`,
+/// names no service), so it falls back to the Host header as Istio does without metadata
+/// (docs/native.md).
+pub fn server_service_labels(host: &str) -> [(&'static str, String); 2] {
+    match build() {
+        Build::Wasm => [
+            ("destination_service", RATINGS_SERVICE.to_string()),
+            ("destination_service_name", "ratings".to_string()),
+        ],
+        Build::Native => [
+            ("destination_service", host.to_string()),
+            ("destination_service_name", host.to_string()),
+        ],
+    }
+}
+
+fn bookinfo_peer_labels_of_metadata(reporter: &str) -> std::collections::BTreeMap<String, String> {
     [
         ("reporter", reporter),
         ("source_workload", "productpage-v1"),

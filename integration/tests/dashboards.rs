@@ -11,7 +11,7 @@
 //!
 //! Needs `/usr/bin/prometheus` (or `$PROMETHEUS_BIN`): `make setup` installs it.
 
-use meshstats_integration::mesh::{Bookinfo, RATINGS_SERVICE};
+use meshstats_integration::mesh::{server_service_labels, Bookinfo, RATINGS_HOST, RATINGS_SERVICE};
 use meshstats_integration::prometheus::Prometheus;
 use meshstats_integration::{Backend, Requests};
 use meshstats_testkit::shared_dir;
@@ -278,6 +278,15 @@ fn expected_empty(variant: &str, expr: &str) -> Option<&'static str> {
             "mTLS panel (by SPIFFE principal): no certificates, so the principals are \"unknown\"",
         );
     }
+    if expr.contains("reporter=\"destination\"")
+        && expr.contains(&format!("destination_service=\"{RATINGS_SERVICE}\""))
+        && service_of("destination") != RATINGS_SERVICE
+    {
+        return Some(
+            "server panel under the native build: the server sidecar names the service by the \
+             Host header (docs/native.md), so a service picked by its Istio name has no server data",
+        );
+    }
     if expr.contains("istio_tcp_") {
         return Some("TCP panel: only HTTP traffic (istio_tcp_* are the TCP filter's; see tests/istio_tcp.rs)");
     }
@@ -308,6 +317,15 @@ fn one_value(prom: &Prometheus, q: &str) -> f64 {
     let v = values(&prom.query(q).unwrap_or_else(|e| panic!("{q}: {e}")));
     assert_eq!(v.len(), 1, "{q}: {v:?}");
     v[0]
+}
+
+/// The `destination_service` a reporter names ratings by: the server sidecar of the native
+/// build has only the Host header (`mesh::server_service_labels`, docs/native.md).
+fn service_of(reporter: &str) -> String {
+    match reporter {
+        "source" => RATINGS_SERVICE.to_string(),
+        _ => server_service_labels(RATINGS_HOST)[0].1.clone(),
+    }
 }
 
 #[test]
@@ -367,7 +385,10 @@ fn istio_grafana_dashboards_work_unchanged() {
             vars: resolve_vars(
                 &prom,
                 &service,
-                &[("service", RATINGS_SERVICE), ("qrep", "destination")],
+                &[
+                    ("service", service_of("destination").as_str()),
+                    ("qrep", "destination"),
+                ],
             ),
         },
         Variant {
@@ -376,7 +397,10 @@ fn istio_grafana_dashboards_work_unchanged() {
             vars: resolve_vars(
                 &prom,
                 &service,
-                &[("service", RATINGS_SERVICE), ("qrep", "source")],
+                &[
+                    ("service", service_of("source").as_str()),
+                    ("qrep", "source"),
+                ],
             ),
         },
         Variant {
@@ -526,7 +550,15 @@ fn istio_grafana_dashboards_work_unchanged() {
         "service ratings, qrep=destination",
         "service ratings, qrep=source",
     ] {
-        for title in ["Client Request Volume", "Server Request Volume"] {
+        // Server panels of a service picked by its Istio name are empty under the native
+        // build (`expected_empty`): checked there, not here.
+        let server_has_data =
+            variant.ends_with("qrep=destination") || service_of("destination") == RATINGS_SERVICE;
+        let keep = |title: &&str| server_has_data || !title.starts_with("Server");
+        for title in ["Client Request Volume", "Server Request Volume"]
+            .into_iter()
+            .filter(keep)
+        {
             let rps = single(variant, title);
             assert!(
                 rps > 5.0 && rps < 100.0,
@@ -536,7 +568,10 @@ fn istio_grafana_dashboards_work_unchanged() {
         for title in [
             "Client Success Rate (non-5xx responses)",
             "Server Success Rate (non-5xx responses)",
-        ] {
+        ]
+        .into_iter()
+        .filter(keep)
+        {
             let rate = single(variant, title);
             assert!(
                 (rate - 0.75).abs() < 0.12,
@@ -580,9 +615,10 @@ fn istio_grafana_dashboards_work_unchanged() {
     let (ok, failed) = traffic.stop();
     let (ok, failed) = ((ok + 1) as f64, (failed + 1) as f64);
     for reporter in ["source", "destination"] {
+        let service = service_of(reporter);
         let q = |code: &str| {
             format!(
-                "sum(istio_requests_total{{reporter=\"{reporter}\",destination_service=\"{RATINGS_SERVICE}\",response_code=\"{code}\"}})"
+                "sum(istio_requests_total{{reporter=\"{reporter}\",destination_service=\"{service}\",response_code=\"{code}\"}})"
             )
         };
         let start = Instant::now();
@@ -600,7 +636,7 @@ fn istio_grafana_dashboards_work_unchanged() {
     }
     let count = one_value(
         &prom,
-        &format!("sum(istio_request_duration_milliseconds_count{{reporter=\"destination\",destination_service=\"{RATINGS_SERVICE}\"}})"),
+        &format!("sum(istio_request_duration_milliseconds_count{{reporter=\"destination\",destination_service=\"{}\"}})", service_of("destination")),
     );
     assert!(
         count <= ok + failed && count > 0.0,

@@ -9,7 +9,7 @@
 //! The service is written by hand (no `protoc`): prost messages, tonic's generic client
 //! (`tonic::client::Grpc`) and a `tower` service over `tonic::server::Grpc`.
 
-use meshstats_integration::mesh::{bookinfo_peer_labels, Bookinfo, Sidecar};
+use meshstats_integration::mesh::{bookinfo_peer_labels, server_service_labels, Bookinfo, Sidecar};
 use meshstats_integration::{Envoy, Scrape};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -156,6 +156,7 @@ fn grpc_sidecars(app: SocketAddr, config: &str) -> Bookinfo {
             ..s.config(config)
         },
     )
+    .inspect(|mesh| AUTHORITY.with(|a| *a.borrow_mut() = mesh.entry.to_string()))
     .unwrap()
 }
 
@@ -185,9 +186,27 @@ async fn get(entry: SocketAddr, name: &str) -> Result<Reply, tonic::Status> {
     .map(|r| r.into_inner())
 }
 
+thread_local! {
+    /// The authority the gRPC client sends (the client sidecar's listener), set once per test
+    /// thread by [`grpc_sidecars`]: the native build's server names the service by it.
+    static AUTHORITY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// [`bookinfo_peer_labels`], with the server's service named by the authority under the
+/// native build (`mesh::server_service_labels`, docs/native.md).
+fn peer_labels(reporter: &str) -> Labels {
+    let mut labels = bookinfo_peer_labels(reporter);
+    if reporter == "destination" {
+        for (k, v) in AUTHORITY.with(|a| server_service_labels(&a.borrow())) {
+            labels.insert(k.to_string(), v);
+        }
+    }
+    labels
+}
+
 /// All 25 labels of `istio_requests_total` for a gRPC call answered with `grpc_status`.
 fn request_labels(reporter: &str, grpc_status: &str) -> Labels {
-    let mut labels = bookinfo_peer_labels(reporter);
+    let mut labels = peer_labels(reporter);
     let policy = if reporter == "destination" {
         "none"
     } else {
@@ -218,16 +237,25 @@ fn describe(s: &Scrape) -> Vec<String> {
 
 /// Waits until every `(metric, labels, value)` is present exactly (and is the metric's only
 /// series with those labels); panics with what is there otherwise.
+///
+/// The native build has no message counts: Envoy 1.40's `http_get_filter_state_bytes` does not
+/// return the `grpc_stats` filter state object (measured here, docs/native.md), so under it the
+/// message metrics must have no series at all and the rest is checked as for Wasm.
 fn wait_exact(envoy: &Envoy, expected: &[(&str, &Labels, f64)]) {
+    let native = meshstats_integration::build() == meshstats_integration::Build::Native;
     let found = envoy.wait_for(Duration::from_secs(10), |s| {
-        expected
-            .iter()
-            .all(|(metric, labels, n)| {
-                s.series(metric)
-                    .iter()
-                    .any(|x| &x.labels == *labels && x.value == *n)
-            })
-            .then_some(())
+        let no_messages = s.series(REQ_MSGS).is_empty() && s.series(RESP_MSGS).is_empty();
+        (!native || no_messages).then_some(()).and_then(|()| {
+            expected
+                .iter()
+                .filter(|(m, _, _)| !native || (*m != REQ_MSGS && *m != RESP_MSGS))
+                .all(|(metric, labels, n)| {
+                    s.series(metric)
+                        .iter()
+                        .any(|x| &x.labels == *labels && x.value == *n)
+                })
+                .then_some(())
+        })
     });
     if let Err(e) = found {
         panic!(
@@ -235,6 +263,15 @@ fn wait_exact(envoy: &Envoy, expected: &[(&str, &Labels, f64)]) {
             envoy.name(),
             envoy.prometheus().as_ref().map(describe)
         );
+    }
+}
+
+/// How many series each message metric has once calls ended: one, or none under the native
+/// build ([`wait_exact`]).
+fn message_series() -> (usize, usize) {
+    match meshstats_integration::build() {
+        meshstats_integration::Build::Wasm => (1, 1),
+        meshstats_integration::Build::Native => (0, 0),
     }
 }
 
@@ -253,7 +290,7 @@ fn unary_calls_report_protocol_status_and_messages_on_both_sides() {
     let reply = rt.block_on(get(mesh.entry, "meshstats")).unwrap();
     assert_eq!(reply.text, "hello meshstats");
     for (envoy, reporter) in [(&mesh.client, "source"), (&mesh.server, "destination")] {
-        let peer = bookinfo_peer_labels(reporter);
+        let peer = peer_labels(reporter);
         wait_exact(
             envoy,
             &[
@@ -267,7 +304,7 @@ fn unary_calls_report_protocol_status_and_messages_on_both_sides() {
     let denied = rt.block_on(get(mesh.entry, "deny")).unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
     for (envoy, reporter) in [(&mesh.client, "source"), (&mesh.server, "destination")] {
-        let peer = bookinfo_peer_labels(reporter);
+        let peer = peer_labels(reporter);
         wait_exact(
             envoy,
             &[
@@ -288,7 +325,7 @@ fn unary_calls_report_protocol_status_and_messages_on_both_sides() {
         );
         assert_eq!(
             (s.series(REQ_MSGS).len(), s.series(RESP_MSGS).len()),
-            (1, 1),
+            message_series(),
             "{}: {:?}",
             envoy.name(),
             describe(&s)
@@ -318,8 +355,24 @@ fn server_stream_messages_move_while_open_and_settle_at_exact_totals() {
     let first = rt.block_on(stream.message()).unwrap().unwrap();
     assert_eq!(first.text, "update 0");
     // While the stream is open (the last reply comes 4 s after the first), the tick's
-    // reports show progress on both sides, and no stream has ended yet.
-    for envoy in [&mesh.client, &mesh.server] {
+    // reports show progress on both sides, and no stream has ended yet. The native build has
+    // no message counts ([`wait_exact`]) and no worker timer in Envoy 1.40's HTTP ABI
+    // (docs/native.md): nothing while open.
+    if meshstats_integration::build() == meshstats_integration::Build::Native {
+        std::thread::sleep(Duration::from_millis(500));
+        for envoy in [&mesh.client, &mesh.server] {
+            assert_eq!(
+                (values(envoy, RESP_MSGS), values(envoy, REQUESTS)),
+                (Vec::new(), Vec::new()),
+                "{}: native reports at stream end only",
+                envoy.name()
+            );
+        }
+    }
+    for envoy in [&mesh.client, &mesh.server]
+        .into_iter()
+        .filter(|_| meshstats_integration::build() == meshstats_integration::Build::Wasm)
+    {
         let open = envoy.wait_for(Duration::from_secs(1), |s| {
             let v: f64 = s.series(RESP_MSGS).iter().map(|x| x.value).sum();
             (v > 0.0).then_some(v)
@@ -348,7 +401,7 @@ fn server_stream_messages_move_while_open_and_settle_at_exact_totals() {
     }
     assert_eq!(rest, ["update 1", "update 2", "update 3", "update 4"]);
     for (envoy, reporter) in [(&mesh.client, "source"), (&mesh.server, "destination")] {
-        let peer = bookinfo_peer_labels(reporter);
+        let peer = peer_labels(reporter);
         wait_exact(
             envoy,
             &[
@@ -360,7 +413,7 @@ fn server_stream_messages_move_while_open_and_settle_at_exact_totals() {
         let s = envoy.prometheus().unwrap();
         assert_eq!(
             (s.series(REQ_MSGS).len(), s.series(RESP_MSGS).len()),
-            (1, 1),
+            message_series(),
             "{}: {:?}",
             envoy.name(),
             describe(&s)

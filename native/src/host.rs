@@ -55,7 +55,7 @@ pub type Defined = hashbrown::HashMap<String, u32>;
 /// root id (the filter name).
 fn static_property(path: &[&str], filter_name: &str) -> Option<Option<Vec<u8>>> {
     Some(match path {
-        ["xds", "node", "metadata", key] => node::get().metadata(key),
+        ["xds", "node", "metadata", rest @ ..] => node::get().metadata_path(rest),
         ["xds", "node", "id"] => node::get().id(),
         ["plugin_root_id"] | ["plugin_name"] => Some(filter_name.as_bytes().to_vec()),
         _ => return None,
@@ -319,6 +319,15 @@ impl Host for StreamHost<'_> {
             ["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0"] => {
                 let name = abi::attribute_string(self.kind, self.filter, ATTR_CLUSTER_NAME)?;
                 return service_from_cluster_name(&decode::string(name));
+            }
+            // One field of it (`istio.services[0].name` in an expression).
+            ["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0", field] => {
+                let name = abi::attribute_string(self.kind, self.filter, ATTR_CLUSTER_NAME)?;
+                let service = service_from_cluster_name(&decode::string(name))?;
+                return decode::pairs(&service)
+                    .into_iter()
+                    .find(|(k, _)| k == field)
+                    .map(|(_, v)| v.into_bytes());
             }
             ["request", "time"] => return self.clock.map(|c| c.wall_ns.to_le_bytes().to_vec()),
             ["request", "duration"] => {

@@ -4,6 +4,7 @@
 use crate::abi::{self, EnvoyBuffer, EnvoyPtr, FilterKind};
 use crate::host::{DefiningHost, StreamClock};
 use crate::worker::{with_root, Config};
+use meshstats_filter::host::Host;
 use meshstats_filter::plugin::{Root, Stream};
 use std::cell::RefCell;
 use std::ffi::c_void;
@@ -38,6 +39,12 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         defined: RefCell::default(),
     };
     let _ = Root::configure(&defining, &text);
+    // The filter defines the rejection counter at the first rejection, on a worker; Envoy
+    // lets metrics be defined only here, so define it now (it shows 0 until a rejection).
+    let _ = defining.define_metric(
+        meshstats_filter::config::MetricKind::Counter,
+        meshstats_filter::metrics::PEER_REJECTED_METRIC,
+    );
     let defined = defining.defined.into_inner();
     abi::into_module_ptr(Box::new(Config::new(FilterKind::Http, name, text, defined)))
 }

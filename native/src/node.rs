@@ -59,10 +59,22 @@ impl Node {
         node
     }
 
-    /// `xds.node.metadata.<key>` in proxy-wasm's encoding: a string as its bytes, a map of
-    /// strings as pairs (what Envoy's Wasm host returns for `LABELS`).
-    pub fn metadata(&self, key: &str) -> Option<Vec<u8>> {
-        match self.metadata.get(key)? {
+    /// `xds.node.metadata.<path…>` in proxy-wasm's encoding: a string as its bytes, a map of
+    /// strings as pairs (what Envoy's Wasm host returns for `LABELS`). Envoy's Wasm host walks
+    /// into the metadata struct (an expression's `xds.node.metadata.LABELS.version` is one
+    /// property read), so the module walks its copy the same way: objects by key, lists by
+    /// index.
+    pub fn metadata_path(&self, path: &[&str]) -> Option<Vec<u8>> {
+        let (first, rest) = path.split_first()?;
+        let mut value = self.metadata.get(*first)?;
+        for step in rest {
+            value = match value {
+                Value::Object(m) => m.get(*step)?,
+                Value::Array(items) => items.get(step.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        match value {
             Value::String(s) => Some(s.as_bytes().to_vec()),
             Value::Object(m) => {
                 let pairs: Vec<(&str, String)> = m
@@ -115,12 +127,21 @@ mod tests {
             ),
             ("MESHSTATS_NODE_ID", "sidecar~1"),
         ]));
-        assert_eq!(n.metadata("WORKLOAD_NAME"), Some(b"ratings-v1".to_vec()));
         assert_eq!(
-            n.metadata("LABELS").map(|b| decode::pairs(&b)),
+            n.metadata_path(&["WORKLOAD_NAME"]),
+            Some(b"ratings-v1".to_vec())
+        );
+        assert_eq!(
+            n.metadata_path(&["LABELS"]).map(|b| decode::pairs(&b)),
             Some(vec![("app".to_string(), "ratings".to_string())])
         );
         assert_eq!(n.id(), Some(b"sidecar~1".to_vec()));
+        assert_eq!(
+            n.metadata_path(&["LABELS", "app"]),
+            Some(b"ratings".to_vec())
+        );
+        assert_eq!(n.metadata_path(&["LABELS", "version"]), None);
+        assert_eq!(n.metadata_path(&["WORKLOAD_NAME", "x"]), None);
     }
 
     #[test]
@@ -134,13 +155,17 @@ mod tests {
             ("POD_NAMESPACE", "default"),
             ("POD_NAME", "reviews-v2-abc"),
         ]));
-        assert_eq!(n.metadata("WORKLOAD_NAME"), Some(b"reviews-v2".to_vec()));
-        assert_eq!(n.metadata("NAMESPACE"), Some(b"default".to_vec()));
-        assert_eq!(n.metadata("NAME"), Some(b"reviews-v2-abc".to_vec()));
         assert_eq!(
-            n.metadata("LABELS").map(|b| decode::pairs(&b).len()),
+            n.metadata_path(&["WORKLOAD_NAME"]),
+            Some(b"reviews-v2".to_vec())
+        );
+        assert_eq!(n.metadata_path(&["NAMESPACE"]), Some(b"default".to_vec()));
+        assert_eq!(n.metadata_path(&["NAME"]), Some(b"reviews-v2-abc".to_vec()));
+        assert_eq!(
+            n.metadata_path(&["LABELS"])
+                .map(|b| decode::pairs(&b).len()),
             Some(2)
         );
-        assert_eq!(n.metadata("MESH_ID"), None);
+        assert_eq!(n.metadata_path(&["MESH_ID"]), None);
     }
 }

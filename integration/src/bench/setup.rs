@@ -256,6 +256,9 @@ fn sidecar(
         with_filter: spec.build != Build::None,
         root_id: root_id.to_string(),
         cluster_metadata: Some(service_metadata(RATINGS_SERVICE)),
+        // Always the Wasm bootstrap, whatever `$MESHSTATS_BUILD` says: each setup then puts
+        // its own filter where the Wasm one was, the native one included.
+        build: meshstats_cli::Build::Wasm,
         // Envoy's defaults (5 s stats flush, 1 s file flush), not the tests' 100 ms: a flush
         // costs CPU, and the counters checked afterwards need none.
         stats_flush_interval: None,
