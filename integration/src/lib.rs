@@ -42,7 +42,7 @@ pub use http::{http_get, http_request, Response};
 pub use meshstats_cli::Build;
 pub use paths::{
     build, envoy_bin, example_config, free_port, meshstats_bin, native_module_dir,
-    native_module_path, runs_under, wasm_path, workspace_root,
+    native_module_path, runs_under, scratch_dir, wasm_path, workspace_root,
 };
 pub use requests::Requests;
 pub use scrape::{Histogram, Kind, Scrape, Series};

@@ -82,3 +82,16 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// An empty directory of this process for test `name`'s files (under
+/// `$TMPDIR/meshstats-it/`, where the harness keeps each Envoy's), made afresh.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("meshstats-it")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("{}: {e}", dir.display());
+    }
+    dir
+}

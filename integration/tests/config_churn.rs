@@ -9,7 +9,7 @@ use meshstats_integration::load::{self, LoadOptions, LoadResult};
 use meshstats_integration::mesh::{bookinfo_peer_labels, Bookinfo, Sidecar};
 use meshstats_integration::{meshstats_bin, Backend, Envoy, Requests, Scrape};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,15 +123,6 @@ struct Run {
     pushes: u64,
     vm_switches: u64,
     broken_errors: [f64; 2],
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("meshstats-it")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Runs the load and the pushes on `mesh`, and returns what happened. The load starts
@@ -261,7 +252,7 @@ fn wait_drained(envoy: &Envoy) {
 
 #[test]
 fn listener_churn_with_immediate_drain_counts_every_request_once_on_each_side() {
-    let dir = scratch("churn-immediate");
+    let dir = meshstats_integration::scratch_dir("churn-immediate");
     let app = Backend::start();
     let expected_log = format!(
         "meshstats: {}; serving with the defaults of {{}}",
@@ -361,7 +352,7 @@ fn a_series_only_a_destroyed_vm_held_vanishes() {
     ) {
         return;
     }
-    let dir = scratch("churn-vanish");
+    let dir = meshstats_integration::scratch_dir("churn-vanish");
     let app = Backend::start();
     let (mesh, mut lds) = start_mesh(&app, &dir, "immediate", 1);
     Requests::get(mesh.entry, "/ratings/7").send(5);

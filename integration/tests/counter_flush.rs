@@ -8,7 +8,6 @@ use meshstats_integration::load::{self, LoadOptions};
 use meshstats_integration::mesh::{Bookinfo, Sidecar};
 use meshstats_integration::{Backend, Envoy, Scrape};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const HOST: &str = "ratings:9080";
@@ -22,15 +21,6 @@ const FAST_TICK: Duration = Duration::from_secs(1);
 /// Histograms and counters reach `/stats/prometheus` at Envoy's stats flush (100 ms here).
 const STATS_FLUSH: Duration = Duration::from_millis(100);
 const REQUESTS: u64 = 200;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("meshstats-it")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `REQUESTS` requests on two keep-alive connections; every one must succeed.
 fn send(entry: std::net::SocketAddr) -> u64 {
@@ -88,7 +78,7 @@ fn a_config_change_and_the_tick_deliver_every_counted_request() {
     ) {
         return;
     }
-    let dir = scratch("counter-flush");
+    let dir = meshstats_integration::scratch_dir("counter-flush");
     let app = Backend::start();
     let lds_file = dir.join("server-lds.json");
     let started = Instant::now();
