@@ -174,7 +174,7 @@ fn istio_1_0_default_telemetry() {
         format!("{resource}: {field}: attribute `{attr}` is not available in the filter (docs/attributes.md); treated as absent, as Mixer did when nothing supplied it: `{now}`")
     };
     let tcp_rule = |name: &str| {
-        format!("rule/istio-system/{name}: match: `context.protocol == \"tcp\"` never holds for the HTTP requests the filter sees (TCP telemetry is not in this build); the rule is not imported")
+        format!("rule/istio-system/{name}: match: `context.protocol == \"tcp\"` never holds for an HTTP request, and imported metrics and logs are recorded per HTTP request only (docs/tcp.md); the rule is not imported")
     };
     let manifest = "Mixer's attribute vocabulary; the filter has its own, fixed one (docs/attributes.md); not imported";
     let protocol = |metric: &str| {
@@ -190,15 +190,15 @@ fn istio_1_0_default_telemetry() {
         format!("attributemanifest/istio-system/kubernetes: {manifest}"),
         absent("logentry/istio-system/accesslog", "variables.apiClaims", "request.auth.raw_claims", "\"\""),
         absent("logentry/istio-system/accesslog", "variables.apiKey", "request.api_key", "request.headers[\"x-api-key\"] | \"\""),
-        "logentry/istio-system/tcpaccesslog: only rule stdiotcp sends it, for TCP connections only: TCP telemetry is not in this build; not imported (import again once it is)".to_string(),
+        "logentry/istio-system/tcpaccesslog: only rule stdiotcp sends it, for TCP connections only: imported metrics and logs are recorded per HTTP request (docs/tcp.md: a TCP connection writes no access log entry); not imported".to_string(),
         tcp_rule("stdiotcp"),
         protocol("requestcount"),
         protocol("requestduration"),
         protocol("requestsize"),
         protocol("responsesize"),
         "prometheus/istio-system/handler: metrics[1] (request_duration_seconds).value: `response.duration | \"0ms\"` is a duration, which Mixer exported in seconds; Envoy records integers, so the value is in milliseconds (`int(response.duration | \"0ms\") / 1000000`), and the bucket bounds ×1000: divide by 1000 in queries that expect seconds".to_string(),
-        "prometheus/istio-system/handler: metrics[4] (tcp_sent_bytes_total): only rule promtcp sends tcpbytesent.metric.istio-system here, for TCP connections only: TCP telemetry is not in this build; not imported (import again once it is)".to_string(),
-        "prometheus/istio-system/handler: metrics[5] (tcp_received_bytes_total): only rule promtcp sends tcpbytereceived.metric.istio-system here, for TCP connections only: TCP telemetry is not in this build; not imported (import again once it is)".to_string(),
+        "prometheus/istio-system/handler: metrics[4] (tcp_sent_bytes_total): only rule promtcp sends tcpbytesent.metric.istio-system here, for TCP connections only: imported metrics are recorded per HTTP request (docs/tcp.md); TCP connections are counted by the standard istio_tcp_* metrics, with Istio's labels, not Mixer's; not imported".to_string(),
+        "prometheus/istio-system/handler: metrics[5] (tcp_received_bytes_total): only rule promtcp sends tcpbytereceived.metric.istio-system here, for TCP connections only: imported metrics are recorded per HTTP request (docs/tcp.md); TCP connections are counted by the standard istio_tcp_* metrics, with Istio's labels, not Mixer's; not imported".to_string(),
         "prometheus/istio-system/handler: metrics: defines requests_total, request_bytes, response_bytes in place of meshstats' standard metrics of those names; the standard request_duration_milliseconds, not defined here, dropped (`\"drop\": true` in metrics[]) so that only Mixer's metrics are emitted".to_string(),
         tcp_rule("promtcp"),
         "kubernetesenv/istio-system/handler: adapter kubernetesenv filled workload attributes from the Kubernetes API; a sidecar knows its own workload from its node metadata and its peer's from metadata exchange (docs/attributes.md); not imported".to_string(),

@@ -28,6 +28,11 @@ pub const RENAMES: &[(&str, &str)] = &[
     ),
     // When the response was complete: the request's start plus its duration.
     ("response.time", "(request.time + response.duration)"),
+    // Istio 1.1+: Envoy's response flags as its access log prints them (`UF,URX`; `-` for
+    // none), which is what istio/proxy reported under this name.
+    ("context.proxy_error_code", "response.flags_short"),
+    // Istio 1.5+: Mixer's was the `grpc-status` value as a string (`"14"`), ours an int.
+    ("response.grpc_status", "string(response.grpc_status)"),
 ];
 
 /// Mixer's conversion functions of a string literal; each value is a plain string here.

@@ -33,7 +33,7 @@ pub fn import(inputs: &[(String, String)]) -> Result<Import, (String, String)> {
     }
     let (config, more) = translate::translate(&resources);
     warnings.extend(more);
-    let config = config.map(|c| validated(c, &mut warnings));
+    let config = config.map(|c| validated(without_suffix_labels(c, &mut warnings), &mut warnings));
     // Grouped by resource, in input order; the same line once.
     warnings.sort_by_key(|(at, _)| *at);
     let mut out: Vec<Warning> = Vec::new();
@@ -47,6 +47,57 @@ pub fn import(inputs: &[(String, String)]) -> Result<Import, (String, String)> {
         config,
         warnings: out,
     })
+}
+
+/// Envoy's tag extraction cannot tell a label from one that ends with its name, so the filter
+/// rejects both. Istio 1.1–1.4 exported `permissive_response_code` next to `response_code`:
+/// validating alone would drop `response_code` too. The longer label is left out instead, from
+/// every definition, keeping the label it ends with.
+fn without_suffix_labels(mut config: Value, warnings: &mut Vec<(usize, Warning)>) -> Value {
+    use meshstats_filter::labels::STANDARD_LABELS;
+    use meshstats_filter::metrics::BUILD_LABELS;
+    let Some(defs) = config.get_mut("definitions").and_then(Value::as_array_mut) else {
+        return config;
+    };
+    let mut names: Vec<String> = STANDARD_LABELS
+        .iter()
+        .chain(&BUILD_LABELS)
+        .map(|s| s.to_string())
+        .collect();
+    for d in defs.iter() {
+        for k in d
+            .get("dimensions")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            names.push(k.0.clone());
+        }
+    }
+    for (i, d) in defs.iter_mut().enumerate() {
+        let Some(dims) = d.get_mut("dimensions").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let keys: Vec<String> = dims.keys().cloned().collect();
+        for key in keys {
+            let Some(shorter) = names
+                .iter()
+                .find(|o| o.len() < key.len() && key.ends_with(o.as_str()))
+            else {
+                continue;
+            };
+            warnings.push((
+                usize::MAX,
+                Warning::new(
+                    "meshstats",
+                    format!("definitions[{i}].dimensions.{key}"),
+                    format!("label {key:?} ends with the label `{shorter}`, which Envoy's tag extraction cannot tell apart; left out, keeping `{shorter}`"),
+                ),
+            ));
+            dims.remove(&key);
+        }
+    }
+    config
 }
 
 /// Compiles the configuration as the filter (and `meshstats validate`) will, and removes each

@@ -137,6 +137,9 @@ pub fn read(
     out: &mut Vec<Resource>,
     warnings: &mut Vec<(usize, Warning)>,
 ) -> Result<(), String> {
+    if let Some(reason) = helm_template(text) {
+        return Err(reason);
+    }
     let mut docs = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
         let value = Value::deserialize(doc).map_err(|e| format!("not valid YAML: {e}"))?;
@@ -256,6 +259,33 @@ fn role(kind: &str, spec: Value) -> Result<Role, String> {
         }
         other => Err(skip_reason(other)),
     }
+}
+
+/// Istio 1.1–1.7 shipped their Mixer configuration as Helm templates
+/// (`namespace: {{ .Release.Namespace }}`, `{{- if .Values.mixer.adapters.stdio.enabled }}`).
+/// Pasted unrendered, part of it is not YAML and the rest would import with names Mixer never
+/// saw (`requestcount.instance.{{ .Release.Namespace }}`), so the whole input is refused,
+/// naming the first such line.
+fn helm_template(text: &str) -> Option<String> {
+    let (n, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| !l.trim_start().starts_with('#') && l.contains("{{"))?;
+    let count = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains("{{"))
+        .count();
+    let at = line.find("{{").unwrap_or_default();
+    let directive: String = line[at..].chars().take(60).collect();
+    let directive = match directive.find("}}") {
+        Some(end) => &directive[..end + 2],
+        None => directive.as_str(),
+    };
+    Some(format!(
+        "a Helm template, not rendered YAML: line {} has `{directive}` ({count} such line{}); render the chart first (`helm template`, or `istioctl manifest generate`) and import its output",
+        n + 1,
+        if count == 1 { "" } else { "s" }
+    ))
 }
 
 fn flatten(value: Value, out: &mut Vec<Value>) {

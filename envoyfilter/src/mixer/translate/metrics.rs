@@ -9,6 +9,9 @@ use crate::mixer::resources::{field, resolve, Resource, Role};
 use meshstats_filter::metrics::HTTP_METRICS;
 use serde_json::{json, Map, Value};
 
+/// Why a metric only TCP rules feed is not imported.
+const TCP_METRIC: &str = "imported metrics are recorded per HTTP request (docs/tcp.md); TCP connections are counted by the standard istio_tcp_* metrics, with Istio's labels, not Mixer's; not imported";
+
 /// The imported metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -110,6 +113,19 @@ impl Metrics {
             return; // skipped: its own line says why
         };
         report.accounted.push(instance);
+        let fqn = resources
+            .get(instance)
+            .map(Resource::fqn)
+            .unwrap_or_default();
+        if instance_name != fqn {
+            // Mixer's handler looked each instance up by its full name; a shorter
+            // instance_name named nothing and the metric stayed empty.
+            report.warn(
+                at,
+                format!("{path}.instance_name"),
+                format!("`{instance_name}` is not {fqn}, the fully qualified name Mixer's prometheus handler matched instances by (it never recorded this metric); imported from {fqn}"),
+            );
+        }
         if template != "metric" {
             report.warn(
                 at,
@@ -120,7 +136,7 @@ impl Metrics {
         }
         let Some(match_) = routes.combined_match(at, instance) else {
             let reason = match routes.tcp_rules(at, instance) {
-                Some(rules) => format!("only rule {rules} sends {instance_name} here, for TCP connections only: TCP telemetry is not in this build; not imported (import again once it is)"),
+                Some(rules) => format!("only rule {rules} sends {instance_name} here, for TCP connections only: {TCP_METRIC}"),
                 None => format!("no imported rule sends {instance_name} to this handler; not imported"),
             };
             report.warn(at, path, reason);

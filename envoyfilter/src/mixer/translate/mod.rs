@@ -44,7 +44,7 @@ pub fn translate(resources: &[Resource]) -> (Option<Value>, Vec<(usize, Warning)
                 "not sent to a prometheus or stdio handler by any imported rule; not imported"
                     .to_string()
             } else {
-                format!("only rule {} sends it, for TCP connections only: TCP telemetry is not in this build; not imported (import again once it is)", tcp.join(", "))
+                format!("only rule {} sends it, for TCP connections only: imported metrics and logs are recorded per HTTP request (docs/tcp.md: a TCP connection writes no access log entry); not imported", tcp.join(", "))
             };
             report.warn(i, "", reason);
         }

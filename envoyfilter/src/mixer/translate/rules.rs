@@ -55,7 +55,7 @@ impl Routes {
                         report.warn(at, "match", absent_reason(a, &c.source));
                     }
                     if expr::never_holds_for_http(&c.source) {
-                        let what = "never holds for the HTTP requests the filter sees (TCP telemetry is not in this build); the rule is not imported";
+                        let what = "never holds for an HTTP request, and imported metrics and logs are recorded per HTTP request only (docs/tcp.md); the rule is not imported";
                         report.warn(at, "match", format!("`{m}` {what}"));
                         tcp = true;
                     }
