@@ -244,6 +244,7 @@ fn role(kind: &str, spec: Value) -> Result<Role, String> {
                 template: t.into(),
                 params: params(&spec),
             }),
+            "kubernetes" => Err(skip_reason("kubernetes")),
             t => Err(template_reason(t)),
         },
         "handler" => {
