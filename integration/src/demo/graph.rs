@@ -210,8 +210,9 @@ pub fn colour(protocol: &str, error_percent: f64) -> &'static str {
     }
 }
 
+/// A Graphviz string; `\\n` in it stays a line break.
 fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    format!("\"{}\"", s.replace('"', "\\\""))
 }
 
 /// The graph in Graphviz's language.

@@ -15,6 +15,7 @@
 //! sidecar balances over the three reviews workloads, as one Kubernetes service does.
 
 use crate::demo::backends::{self, App, TcpStore};
+use crate::demo::graph::Node;
 use crate::demo::grpc::{DetailsClient, DetailsServer};
 use crate::envoy::Envoy;
 use crate::mesh::{local, service_metadata, workload_metadata, Sidecar};
@@ -104,6 +105,16 @@ pub const EDGES: [Edge; 8] = [
     edge(REVIEWS_V3, RATINGS, "http"),
     edge(RATINGS, MONGODB, "tcp"),
 ];
+
+/// The graph node a workload is.
+pub fn node(w: &Workload) -> Node {
+    Node::Workload {
+        namespace: w.namespace.to_string(),
+        name: w.name.to_string(),
+        app: w.app.to_string(),
+        version: w.version.to_string(),
+    }
+}
 
 /// The Kubernetes service (`host`) of a workload's app.
 pub fn service_host(w: &Workload) -> String {
