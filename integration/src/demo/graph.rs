@@ -12,8 +12,9 @@
 
 use crate::prometheus::Prometheus;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// Kiali's `groupBy` of the request queries, and of the TCP ones.
 const HTTP_GROUP_BY: &str = "source_workload_namespace,source_workload,source_canonical_service,source_canonical_revision,destination_service_namespace,destination_service,destination_service_name,destination_workload_namespace,destination_workload,destination_canonical_service,destination_canonical_revision,request_protocol,response_code,grpc_response_status,response_flags";
@@ -279,26 +280,34 @@ pub fn to_dot(graph: &Graph) -> String {
 }
 
 /// Renders `dot_text` to the SVG file `svg` with Graphviz's `dot` (`$DOT_BIN`, else `dot`
-/// on PATH, which `make setup` installs).
+/// on PATH, which `make setup` installs), the graph on its stdin.
 pub fn render_svg(dot_text: &str, svg: &Path) -> Result<(), String> {
     let bin = std::env::var("DOT_BIN").unwrap_or_else(|_| "dot".to_string());
-    let dot_path = svg.with_extension("dot");
-    std::fs::write(&dot_path, dot_text).map_err(|e| format!("{}: {e}", dot_path.display()))?;
-    let out = Command::new(&bin)
+    let mut child = Command::new(&bin)
         .arg("-Tsvg")
         .arg("-o")
         .arg(svg)
-        .arg(&dot_path)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| {
             format!(
                 "cannot run {bin}: {e} (Graphviz: `make setup` installs Debian's graphviz as root)"
             )
         })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(dot_text.as_bytes())
+            .map_err(|e| format!("{bin}: writing the graph: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{bin}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "{bin} -Tsvg {}: {}: {}",
-            dot_path.display(),
+            "{bin} -Tsvg -o {}: {}: {}",
+            svg.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr)
         ));
