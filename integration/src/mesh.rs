@@ -1,5 +1,5 @@
 //! Sidecars shaped like Istio's, rendered by `meshstats_cli::envoy_bootstrap`, and the
-//! standard two-sidecar setup the scenario tests and the demo use:
+//! standard two-sidecar setup the scenario tests use (the demo's mesh is [`crate::demo`]'s):
 //!
 //! ```text
 //! client --> [productpage-v1 sidecar, OUTBOUND] --> [ratings-v1 sidecar, INBOUND] --> app
