@@ -339,3 +339,80 @@ fn unescape(s: &str) -> String {
         .replace("&#39;", "'")
         .replace("&amp;", "&")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload(name: &str, app: &str, version: &str) -> Node {
+        Node::Workload {
+            namespace: "default".into(),
+            name: name.into(),
+            app: app.into(),
+            version: version.into(),
+        }
+    }
+
+    #[test]
+    fn colours_follow_kialis_default_thresholds() {
+        assert_eq!(colour("http", 0.0), "#3e8635");
+        assert_eq!(colour("http", 0.09), "#3e8635");
+        assert_eq!(colour("http", 0.1), "#f0ab00");
+        assert_eq!(colour("grpc", 19.9), "#f0ab00");
+        assert_eq!(colour("http", 20.0), "#c9190b");
+        assert_eq!(colour("tcp", 50.0), "#0066cc");
+    }
+
+    /// What `dot` makes of the graph's names: `-` and `>` escaped in `<title>`s.
+    #[test]
+    fn svg_titles_are_unescaped() {
+        let svg = "<g><title>cluster_reviews.default</title></g><g><title>reviews&#45;v2.default</title></g>\
+                   <g><title>reviews&#45;v2.default&#45;&gt;ratings&#45;v1.default</title></g>";
+        assert_eq!(
+            svg_titles(svg),
+            [
+                "cluster_reviews.default",
+                "reviews-v2.default",
+                "reviews-v2.default->ratings-v1.default"
+            ]
+        );
+    }
+
+    #[test]
+    fn dot_boxes_workloads_by_app_and_labels_edges() {
+        let mut graph = Graph::default();
+        graph.edges.insert(
+            (
+                workload("reviews-v2", "reviews", "v2"),
+                workload("ratings-v1", "ratings", "v1"),
+                "http".into(),
+            ),
+            Traffic {
+                rate: 4.0,
+                errors: 0.2,
+            },
+        );
+        graph.edges.insert(
+            (
+                workload("reviews-v3", "reviews", "v3"),
+                workload("ratings-v1", "ratings", "v1"),
+                "http".into(),
+            ),
+            Traffic {
+                rate: 4.0,
+                errors: 0.0,
+            },
+        );
+        let dot = to_dot(&graph);
+        assert_eq!(dot.matches("subgraph ").count(), 2, "{dot}");
+        assert!(
+            dot.contains("subgraph \"cluster_reviews.default\""),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("\"reviews-v2.default\" -> \"ratings-v1.default\" [label=\"http\\n4.00 rps\\n5.0% err\", color=\"#f0ab00\""),
+            "{dot}"
+        );
+        assert!(dot.contains("color=\"#3e8635\""), "{dot}");
+    }
+}
