@@ -5,8 +5,10 @@
 #                dynamic module, docs/native.md) and dist/meshstats (the CLI)
 #   make test    unit tests, rustfmt check, clippy (host and wasm), envoy --mode validate on every Envoy
 #                config, then the tests against real Envoy processes (once per build: wasm, native)
-#   make run     the demo: two sidecars, traffic, a table of istio_* series (ARGS=--keep,
-#                ARGS="--build native")
+#   make run     the demo (docs/demo.md): bookinfo with an ingress gateway, 13 Envoys, a real
+#                Prometheus; ends with a per-edge PromQL table, the service graph as SVG and
+#                JSON log lines (ARGS=--keep, ARGS="--build native", ARGS=--verbose, ...)
+#   make demo-graph  a demo run that rewrites docs/demo-graph.svg, the README's picture
 #   make bench   bare Envoy, the Wasm floor, meshstats Wasm and native side by side (ARGS=--json, ...)
 #   make bench-expr  per-request cost of evaluating a typical set of dimension expressions
 #   make soak    1,000,000 requests (keep-alive and new connections) through two sidecars: every
@@ -38,7 +40,7 @@ ARTIFACTS := ENVOY_BIN=$(ENVOY_BIN) MESHSTATS_WASM=$(MESHSTATS_WASM) MESHSTATS_B
 # The builds `make integration` runs the real-Envoy suite against, one after the other.
 MESHSTATS_BUILDS ?= wasm native
 
-.PHONY: setup build test unit lint validate-configs check-manifests manifests integration run bench bench-expr soak compat fuzz clean distclean
+.PHONY: setup build test unit lint validate-configs check-manifests manifests integration run demo-graph bench bench-expr soak compat fuzz clean distclean
 
 setup:
 	@ENVOY_VERSION=$(ENVOY_VERSION) bash scripts/setup.sh
@@ -102,7 +104,7 @@ integration:
 	  MESHSTATS_BUILD=$$b $(ARTIFACTS) $(CARGO) test -p meshstats-integration --tests -- --test-threads $(ENVOY_TEST_THREADS); \
 	done
 
-# ARGS: --requests N --keep --build wasm|native. Unquoted, `make run ARGS=--build native`
+# ARGS: --seconds N --rate R --svg PATH --verbose --keep --build wasm|native. Unquoted, `make run ARGS=--build native`
 # makes `native` a goal of its own: it is handed to the demo instead (and does nothing).
 RUN_BUILD_WORD := $(if $(filter run,$(MAKECMDGOALS)),$(filter wasm native,$(MAKECMDGOALS)))
 ifneq ($(RUN_BUILD_WORD),)
@@ -112,6 +114,9 @@ $(RUN_BUILD_WORD):
 endif
 run: build
 	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-demo -- $(ARGS)
+
+demo-graph: build
+	$(ARTIFACTS) $(CARGO) run --release -p meshstats-integration --bin meshstats-demo -- --svg $(CURDIR)/docs/demo-graph.svg $(ARGS)
 
 # Every setup side by side in one run (bare Envoy, Envoy's JSON log, the empty Wasm filter,
 # meshstats Wasm and native), medians and budget lines; never fails on slowness

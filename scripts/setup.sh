@@ -77,3 +77,18 @@ elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 else
   die "prometheus not found; install it as root (Debian/Ubuntu: apt-get update && apt-get install -y --no-install-recommends prometheus; or put a Prometheus 2.x binary on PATH)"
 fi
+
+# 6. Graphviz `dot`, which `make run` (integration/src/demo/graph.rs) and tests/demo_mesh.rs
+#    run to draw the service graph as an SVG. From the system's packages: only as root, else
+#    say how.
+if command -v dot >/dev/null && dot -V >/dev/null 2>&1; then
+  step "graphviz: already installed ($(command -v dot))"
+elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  step "graphviz: installing (apt-get install graphviz)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >/dev/null || true
+  dot -V >/dev/null 2>&1 || die "apt-get install graphviz did not provide a working dot"
+  step "graphviz: installed ($(command -v dot))"
+else
+  die "graphviz (dot) not found; install it as root (Debian/Ubuntu: apt-get update && apt-get install -y --no-install-recommends graphviz; Fedora: dnf install graphviz; macOS: brew install graphviz)"
+fi

@@ -236,7 +236,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 }
 
 /// `Ok(None)` when the peer closed the connection between requests.
-fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<RecordedRequest>> {
+pub(crate) fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<RecordedRequest>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);

@@ -10,6 +10,8 @@
 //! - [`bench`]: the setups and load tool of `meshstats-bench` (`make bench`).
 //! - [`lds`]: sidecars whose listener comes from a watched file (file-based LDS), and pushes.
 //! - [`soak`]: many requests through two sidecars and the exact accounting of them.
+//! - [`demo`]: the `make run` mesh (bookinfo with a gateway, Prometheus, the Kiali-style
+//!   graph and per-edge table), shared with `tests/demo_mesh.rs`.
 //! - [`mesh`]: Istio-shaped sidecars (rendered by `meshstats_cli`) and the two-sidecar
 //!   [`mesh::Bookinfo`] setup.
 //! - [`envoy_bin`], [`wasm_path`], [`meshstats_bin`]: the artifacts under test, from
@@ -23,6 +25,7 @@
 
 mod backend;
 pub mod bench;
+pub mod demo;
 mod envoy;
 mod http;
 pub mod lds;

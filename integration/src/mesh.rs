@@ -1,5 +1,5 @@
 //! Sidecars shaped like Istio's, rendered by `meshstats_cli::envoy_bootstrap`, and the
-//! standard two-sidecar setup the scenario tests and the demo use:
+//! standard two-sidecar setup the scenario tests use (the demo's mesh is [`crate::demo`]'s):
 //!
 //! ```text
 //! client --> [productpage-v1 sidecar, OUTBOUND] --> [ratings-v1 sidecar, INBOUND] --> app
@@ -258,6 +258,27 @@ impl Sidecar {
     /// Starts it on free ports; returns the Envoy and its listener address. A port taken
     /// between picking and binding (another process) is retried with new ports.
     pub fn start(&self) -> Result<(Envoy, SocketAddr), String> {
+        let mut attempt = 1;
+        loop {
+            let listen = local(free_port());
+            let admin = local(free_port());
+            let mut bootstrap = self.bootstrap(listen, admin);
+            if let Some(path) = &self.lds {
+                crate::lds::move_listener_to_file(&mut bootstrap, path)?;
+            }
+            match self.start_from(&bootstrap, admin) {
+                Ok(envoy) => return Ok((envoy, listen)),
+                Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Starts Envoy from `bootstrap` (this sidecar's [`Sidecar::bootstrap`], possibly
+    /// changed: the demo gives one cluster several endpoints) with this sidecar's
+    /// command-line settings, on ports the caller picked, so that a whole mesh can start at
+    /// once.
+    pub fn start_from(&self, bootstrap: &Value, admin: SocketAddr) -> Result<Envoy, String> {
         let mut args: Vec<String> = Vec::new();
         if let Some(interval) = self.file_flush_interval {
             args.extend([
@@ -267,24 +288,11 @@ impl Sidecar {
         }
         args.extend(self.envoy_args.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut attempt = 1;
-        loop {
-            let listen = local(free_port());
-            let admin = local(free_port());
-            let mut bootstrap = self.bootstrap(listen, admin);
-            if let Some(path) = &self.lds {
-                crate::lds::move_listener_to_file(&mut bootstrap, path)?;
-            }
-            match Envoy::start_with_args(&self.name, &bootstrap, admin, &args) {
-                Ok(envoy) => return Ok((envoy, listen)),
-                Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
-                Err(e) => return Err(e),
-            }
-        }
+        Envoy::start_with_args(&self.name, bootstrap, admin, &args)
     }
 }
 
-fn local(port: u16) -> SocketAddr {
+pub(crate) fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 

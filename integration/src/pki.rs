@@ -18,6 +18,15 @@ pub struct Pki {
 
 /// Writes a fresh CA and both workloads' certificates into `dir`.
 pub fn bookinfo_pki(dir: &Path) -> Result<Pki, String> {
+    workload_pki(
+        dir,
+        ("productpage", PRODUCTPAGE_ID),
+        ("ratings", RATINGS_ID),
+    )
+}
+
+/// A fresh CA and certificates for a `(file name, SPIFFE id)` client and server, in `dir`.
+pub fn workload_pki(dir: &Path, client: (&str, &str), server: (&str, &str)) -> Result<Pki, String> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
     let e = |e: rcgen::Error| e.to_string();
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -46,7 +55,7 @@ pub fn bookinfo_pki(dir: &Path) -> Result<Pki, String> {
         })
     };
     Ok(Pki {
-        client: workload("productpage", PRODUCTPAGE_ID)?,
-        server: workload("ratings", RATINGS_ID)?,
+        client: workload(client.0, client.1)?,
+        server: workload(server.0, server.1)?,
     })
 }

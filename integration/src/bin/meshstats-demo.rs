@@ -1,64 +1,83 @@
-//! `make run`: productpage-v1 calls ratings-v1 through two sidecars running meshstats, then
-//! the `istio_*` series both sidecars report are printed as a table.
+//! `make run`: bookinfo on loopback (an ingress gateway and eleven sidecars running
+//! meshstats, tiny apps, a gRPC and an mTLS TCP edge), scraped by a real Prometheus; then
+//! the per-edge table and the service graph (SVG), every number a PromQL query, and a few
+//! JSON access-log lines. The mesh and the queries are `meshstats_integration::demo`'s,
+//! shared with `tests/demo_mesh.rs`; docs/demo.md explains them.
 //!
-//! ```text
-//! client --> [productpage-v1 sidecar, outbound] --> [ratings-v1 sidecar, inbound] --> backend
-//! ```
-//!
-//! Usage: `meshstats-demo [--requests N] [--keep] [--build wasm|native]`. `--keep` leaves
-//! both Envoys running (admin URLs printed) until Ctrl-C. `--build` sets `MESHSTATS_BUILD`,
-//! so the sidecars are the harness's for that build. Uses `ENVOY_BIN`, `MESHSTATS_WASM` and
-//! `MESHSTATS_NATIVE` like the tests.
+//! Usage: `meshstats-demo [--seconds N] [--rate R] [--svg PATH] [--verbose] [--keep]
+//! [--build wasm|native]`. Uses `ENVOY_BIN`, `MESHSTATS_WASM`, `MESHSTATS_NATIVE`,
+//! `PROMETHEUS_BIN` and `DOT_BIN` like the tests.
 
-use meshstats_integration::mesh::Bookinfo;
-use meshstats_integration::{
-    build, envoy_bin, http_get, native_module_path, wasm_path, workspace_root, Backend, Build,
-    Envoy, Kind, Scrape,
-};
-use std::io::Write;
-use std::net::SocketAddr;
+use meshstats_integration::demo::{table, Demo};
+use meshstats_integration::{build, envoy_bin, native_module_path, wasm_path, Build};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// The whole run (start-up, traffic, scrapes) must finish within this.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-const USAGE: &str = "usage: meshstats-demo [--requests N] [--keep] [--build wasm|native]\n  \
-    --requests N  requests to send (default 50)\n  \
-    --keep        keep both Envoys running until Ctrl-C\n  \
+const USAGE: &str = "usage: meshstats-demo [--seconds N] [--rate R] [--svg PATH] [--verbose] [--keep] [--build wasm|native]\n  \
+    --seconds N   seconds of traffic (default 30)\n  \
+    --rate R      requests a second through the gateway (default 10)\n  \
+    --svg PATH    where to write the service graph (default target/demo/mesh-graph.svg)\n  \
+    --verbose     print every PromQL query\n  \
+    --keep        keep the mesh and Prometheus up until Ctrl-C\n  \
     --build B     wasm (dist/meshstats.wasm, the default) or native (dist/libmeshstats.so)";
 
 struct Args {
-    requests: u32,
+    seconds: u64,
+    rate: u32,
+    svg: PathBuf,
+    verbose: bool,
     keep: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        requests: 50,
+        seconds: 30,
+        rate: 10,
+        svg: meshstats_integration::workspace_root().join("target/demo/mesh-graph.svg"),
+        verbose: false,
         keep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
-        match a.as_str() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (a.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or(format!("{name} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
             "--keep" => args.keep = true,
-            "--build" | "--build=wasm" | "--build=native" => {
-                let v = match a.split_once('=') {
-                    Some((_, v)) => v.to_string(),
-                    None => it.next().ok_or("--build needs wasm or native")?,
-                };
+            "-v" | "--verbose" => args.verbose = true,
+            "--build" => {
+                let v = value("--build")?;
                 if v != "wasm" && v != "native" {
                     return Err(format!("--build: expected wasm or native, got {v}"));
                 }
                 // Before any sidecar exists: the harness reads the build from here.
                 std::env::set_var("MESHSTATS_BUILD", v);
             }
-            "-n" | "--requests" => {
-                let v = it.next().ok_or("--requests needs a number")?;
-                args.requests = v
+            "--seconds" => {
+                let v = value("--seconds")?;
+                args.seconds = v
                     .parse()
-                    .map_err(|_| format!("--requests: not a number: {v}"))?;
+                    .ok()
+                    .filter(|s| (1..=600).contains(s))
+                    .ok_or(format!("--seconds: 1 to 600, got {v}"))?;
             }
+            "--rate" => {
+                let v = value("--rate")?;
+                args.rate = v
+                    .parse()
+                    .ok()
+                    .filter(|r| (1..=100).contains(r))
+                    .ok_or(format!("--rate: 1 to 100, got {v}"))?;
+            }
+            "--svg" => args.svg = PathBuf::from(value("--svg")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -91,228 +110,70 @@ fn run(args: Args) -> Result<(), String> {
         build().as_str(),
         filter.display()
     );
-    let backend = Backend::start();
-    // The server sidecar also writes the Istio 1.0 task's `newlog` entry for each request.
-    let log_config =
-        std::fs::read_to_string(workspace_root().join("envoyfilter/examples/new-log.json"))
-            .map_err(|e| format!("envoyfilter/examples/new-log.json: {e}"))?;
-    let mesh = Bookinfo::start(backend.addr(), "{}", &log_config)?;
-    let (client, server, entry) = (&mesh.client, &mesh.server, mesh.entry);
+    let mut demo = Demo::start()?;
     eprintln!(
-        "demo: ratings-v1 sidecar (inbound) on {}, admin {}",
-        mesh.server_listen,
-        server.admin()
-    );
-    eprintln!(
-        "demo: productpage-v1 sidecar (outbound) on {entry}, admin {}",
-        client.admin()
-    );
-
-    let mut failures = 0;
-    for i in 1..=args.requests {
-        if started.elapsed() > DEADLINE {
-            return Err(format!(
-                "gave up after {}s ({i} requests sent)",
-                DEADLINE.as_secs()
-            ));
-        }
-        // Every tenth call the app answers 503, so the table shows an error series too.
-        let (headers, expect): (&[(&str, &str)], u16) = if i % 10 == 0 {
-            (&[("x-backend-status", "503")], 503)
-        } else {
-            (&[], 200)
-        };
-        match http_get(entry, &format!("/ratings/{i}"), headers) {
-            Ok(r) if r.status == expect => {}
-            Ok(r) => {
-                failures += 1;
-                eprintln!("\ndemo: request {i}: {} {}", r.status, r.body.trim());
-            }
-            Err(e) => {
-                failures += 1;
-                eprintln!("\ndemo: request {i}: {e}");
-            }
-        }
-        progress(i, args.requests);
-    }
-    eprintln!();
-
-    // Counters are recorded as each stream ends, histograms reach the admin page at the
-    // next stats flush (every 5 s by default): wait until both show every request.
-    let want = f64::from(args.requests);
-    let complete = |s: &Scrape| {
-        s.sum("istio_requests_total", &[]) >= want
-            && s.sum("istio_request_duration_milliseconds_count", &[]) >= want
-    };
-    let remaining = DEADLINE
-        .saturating_sub(started.elapsed())
-        .min(Duration::from_secs(12));
-    let mut incomplete = Vec::new();
-    let mut rows = Vec::new();
-    for (name, envoy) in [("client", client), ("server", server)] {
-        let scrape = match envoy.wait_for(remaining, |s| complete(s).then(|| s.clone())) {
-            Ok(s) => s,
-            Err(_) => {
-                incomplete.push(name);
-                envoy.prometheus()?
-            }
-        };
-        rows.extend(istio_rows(name, &scrape));
-    }
-    print_table(&rows);
-    print_log_lines(server);
-    println!(
-        "{} requests, {} failed; backend answered {}; {:.1}s",
-        args.requests,
-        failures,
-        backend.request_count(),
+        "demo: {} Envoys up, Prometheus http://{} scraping each every second ({:.1} s)",
+        demo.mesh.proxies.len(),
+        demo.prometheus.addr(),
         started.elapsed().as_secs_f64()
     );
+    let sent = demo.traffic(Duration::from_secs(args.seconds), args.rate);
+    if let Some(dir) = args.svg.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let report = demo.report(&args.svg, args.verbose)?;
 
+    println!(
+        "\nPer edge over the last {} s (reporter=source; PromQL against Prometheus; --verbose shows the queries):",
+        report.window_secs
+    );
+    print!("{}", table::render(&report.rows));
+    println!(
+        "\nService graph (Kiali's queries, drawn by Graphviz): {}",
+        report.svg.display()
+    );
+    println!("\nratings-v1's inbound sidecar, its last JSON access-log lines (stdout):");
+    for line in demo.log_lines("ratings-v1-inbound", 3) {
+        println!("  {line}");
+    }
+    println!(
+        "\n{} requests through the gateway, {} not 200; ratings-v1 answered {} (every 20th a 503); {:.1} s",
+        sent.requests,
+        sent.failed,
+        demo.mesh.ratings.requests(),
+        started.elapsed().as_secs_f64()
+    );
     if args.keep {
-        keep(
-            &[
-                ("productpage-v1 (client)", client),
-                ("ratings-v1 (server)", server),
-            ],
-            entry,
-        )?;
+        keep(&demo)?;
     }
-    if !incomplete.is_empty() {
+    if sent.failed > 0 {
         return Err(format!(
-            "istio_requests_total / istio_request_duration_milliseconds did not reach {} on: {}",
-            args.requests,
-            incomplete.join(", ")
+            "{} requests through the gateway failed",
+            sent.failed
         ));
-    }
-    if failures > 0 {
-        return Err(format!("{failures} requests failed"));
     }
     Ok(())
 }
 
-fn progress(done: u32, total: u32) {
-    const WIDTH: u32 = 40;
-    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
-    // Redraw only when the bar moves, so a log of it (no terminal) stays short.
-    let before = (done.saturating_sub(1) * WIDTH)
-        .checked_div(total)
-        .unwrap_or(WIDTH);
-    if filled == before && done != total && done != 1 {
-        return;
+/// Prints where everything is and waits for Ctrl-C; the mesh stops when `demo` drops.
+fn keep(demo: &Demo) -> Result<(), String> {
+    println!("\nKept running (Ctrl-C stops everything):");
+    println!("  prometheus      http://{}/graph", demo.prometheus.addr());
+    println!("  gateway         http://{}/productpage", demo.mesh.entry);
+    for p in &demo.mesh.proxies {
+        println!(
+            "  {:<36} admin http://{}/stats/prometheus  listener {}",
+            p.job,
+            p.envoy.admin(),
+            p.listen
+        );
     }
-    let bar: String = (0..WIDTH)
-        .map(|i| if i < filled { '#' } else { '.' })
-        .collect();
-    let mut err = std::io::stderr();
-    let _ = write!(err, "\rdemo: [{bar}] {done}/{total}");
-    let _ = err.flush();
-}
-
-const COLUMNS: [&str; 8] = [
-    "sidecar",
-    "metric",
-    "reporter",
-    "source_workload",
-    "destination_workload",
-    "destination_service",
-    "response_code",
-    "value",
-];
-
-fn istio_rows(sidecar: &str, scrape: &Scrape) -> Vec<[String; 8]> {
-    let mut rows = Vec::new();
-    for name in scrape
-        .names()
-        .into_iter()
-        .filter(|n| n.starts_with("istio_"))
-    {
-        let (shown, what) = match scrape.kind(name) {
-            Some(Kind::Histogram | Kind::Summary) => (format!("{name}_count"), "count"),
-            _ => (name.to_string(), "value"),
-        };
-        for s in scrape.series(name) {
-            let value = match (&s.histogram, what) {
-                (Some(h), "count") => format!("{} (sum {:.1})", h.count, h.sum),
-                _ => s.value.to_string(),
-            };
-            rows.push([
-                sidecar.to_string(),
-                shown.clone(),
-                s.label("reporter").to_string(),
-                s.label("source_workload").to_string(),
-                s.label("destination_workload").to_string(),
-                s.label("destination_service").to_string(),
-                s.label("response_code").to_string(),
-                value,
-            ]);
-        }
-    }
-    rows
-}
-
-/// A few of the JSON lines the server sidecar wrote on its stdout (flushed every 100 ms).
-fn print_log_lines(server: &Envoy) {
-    std::thread::sleep(Duration::from_millis(300));
-    let stdout = String::from_utf8_lossy(&server.stdout()).into_owned();
-    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
-    println!(
-        "\nratings-v1 sidecar stdout: {} JSON log lines (newlog entry), the last 3:",
-        lines.len()
-    );
-    for line in lines.iter().rev().take(3).rev() {
-        println!("  {line}");
-    }
-}
-
-fn print_table(rows: &[[String; 8]]) {
-    if rows.is_empty() {
-        println!("(no istio_* series)");
-        return;
-    }
-    let mut widths = COLUMNS.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(COLUMNS.to_vec());
-    line(
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str)
-            .collect(),
-    );
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-}
-
-fn keep(envoys: &[(&str, &Envoy)], entry: SocketAddr) -> Result<(), String> {
     let (tx, rx) = std::sync::mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = tx.send(());
     })
     .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
-    for (name, envoy) in envoys {
-        println!(
-            "{name}: admin http://{}/  (stats: http://{}/stats/prometheus)",
-            envoy.admin(),
-            envoy.admin()
-        );
-    }
-    println!("send traffic to http://{entry}/ ; Ctrl-C stops both Envoys");
     let _ = rx.recv();
+    eprintln!("\ndemo: stopping");
     Ok(())
 }
