@@ -163,6 +163,7 @@ fn display_types() {
     let e = ExprError {
         column: 12,
         message: "boom".into(),
+        class: ErrorClass::Parse,
     };
     assert_eq!(e.to_string(), "column 12: boom");
     assert_eq!(Type::Timestamp.to_string(), "timestamp");
