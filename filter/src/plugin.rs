@@ -648,4 +648,6 @@ mod tcp;
 mod trust;
 
 #[cfg(test)]
+mod customized_tests;
+#[cfg(test)]
 mod tests;

@@ -354,6 +354,15 @@ impl MetricTable {
         self.specs.iter().map(|s| s.name.as_str())
     }
 
+    /// Every metric with its kind and labels in emission order, as the filter will emit them
+    /// (`meshstats validate` lists them).
+    pub fn metrics(&self) -> impl Iterator<Item = (&str, MetricKind, Vec<&str>)> {
+        self.specs.iter().map(|s| {
+            let labels = s.labels.iter().map(|(t, _)| t.as_str()).collect();
+            (s.name.as_str(), s.kind, labels)
+        })
+    }
+
     /// The labels a metric carries, in emission order.
     pub fn labels_of(&self, metric: &str) -> Option<Vec<&str>> {
         let spec = self.specs.iter().find(|s| s.name == metric)?;
