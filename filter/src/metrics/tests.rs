@@ -672,3 +672,21 @@ fn compact_names_put_short_values_first_and_read_back_exactly() {
     c.table.record_build(&build, "1.2.3");
     assert_eq!(build.value("Aproxy;.;B1.2.3;.;istio_build"), Some(1));
 }
+
+/// As Istio's plugin (tags belong to the name): a definition named like a standard metric
+/// replaces its value and keeps its labels; with its own dimensions it has only those.
+#[test]
+fn a_definition_named_like_a_standard_metric_keeps_its_labels() {
+    let c = table(
+        r#"{"definitions": [{"name": "requests_total", "value": "10"},
+                            {"name": "tcp_sent_bytes_total", "value": "1", "dimensions": {"x": "'y'"}}]}"#,
+    );
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    let labels = c.table.labels_of("istio_requests_total").unwrap();
+    assert_eq!(labels, STANDARD_LABELS.to_vec());
+    assert_eq!(
+        c.table.labels_of("istio_tcp_sent_bytes_total").unwrap(),
+        ["x"]
+    );
+    assert!(c.unevaluable.is_empty());
+}
