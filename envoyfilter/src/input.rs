@@ -3,6 +3,7 @@
 
 use crate::render::package::is_wasm;
 use meshstats_filter::config::PluginConfig;
+use meshstats_filter::plugin::Compiled;
 use serde_json::Value;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -38,18 +39,32 @@ pub fn read_text(path: &Path) -> Result<String, InputError> {
 /// A filter configuration: its text (to pass to Envoy untouched) and what it parses to.
 /// It must compile without a single problem; the reason on failure is exactly the
 /// `ConfigError` text the filter itself logs, one line per problem, each naming the file.
+/// Rendering refuses a dimension that cannot be evaluated too: the filter would run it as
+/// `unknown`, which is never what the author meant (`meshstats validate` tells them apart).
 pub fn read_config(path: &Path) -> Result<(String, PluginConfig), InputError> {
-    let text = read_text(path)?;
-    let compiled =
-        meshstats_filter::compile(&text).map_err(|e| InputError::new(path, e.to_string()))?;
-    if !compiled.problems.is_empty() {
-        let lines: Vec<String> = compiled.problems.iter().map(|p| p.to_string()).collect();
+    let (text, compiled) = compile_config(path)?;
+    let all: Vec<String> = compiled
+        .problems
+        .iter()
+        .chain(&compiled.unevaluable)
+        .map(|p| p.to_string())
+        .collect();
+    if !all.is_empty() {
         return Err(InputError::new(
             path,
-            lines.join(&format!("\n{}: ", path.display())),
+            all.join(&format!("\n{}: ", path.display())),
         ));
     }
     Ok((text, compiled.config))
+}
+
+/// A filter configuration compiled as the filter does, whatever its problems; `Err` only when
+/// it cannot be read or parsed at all.
+pub fn compile_config(path: &Path) -> Result<(String, Compiled), InputError> {
+    let text = read_text(path)?;
+    let compiled =
+        meshstats_filter::compile(&text).map_err(|e| InputError::new(path, e.to_string()))?;
+    Ok((text, compiled))
 }
 
 /// A JSON object (node or cluster metadata); anything else is refused here rather than by

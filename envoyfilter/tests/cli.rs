@@ -21,7 +21,14 @@ fn validate_reports_every_file_and_fails_at_the_end() {
     let missing = dir.join("missing.json");
     let out = meshstats(&["validate", s(&bad), s(&good), s(&missing)]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stdout), format!("{}: ok\n", good.display()));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.lines().next(),
+        Some(format!("{}: ok", good.display()).as_str()),
+        "{stdout}"
+    );
+    // Then the metrics it emits, one indented line each.
+    assert_eq!(stdout.lines().count(), 1 + 10, "{stdout}");
     let stderr = text(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 2, "{stderr}");
@@ -406,5 +413,67 @@ fn render_envoy_input_errors_name_the_file() {
         text(&out.stderr).contains("--wasm"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// Istio's customized scenario: the expression that does not parse is a problem (exit 1), the
+/// one that cannot be evaluated a warning, and every metric is listed with its labels, so a
+/// user sees that a definition has only the labels `metrics[]` gave it.
+#[test]
+fn validate_tells_parse_errors_from_unevaluable_dimensions_and_lists_labels() {
+    let file = example("istio-e2e/customized.cel.json");
+    let f = file.display();
+    let out = meshstats(&["validate", s(&file)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{f}: invalid meshstats config at `metrics[3].dimensions.destination_app`: column 8: expected end of expression, found `_` in `cannot _ parse | 1`\n\
+             {f}: warning: invalid meshstats config at `metrics[3].dimensions.destination_workload`: column 1: unknown attribute `cannot_evaluate` in `cannot_evaluate`; the label is `unknown`\n"
+        )
+    );
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("{f}: 1 problem, 1 warning; the filter loads the rest")
+    );
+    assert!(
+        lines.contains(&"  istio_custom COUNTER: reporter, source_principal"),
+        "{stdout}"
+    );
+    let requests = lines
+        .iter()
+        .find(|l| l.starts_with("  istio_requests_total COUNTER: "))
+        .unwrap();
+    assert!(
+        requests.contains("destination_workload")
+            && !requests.contains("destination_app")
+            && requests.ends_with("configurable_metric_a, route_name, source_principal"),
+        "{requests}"
+    );
+    assert!(
+        !stdout.contains("istio_request_duration_milliseconds"),
+        "dropped: {stdout}"
+    );
+
+    // Only the warning: accepted.
+    let dir = scratch_dir("validate-warning");
+    let only = write(
+        &dir,
+        "w.json",
+        r#"{"definitions": [{"name": "d", "value": "1"}], "metrics": [{"name": "d", "dimensions": {"x": "request.hots"}}]}"#,
+    );
+    let out = meshstats(&["validate", s(&only)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.lines().next(),
+        Some(format!("{}: ok, 1 warning", only.display()).as_str())
+    );
+    assert!(stdout.contains("\n  istio_d COUNTER: x\n"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("did you mean `request.host`?"),
+        "the suggestion stays"
     );
 }

@@ -83,6 +83,12 @@ impl Root {
                         &format!("meshstats: {p}; {}", consequence(p)),
                     );
                 }
+                for p in &c.unevaluable {
+                    host.log(
+                        LogLevel::Error,
+                        &format!("meshstats: {p}; {UNEVALUABLE_CONSEQUENCE}"),
+                    );
+                }
                 c
             }
             Err(e) => {
@@ -95,11 +101,13 @@ impl Root {
                 defaults
             }
         };
-        if !compiled.problems.is_empty() {
+        // Both kinds count: each is a mistake in the configuration an operator should see.
+        let count = compiled.problems.len() + compiled.unevaluable.len();
+        if count > 0 {
             if let Some(id) =
                 host.define_metric(config::MetricKind::Counter, metrics::CONFIG_ERRORS_METRIC)
             {
-                host.increment_metric(id, compiled.problems.len() as i64);
+                host.increment_metric(id, count as i64);
             }
         }
         let Compiled {
@@ -107,8 +115,10 @@ impl Root {
             mut metrics,
             logs,
             vocabulary,
-            problems,
+            mut problems,
+            unevaluable,
         } = compiled;
+        problems.extend(unevaluable);
         metrics.define_counters(host);
         let mut needs = metrics.needs();
         let mut tcp_needs = metrics.needs_for(metrics::ReportKind::TcpConnection);
@@ -533,6 +543,9 @@ pub struct Compiled {
     pub vocabulary: Vocabulary,
     /// Parts that could not be used; each disables only what it belongs to.
     pub problems: Vec<ConfigError>,
+    /// Dimensions that parse but name what cannot be evaluated (an unknown attribute, a type
+    /// mismatch): reported like problems, yet kept, with the value `unknown`, as in Istio.
+    pub unevaluable: Vec<ConfigError>,
 }
 
 /// Parses and compiles a configuration exactly as the filter does at load time; `meshstats
@@ -541,7 +554,11 @@ pub struct Compiled {
 pub fn compile(text: &str) -> Result<Compiled, ConfigError> {
     let config = PluginConfig::parse(text)?;
     let mut vocabulary = Vocabulary::default();
-    let (metrics, mut problems) = metrics::compile(&config, &mut vocabulary);
+    let metrics::Output {
+        table: metrics,
+        mut problems,
+        unevaluable,
+    } = metrics::compile(&config, &mut vocabulary);
     // After the metrics: the slots they resolved are the ones every request fills.
     let (logs, log_problems) = access_log::compile(&config, &mut vocabulary);
     problems.extend(log_problems);
@@ -551,8 +568,12 @@ pub fn compile(text: &str) -> Result<Compiled, ConfigError> {
         logs,
         vocabulary,
         problems,
+        unevaluable,
     })
 }
+
+/// What the filter does about a dimension that cannot be evaluated, for its log line.
+pub const UNEVALUABLE_CONSEQUENCE: &str = "the label is `unknown`";
 
 /// What the filter does about a problem, for its log line.
 fn consequence(p: &ConfigError) -> &'static str {
@@ -626,5 +647,7 @@ mod tcp;
 #[path = "trust.rs"]
 mod trust;
 
+#[cfg(test)]
+mod customized_tests;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,22 @@ pub struct ExprError {
     /// 1-based, counted in chars.
     pub column: usize,
     pub message: String,
+    pub class: ErrorClass,
+}
+
+/// Istio's split between an expression Envoy's CEL refuses to build and one it builds but
+/// cannot evaluate: the first removes its tag, the second gives `unknown` on every request.
+/// Our checker finds both when the configuration loads, so the class says which Istio would
+/// have found at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// What CEL's parser or planner rejects: syntax, an unknown function or method, a wrong
+    /// argument count, an invalid regular expression literal; and what we do not support
+    /// (`null`, a list outside `in`, a field of a computed value, `has()` of a non-attribute).
+    Parse,
+    /// What CEL only meets when evaluating: an unknown attribute, a type mismatch, a literal
+    /// that does not convert (`int("x")`, `duration("soon")`).
+    Evaluation,
 }
 
 impl ExprError {
@@ -16,6 +32,15 @@ impl ExprError {
         ExprError {
             column,
             message: message.into(),
+            class: ErrorClass::Parse,
+        }
+    }
+
+    /// An error Istio's CEL would only have met when evaluating.
+    pub(crate) fn evaluation(column: usize, message: impl Into<String>) -> ExprError {
+        ExprError {
+            class: ErrorClass::Evaluation,
+            ..ExprError::new(column, message)
         }
     }
 }

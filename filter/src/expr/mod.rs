@@ -62,7 +62,7 @@ mod prop_tests;
 #[cfg(test)]
 mod tests;
 
-pub use error::{EvalError, ExprError};
+pub use error::{ErrorClass, EvalError, ExprError};
 pub use lexer::{lex, Tok, Token};
 pub use resolver::{chain_to_string, Resolver, Seg};
 pub use suggest::did_you_mean;

@@ -3,9 +3,16 @@
 //!
 //! Failure semantics follow Istio's: a broken part disables only what it belongs to and is
 //! reported as a problem (`ConfigError`), while everything else keeps working. A dimension
-//! whose expression does not compile is removed from its metrics; a definition whose value
-//! does not compile is skipped; a `match` that does not compile turns its metrics off (a
-//! predicate that cannot be decided is false, at load time as per request).
+//! whose expression does not parse is removed from its metrics, one that parses but cannot
+//! be evaluated ([`ErrorClass::Evaluation`]) is kept as `unknown`, as Istio's CEL gives it
+//! per request; a definition whose value does not compile is skipped; a `match` that does not
+//! compile turns its metrics off (a predicate that cannot be decided is false, at load time
+//! as per request).
+//!
+//! Labels follow Istio's plugin: a standard metric starts with its standard labels, a
+//! definition with none (or, named like a standard metric, with that metric's), and
+//! `metrics[]` entries, in order, remove tags and then add or override dimensions. Only a
+//! definition with its own Mixer-style `dimensions` starts from those.
 
 use super::{
     Group, LabelSource, MetricTable, ReportKind, Spec, ValueSource, BUILD_LABELS, GRPC_METRICS,
@@ -13,7 +20,7 @@ use super::{
 };
 use crate::attributes::vocabulary::Vocabulary;
 use crate::config::{ConfigError, MetricKind, PluginConfig};
-use crate::expr::{self, Program, Type};
+use crate::expr::{self, ErrorClass, ExprError, Program, Type};
 use crate::labels::STANDARD_LABELS;
 use crate::stat_name::{self, Encoding};
 
@@ -27,11 +34,12 @@ struct Draft {
 
 /// Compiles the metric parts of `config`, resolving attributes through `vocab`. Problems are
 /// returned, never fatal.
-pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, Vec<ConfigError>) {
+pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> Output {
     let mut c = Compiler {
         vocab,
         table: MetricTable::default(),
         problems: Vec::new(),
+        unevaluable: Vec::new(),
         sources: Vec::new(),
         custom: custom_names(config),
     };
@@ -60,9 +68,15 @@ pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, V
         })
         .collect();
     for (i, def) in config.definitions.iter().enumerate() {
-        if let Some(d) = c.definition(i, def) {
-            // A definition named like a standard metric replaces it, as in Istio.
-            drafts.retain(|x| x.short != d.short);
+        if let Some(mut d) = c.definition(i, def) {
+            // A definition named like a standard metric replaces it but keeps its labels, as
+            // in Istio, where the tags belong to the name and the definition to the value.
+            if let Some(old) = drafts.iter().position(|x| x.short == d.short) {
+                let old = drafts.remove(old);
+                if def.dimensions.is_empty() {
+                    d.spec.labels = old.spec.labels;
+                }
+            }
             drafts.push(d);
         }
     }
@@ -78,7 +92,20 @@ pub fn compile(config: &PluginConfig, vocab: &mut Vocabulary) -> (MetricTable, V
     c.table.keys = tag_keys(config);
     c.table.max_series = config.max_series();
     c.table.max_value_len = config.max_value_len();
-    (c.table, c.problems)
+    Output {
+        table: c.table,
+        problems: c.problems,
+        unevaluable: c.unevaluable,
+    }
+}
+
+/// What [`compile`] made of a configuration.
+pub struct Output {
+    pub table: MetricTable,
+    /// Parts left out, each disabling only what it belongs to.
+    pub problems: Vec<ConfigError>,
+    /// Dimensions that cannot be evaluated: kept, always `unknown`.
+    pub unevaluable: Vec<ConfigError>,
 }
 
 /// Specs with the same report kind and labels share one tuple map (and one key per report).
@@ -144,6 +171,7 @@ struct Compiler<'v> {
     vocab: &'v mut Vocabulary,
     table: MetricTable,
     problems: Vec<ConfigError>,
+    unevaluable: Vec<ConfigError>,
     /// Source text of each custom dimension expression, so one expression is evaluated once.
     sources: Vec<String>,
     /// Every custom dimension name of the configuration, which no other may end.
@@ -156,28 +184,41 @@ impl Compiler<'_> {
     }
 
     fn program(&mut self, path: &str, source: &str, ty: Type) -> Option<Program> {
-        match expr::compile(source, Some(ty), self.vocab) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                self.problem(path.to_string(), format!("{e} in `{source}`"));
-                None
-            }
-        }
+        self.compile_expr(path, source, ty).ok()
     }
 
-    /// A custom dimension's expression index, compiling it once per distinct text.
-    fn dimension(&mut self, path: &str, tag: &str, source: &str) -> Option<usize> {
+    /// Compiles `source`, reporting a failure as a problem.
+    fn compile_expr(&mut self, path: &str, source: &str, ty: Type) -> Result<Program, ExprError> {
+        expr::compile(source, Some(ty), self.vocab).inspect_err(|e| {
+            self.problem(path.to_string(), format!("{e} in `{source}`"));
+        })
+    }
+
+    /// Where a custom dimension's value comes from, compiling each distinct text once.
+    /// `None`: the tag is removed (a bad name, an expression that does not parse).
+    fn dimension(&mut self, path: &str, tag: &str, source: &str) -> Option<LabelSource> {
         if let Err(reason) = check_tag(tag, &self.custom) {
             self.problem(path.to_string(), reason);
             return None;
         }
         if let Some(i) = self.sources.iter().position(|s| s == source) {
-            return Some(i);
+            return Some(LabelSource::Custom(i));
         }
-        let program = self.program(path, source, Type::String)?;
-        self.table.dimensions.push(program);
-        self.sources.push(source.to_string());
-        Some(self.sources.len() - 1)
+        match self.compile_expr(path, source, Type::String) {
+            Ok(program) => {
+                self.table.dimensions.push(program);
+                self.sources.push(source.to_string());
+                Some(LabelSource::Custom(self.sources.len() - 1))
+            }
+            Err(e) if e.class == ErrorClass::Evaluation => {
+                // Reported, but not as a part left out: the label stays, as in Istio.
+                if let Some(p) = self.problems.pop() {
+                    self.unevaluable.push(p);
+                }
+                Some(LabelSource::Unknown)
+            }
+            Err(_) => None,
+        }
     }
 
     fn definition(&mut self, i: usize, def: &crate::config::MetricDefinition) -> Option<Draft> {
@@ -209,22 +250,14 @@ impl Compiler<'_> {
         let value = self.program(&at("value"), &def.value, Type::Int)?;
         self.table.values.push(value);
         let value = ValueSource::Expr(self.table.values.len() - 1);
-        let labels = if def.dimensions.is_empty() {
-            STANDARD_LABELS
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.to_string(), LabelSource::Standard(i)))
-                .collect()
-        } else {
-            let mut labels = Vec::new();
-            for (tag, source) in &def.dimensions {
-                let path = format!("definitions[{i}].dimensions.{tag}");
-                if let Some(d) = self.dimension(&path, tag, source) {
-                    labels.push((tag.clone(), LabelSource::Custom(d)));
-                }
+        // Without Mixer-style dimensions a definition has no labels until `metrics[]` adds them.
+        let mut labels = Vec::new();
+        for (tag, source) in &def.dimensions {
+            let path = format!("definitions[{i}].dimensions.{tag}");
+            if let Some(d) = self.dimension(&path, tag, source) {
+                labels.push((tag.clone(), d));
             }
-            labels
-        };
+        }
         if let Some(b) = &def.buckets {
             self.check_buckets(&at("buckets"), b, def.kind);
         }
@@ -309,8 +342,8 @@ impl Compiler<'_> {
             each(drafts, &mut |d| {
                 let slot = d.spec.labels.iter_mut().find(|(l, _)| l == tag);
                 match (expr, slot) {
-                    (Some(e), Some(slot)) => slot.1 = LabelSource::Custom(e),
-                    (Some(e), None) => d.spec.labels.push((tag.clone(), LabelSource::Custom(e))),
+                    (Some(e), Some(slot)) => slot.1 = e,
+                    (Some(e), None) => d.spec.labels.push((tag.clone(), e)),
                     // As Istio: a dimension that does not compile leaves its metric.
                     (None, _) => d.spec.labels.retain(|(l, _)| l != tag),
                 }

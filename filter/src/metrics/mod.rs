@@ -34,7 +34,9 @@ use crate::stat_name;
 use hashbrown::HashMap;
 use std::cell::Cell;
 
-pub use compile::{all_tag_names, bucket_settings, compile, stats_tags, tag_keys, BucketSetting};
+pub use compile::{
+    all_tag_names, bucket_settings, compile, stats_tags, tag_keys, BucketSetting, Output,
+};
 
 /// Prefix of every standard and user-defined metric, as in Istio.
 pub const PREFIX: &str = "istio_";
@@ -229,6 +231,8 @@ enum LabelSource {
     Standard(usize),
     /// Index into the table's custom dimension expressions.
     Custom(usize),
+    /// An expression that compiles to nothing Istio could evaluate: `unknown` on every report.
+    Unknown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,6 +352,15 @@ impl MetricTable {
     /// Names of the metrics this table emits, e.g. `istio_requests_total`.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.specs.iter().map(|s| s.name.as_str())
+    }
+
+    /// Every metric with its kind and labels in emission order, as the filter will emit them
+    /// (`meshstats validate` lists them).
+    pub fn metrics(&self) -> impl Iterator<Item = (&str, MetricKind, Vec<&str>)> {
+        self.specs.iter().map(|s| {
+            let labels = s.labels.iter().map(|(t, _)| t.as_str()).collect();
+            (s.name.as_str(), s.kind, labels)
+        })
     }
 
     /// The labels a metric carries, in emission order.
@@ -761,6 +774,7 @@ fn label_value<'a>(dims: &'a Dimensions, custom: &'a [String], source: LabelSour
     match source {
         LabelSource::Standard(i) => dims.values.get(i),
         LabelSource::Custom(i) => custom.get(i),
+        LabelSource::Unknown => return UNKNOWN,
     }
     .map(String::as_str)
     .unwrap_or_default()

@@ -8,15 +8,17 @@ use crate::labels::STANDARD_LABELS;
 struct Compiled {
     table: MetricTable,
     problems: Vec<ConfigError>,
+    unevaluable: Vec<ConfigError>,
     slots: Vec<SlotDef>,
 }
 
 fn table(json: &str) -> Compiled {
     let mut vocab = Vocabulary::default();
-    let (table, problems) = compile(&PluginConfig::parse(json).unwrap(), &mut vocab);
+    let out = compile(&PluginConfig::parse(json).unwrap(), &mut vocab);
     Compiled {
-        table,
-        problems,
+        table: out.table,
+        problems: out.problems,
+        unevaluable: out.unevaluable,
         slots: vocab.slots().to_vec(),
     }
 }
@@ -184,7 +186,7 @@ fn broken_parts_are_problems_that_disable_only_themselves() {
             "definitions": [{"name": "broken", "value": "request.size +"}, {"name": "", "value": "1"}]}"#,
     );
     let problems: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
-    assert_eq!(problems.len(), 7, "{problems:#?}");
+    assert_eq!(problems.len(), 6, "{problems:#?}");
     assert_eq!(problems[0], "invalid meshstats config at `definitions[0].value`: column 15: expected an expression, found end of input in `request.size +`", "{problems:#?}");
     assert_eq!(
         problems[1],
@@ -192,19 +194,22 @@ fn broken_parts_are_problems_that_disable_only_themselves() {
     );
     assert_eq!(problems[2], "invalid meshstats config at `metrics[0].name`: unknown metric \"request_count\"; known metrics: requests_total, request_duration_milliseconds, request_bytes, response_bytes, tcp_connections_opened_total, tcp_connections_closed_total, tcp_sent_bytes_total, tcp_received_bytes_total, request_messages_total, response_messages_total");
     assert_eq!(problems[3], "invalid meshstats config at `metrics[1].tags_to_remove[1]`: \"source_wl\" is not a label of this metric");
-    assert!(problems[4].starts_with("invalid meshstats config at `metrics[2].dimensions.bad`: column 1: unknown attribute `request.hots`; did you mean `request.host`?"), "{}", problems[4]);
+    // An unknown attribute parses: reported apart, with its suggestion, and kept as `unknown`.
+    let unevaluable: Vec<String> = c.unevaluable.iter().map(|p| p.to_string()).collect();
+    assert_eq!(unevaluable, ["invalid meshstats config at `metrics[2].dimensions.bad`: column 1: unknown attribute `request.hots`; did you mean `request.host`? in `request.hots`"]);
     assert!(
-        problems[5]
+        problems[4]
             .starts_with("invalid meshstats config at `metrics[2].dimensions.source_app`: column"),
         "{}",
-        problems[5]
+        problems[4]
     );
-    assert_eq!(problems[6], "invalid meshstats config at `metrics[2].dimensions.x.y`: \"x.y\" is not a valid Prometheus label name");
-    // What survived: `ok` added, source_app removed (Istio: a dimension that does not parse leaves), reporter removed.
+    assert_eq!(problems[5], "invalid meshstats config at `metrics[2].dimensions.x.y`: \"x.y\" is not a valid Prometheus label name");
+    // What survived: `ok` added, `bad` kept, source_app removed (Istio: a dimension that does
+    // not parse leaves), reporter removed.
     let labels = c.table.labels_of("istio_requests_total").unwrap();
     assert!(
         labels.contains(&"ok")
-            && !labels.contains(&"bad")
+            && labels.contains(&"bad")
             && !labels.contains(&"source_app")
             && !labels.contains(&"reporter"),
         "{labels:?}"
@@ -303,7 +308,7 @@ fn match_gates_recording_and_broken_match_records_nothing() {
 }
 
 #[test]
-fn definitions_with_standard_or_own_labels_and_failing_values() {
+fn definitions_with_no_or_own_labels_and_failing_values() {
     let mut c = table(
         r#"{"definitions": [
               {"name": "custom", "value": "1", "type": "COUNTER"},
@@ -328,26 +333,18 @@ fn definitions_with_standard_or_own_labels_and_failing_values() {
     c.table.record(&host, &d, &s, &RequestAttributes::default());
     c.table.record(&host, &d, &s, &RequestAttributes::default());
     c.table.flush(&host);
-    assert_eq!(
-        host.value(&stat(&d, &all_but(&[]), &[], "istio_custom")),
-        Some(2)
-    );
+    // Istio's definitions start with no labels; `metrics[]` alone would add them.
+    assert_eq!(host.value("istio_custom"), Some(2));
     assert_eq!(
         host.value("message=.=twice the fun!;.;reporter=.=client;.;double_request_count"),
         Some(4)
     );
-    assert_eq!(
-        host.samples.borrow()[&stat(&d, &all_but(&[]), &[], "istio_size")],
-        vec![512, 512]
-    );
+    assert_eq!(host.samples.borrow()["istio_size"], vec![512, 512]);
     // request.size absent: that record is skipped and counted; the others still record.
     let s = slots(&c, &[(Source::Direction, Attr::Str("inbound".into()))]);
     c.table.record(&host, &d, &s, &RequestAttributes::default());
     c.table.flush(&host);
-    assert_eq!(
-        host.samples.borrow()[&stat(&d, &all_but(&[]), &[], "istio_size")].len(),
-        2
-    );
+    assert_eq!(host.samples.borrow()["istio_size"].len(), 2);
     assert_eq!(host.value(EVAL_ERRORS_METRIC), Some(1));
     assert_eq!(
         host.value("message=.=twice the fun!;.;reporter=.=server;.;double_request_count"),
@@ -436,7 +433,7 @@ fn bucket_settings_per_metric() {
         ]
     );
     let mut vocab = Vocabulary::default();
-    let (_, problems) = compile(&c, &mut vocab);
+    let problems = compile(&c, &mut vocab).problems;
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].path, "metrics[2].buckets");
 }
@@ -674,4 +671,22 @@ fn compact_names_put_short_values_first_and_read_back_exactly() {
     let build = FakeHost::default();
     c.table.record_build(&build, "1.2.3");
     assert_eq!(build.value("Aproxy;.;B1.2.3;.;istio_build"), Some(1));
+}
+
+/// As Istio's plugin (tags belong to the name): a definition named like a standard metric
+/// replaces its value and keeps its labels; with its own dimensions it has only those.
+#[test]
+fn a_definition_named_like_a_standard_metric_keeps_its_labels() {
+    let c = table(
+        r#"{"definitions": [{"name": "requests_total", "value": "10"},
+                            {"name": "tcp_sent_bytes_total", "value": "1", "dimensions": {"x": "'y'"}}]}"#,
+    );
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    let labels = c.table.labels_of("istio_requests_total").unwrap();
+    assert_eq!(labels, STANDARD_LABELS.to_vec());
+    assert_eq!(
+        c.table.labels_of("istio_tcp_sent_bytes_total").unwrap(),
+        ["x"]
+    );
+    assert!(c.unevaluable.is_empty());
 }

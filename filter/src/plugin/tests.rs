@@ -293,22 +293,24 @@ fn istio_style_configs_load() {
         let c = compile(text).unwrap_or_else(|e| panic!("{text}: {e}"));
         assert!(c.problems.is_empty(), "{text}: {:?}", c.problems);
     }
-    // Istio's e2e config also carries deliberately broken expressions: each is a problem that
-    // removes only its own dimension.
+    // Istio's e2e config also carries deliberately broken expressions: one that does not
+    // parse removes its dimension; one that parses but cannot be evaluated stays, `unknown`.
     let c = compile(r#"{"metrics": [{"name": "requests_total", "dimensions": {"destination_app": "cannot _ parse | 3", "destination_workload": "cannot_evaluate", "ok": "'x'"}}]}"#).unwrap();
-    let paths: Vec<&str> = c.problems.iter().map(|p| p.path.as_str()).collect();
+    let paths = |ps: &[ConfigError]| ps.iter().map(|p| p.path.clone()).collect::<Vec<_>>();
     assert_eq!(
-        paths,
-        [
-            "metrics[0].dimensions.destination_app",
-            "metrics[0].dimensions.destination_workload"
-        ]
+        paths(&c.problems),
+        ["metrics[0].dimensions.destination_app"]
+    );
+    assert_eq!(
+        paths(&c.unevaluable),
+        ["metrics[0].dimensions.destination_workload"]
     );
     let labels = c.metrics.labels_of("istio_requests_total").unwrap();
     assert!(
         labels.contains(&"ok")
             && !labels.contains(&"destination_app")
-            && !labels.contains(&"destination_workload")
+            && labels.contains(&"destination_workload"),
+        "{labels:?}"
     );
 }
 

@@ -307,7 +307,7 @@ pub fn run(data: &[u8]) {
     let compiled = meshstats_filter::compile(&text);
     let config = match &compiled {
         Ok(c) => {
-            for p in &c.problems {
+            for p in c.problems.iter().chain(&c.unevaluable) {
                 one_line("a problem", &p.to_string());
                 assert!(!p.path.is_empty(), "a problem names no field: {p}");
             }
@@ -336,11 +336,11 @@ pub fn run(data: &[u8]) {
     assert_eq!(
         compiled
             .as_ref()
-            .map(|c| &c.problems)
+            .map(|c| (&c.problems, &c.unevaluable))
             .map_err(|e| e.to_string()),
         again
             .as_ref()
-            .map(|c| &c.problems)
+            .map(|c| (&c.problems, &c.unevaluable))
             .map_err(|e| e.to_string()),
     );
     let host = FuzzHost::new(rest(u));

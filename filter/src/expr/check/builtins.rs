@@ -87,7 +87,7 @@ impl Checker<'_> {
             ("string", [a]) => {
                 let (node, ty) = c.check(a)?;
                 if matches!(ty, Type::Map | Type::List) {
-                    return Err(ExprError::new(
+                    return Err(ExprError::evaluation(
                         a.col,
                         format!("string() cannot convert {}", ty.with_article()),
                     ));
@@ -96,7 +96,8 @@ impl Checker<'_> {
             }
             ("int", [a]) => {
                 if let Kind::Str(s) = &a.kind {
-                    let n = parse_int(s).map_err(|e| ExprError::new(a.col, e.to_string()))?;
+                    let n =
+                        parse_int(s).map_err(|e| ExprError::evaluation(a.col, e.to_string()))?;
                     return Ok((Node::Int(n), Type::Int));
                 }
                 convert(
@@ -116,7 +117,7 @@ impl Checker<'_> {
             ("double", [a]) => {
                 if let Kind::Str(s) = &a.kind {
                     let message =
-                        || ExprError::new(a.col, format!("cannot convert {s:?} to double"));
+                        || ExprError::evaluation(a.col, format!("cannot convert {s:?} to double"));
                     return Ok((
                         Node::Double(s.parse().map_err(|_| message())?),
                         Type::Double,
@@ -126,14 +127,16 @@ impl Checker<'_> {
             }
             ("duration", [a]) => {
                 if let Kind::Str(s) = &a.kind {
-                    let ns = time::parse_duration(s).map_err(|m| ExprError::new(a.col, m))?;
+                    let ns =
+                        time::parse_duration(s).map_err(|m| ExprError::evaluation(a.col, m))?;
                     return Ok((Node::Duration(ns), Type::Duration));
                 }
                 convert(c, a, Func::Duration, &[Type::String, Type::Duration])?
             }
             ("timestamp", [a]) => {
                 if let Kind::Str(s) = &a.kind {
-                    let ns = time::parse_timestamp(s).map_err(|m| ExprError::new(a.col, m))?;
+                    let ns =
+                        time::parse_timestamp(s).map_err(|m| ExprError::evaluation(a.col, m))?;
                     return Ok((Node::Timestamp(ns), Type::Timestamp));
                 }
                 convert(c, a, Func::Timestamp, &[Type::String, Type::Timestamp])?
@@ -205,7 +208,7 @@ fn convert(
         _ => ("timestamp", Type::Timestamp),
     };
     if !from.contains(&ty) {
-        return Err(ExprError::new(
+        return Err(ExprError::evaluation(
             a.col,
             format!("{name}() cannot convert {}", ty.with_article()),
         ));
@@ -216,7 +219,7 @@ fn convert(
 fn size(c: &mut Checker<'_>, a: &Ast) -> Result<(Node, Type), ExprError> {
     let (node, ty) = c.check(a)?;
     if !matches!(ty, Type::String | Type::Map) {
-        return Err(ExprError::new(
+        return Err(ExprError::evaluation(
             a.col,
             format!("size() needs a string or a map, found {ty}"),
         ));

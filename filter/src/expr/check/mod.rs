@@ -37,7 +37,7 @@ pub(crate) fn compile(
         };
         if !ok {
             let message = format!("expected {}, found {}", want.with_article(), ty);
-            return Err(ExprError::new(ast.col, message));
+            return Err(ExprError::evaluation(ast.col, message));
         }
     }
     let mut slots = checker.slots;
@@ -129,7 +129,7 @@ impl Checker<'_> {
         let (node, found) = self.check(ast)?;
         if found != ty {
             let message = format!("{what} must be {}, found {found}", ty.with_article());
-            return Err(ExprError::new(ast.col, message));
+            return Err(ExprError::evaluation(ast.col, message));
         }
         Ok(node)
     }
@@ -146,7 +146,7 @@ impl Checker<'_> {
         let (slot, ty) = self
             .resolver
             .resolve(&chain)
-            .map_err(|message| ExprError::new(ast.col, message))?;
+            .map_err(|message| ExprError::evaluation(ast.col, message))?;
         self.slots.push(slot);
         Ok(Some((slot, ty)))
     }
@@ -185,7 +185,7 @@ impl Checker<'_> {
         let (node, ty) = self.check(operand)?;
         if !matches!(ty, Type::Int | Type::Double | Type::Duration) {
             let message = format!("the operand of `-` must be a number, found {ty}");
-            return Err(ExprError::new(operand.col, message));
+            return Err(ExprError::evaluation(operand.col, message));
         }
         Ok((Node::Neg(Box::new(node)), ty))
     }
@@ -204,7 +204,7 @@ impl Checker<'_> {
         if t1 != t2 {
             let message =
                 format!("the branches of {what} must have the same type, found {t1} and {t2}");
-            return Err(ExprError::new(col, message));
+            return Err(ExprError::evaluation(col, message));
         }
         let (then, otherwise) = box2(then, otherwise);
         Ok((Node::Cond(Box::new(c), then, otherwise), t1))
@@ -237,7 +237,7 @@ impl Checker<'_> {
         let (ln, lt) = self.check(l)?;
         let (rn, rt) = self.check(r)?;
         let (ln, rn) = box2(ln, rn);
-        let err = |message: String| Err(ExprError::new(col, message));
+        let err = |message: String| Err(ExprError::evaluation(col, message));
         let cmp = match op {
             BinOp::Eq => Some(Cmp::Eq),
             BinOp::Ne => Some(Cmp::Ne),
@@ -265,7 +265,7 @@ impl Checker<'_> {
                 } else {
                     time::parse_timestamp(text).map(Node::Timestamp)
                 };
-                let literal = literal.map_err(|m| ExprError::new(r.col, m))?;
+                let literal = literal.map_err(|m| ExprError::evaluation(r.col, m))?;
                 return Ok((Node::Default(ln, Box::new(literal)), lt));
             }
             if lt != rt {
@@ -314,11 +314,11 @@ impl Checker<'_> {
         if mt != Type::Map {
             let message =
                 format!("the right side of `in` must be a list literal or a map, found {mt}");
-            return Err(ExprError::new(r.col, message));
+            return Err(ExprError::evaluation(r.col, message));
         }
         if nt != Type::String {
             let message = format!("a map key must be a string, found {nt}");
-            return Err(ExprError::new(l.col, message));
+            return Err(ExprError::evaluation(l.col, message));
         }
         let (needle, map) = box2(needle, map);
         Ok((Node::InMap(needle, map), Type::Bool))

@@ -163,6 +163,7 @@ fn display_types() {
     let e = ExprError {
         column: 12,
         message: "boom".into(),
+        class: ErrorClass::Parse,
     };
     assert_eq!(e.to_string(), "column 12: boom");
     assert_eq!(Type::Timestamp.to_string(), "timestamp");
@@ -222,4 +223,41 @@ fn int_of_a_duration_is_nanoseconds() {
     let d = [("response.duration", Attr::Duration(9_486_802))];
     assert_eq!(ev_with("int(response.duration)", &d), "9486802");
     assert_eq!(ev_with("int(response.duration) / 1000000", &d), "9");
+}
+
+/// Istio's split: what Envoy's CEL refuses to build removes a tag, what it builds but cannot
+/// evaluate gives `unknown`; each error says which it would have been.
+#[test]
+fn errors_are_classed_as_istio_would_meet_them() {
+    let class = |src: &str| {
+        compile(src, Some(Type::String), &mut TestResolver::default())
+            .unwrap_err()
+            .class
+    };
+    for src in [
+        "cannot _ parse | 1",
+        "request.host +",
+        "nosuch(request.host)",
+        "size(request.host, 1)",
+        "request.host.matches('(')",
+        "null",
+        "has(1)",
+        "[1, 2]",
+    ] {
+        assert_eq!(class(src), ErrorClass::Parse, "{src}");
+    }
+    for src in [
+        "cannot_evaluate",
+        "request.hots",
+        "response.code + 'x'",
+        "request.headers",
+        "response.code == '200'",
+        "-request.host",
+        "int('x')",
+        "duration('soon')",
+        "flag ? 'a' : 1",
+        "string(request.headers)",
+    ] {
+        assert_eq!(class(src), ErrorClass::Evaluation, "{src}");
+    }
 }
