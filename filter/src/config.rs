@@ -24,6 +24,12 @@ pub struct PluginConfig {
     /// Incoming exchange headers are still read and stripped.
     #[serde(alias = "disableMetadataExchange", deserialize_with = "proto_bool")]
     pub disable_metadata_exchange: bool,
+    /// meshstats: Istio's TCP metadata exchange (`istio-peer-exchange` frames at the start of
+    /// each direction, docs/tcp.md) on mTLS connections. Off by default: under Istio its own
+    /// `istio.metadata_exchange` filter does it, and a frame sent to a peer that does not
+    /// expect one would reach its app.
+    #[serde(alias = "tcpMetadataExchange", deserialize_with = "proto_bool")]
+    pub tcp_metadata_exchange: bool,
     /// meshstats: when a caller's `x-envoy-peer-metadata` is believed.
     #[serde(alias = "peerMetadataTrust")]
     pub peer_metadata_trust: PeerMetadataTrust,

@@ -33,7 +33,7 @@ pub enum Scan {
     /// A frame of `len` bytes and what it says.
     Frame {
         len: usize,
-        node: PeerNode,
+        node: Box<PeerNode>,
         id: String,
     },
 }
@@ -90,7 +90,11 @@ pub fn scan(prefix: &[u8]) -> Scan {
         return Scan::NeedMore { need: len };
     };
     match decode_body(any) {
-        Ok((node, id)) => Scan::Frame { len, node, id },
+        Ok((node, id)) => Scan::Frame {
+            len,
+            node: Box::new(node),
+            id,
+        },
         Err(e) => Scan::Refused {
             len: len as u64,
             reason: e.0,

@@ -75,7 +75,7 @@ fn decodes_what_istio_writes_and_our_own_frame() {
         scan(&stream),
         Scan::Frame {
             len: ours.len(),
-            node: node_fixture(),
+            node: Box::new(node_fixture()),
             id: "sidecar~1".into()
         }
     );
