@@ -13,7 +13,7 @@
 //!
 //! Bounded: a frame body past `MAX_FRAME_BODY` is refused and skipped as it streams by, never
 //! buffered; while the first bytes are undecided the callback pauses (Envoy keeps them) and the
-//! data is read only when enough has arrived to decide more, so at most three reads, one edit
+//! data is read only when enough has arrived to decide more, so at most four reads, one edit
 //! and the certificate reads per direction. Frame bytes are not counted in
 //! `istio_tcp_*_bytes_total`: Istio's filter removes them before its stats filter sees them.
 //!

@@ -133,7 +133,7 @@ fn both_sides_learn_each_other_and_count_only_the_apps_bytes() {
 }
 
 #[test]
-fn a_frame_split_across_chunks_pauses_with_at_most_three_reads() {
+fn a_frame_split_across_chunks_pauses_with_at_most_four_reads() {
     let (ch, client) = sidecar(2, "productpage-v1", "productpage", ON);
     let (sh, mut server) = sidecar(1, "ratings-v1", "ratings", ON);
     let mut ss = Stream::default();
