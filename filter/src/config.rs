@@ -503,6 +503,22 @@ mod tests {
     }
 
     #[test]
+    fn tcp_metadata_exchange_is_off_by_default_in_both_spellings_and_names_its_field() {
+        assert!(!PluginConfig::parse("{}").unwrap().tcp_metadata_exchange);
+        for text in [
+            r#"{"tcp_metadata_exchange": true}"#,
+            r#"{"tcpMetadataExchange": "true"}"#,
+        ] {
+            assert!(
+                PluginConfig::parse(text).unwrap().tcp_metadata_exchange,
+                "{text}"
+            );
+        }
+        let e = PluginConfig::parse(r#"{"tcp_metadata_exchange": "yes"}"#).unwrap_err();
+        assert_eq!(e.path, "tcp_metadata_exchange");
+    }
+
+    #[test]
     fn peer_metadata_trust_in_both_spellings_and_bad_values_name_the_field() {
         assert_eq!(
             PluginConfig::parse("{}").unwrap().peer_metadata_trust,
