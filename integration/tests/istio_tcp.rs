@@ -326,11 +326,7 @@ fn forged_and_oversized_frames_are_refused_and_traffic_flows() {
         round_trip(&mut conn, 500, b'z');
         drop(conn);
     }
-    let mut want = server_labels(Link::MtlsWithoutExchange);
-    want.insert(
-        "destination_service".into(),
-        "ratings.default.svc.cluster.local".into(),
-    );
+    let want = server_labels(Link::MtlsWithoutExchange);
     let got = wait_exact(
         &mesh.server,
         &[
