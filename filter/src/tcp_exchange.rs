@@ -153,7 +153,9 @@ impl Root {
             Incoming::Done => (DataAction::Continue, size),
             Incoming::Skipping { left } => {
                 let drop = usize::try_from(left).unwrap_or(usize::MAX).min(size);
-                host.replace_data_start(which, drop, &[]);
+                if drop > 0 {
+                    host.replace_data_start(which, drop, &[]);
+                }
                 let left = left.saturating_sub(drop as u64);
                 x.incoming = if left == 0 {
                     Incoming::Done
