@@ -306,6 +306,16 @@ fn render_envoy_tcp_with_mtls() {
         tls_context["common_tls_context"]["validation_context"]["trusted_ca"]["filename"],
         file("ca.pem")
     );
+    // Istio's inbound ALPN for TCP metadata exchange, and the filter told to exchange.
+    assert_eq!(
+        tls_context["common_tls_context"]["alpn_protocols"],
+        serde_json::json!(["istio-peer-exchange", "h2", "http/1.1"])
+    );
+    let configuration = chain["filters"][0]["typed_config"]["config"]["configuration"]["value"]
+        .as_str()
+        .unwrap();
+    let configuration: Value = serde_json::from_str(configuration).unwrap();
+    assert_eq!(configuration["tcp_metadata_exchange"], true);
     // A certificate without its key is refused by the command line.
     let out = meshstats(&["render", "envoy", "--tls-cert", "x.pem"]);
     assert!(!out.status.success());

@@ -24,6 +24,12 @@ pub struct PluginConfig {
     /// Incoming exchange headers are still read and stripped.
     #[serde(alias = "disableMetadataExchange", deserialize_with = "proto_bool")]
     pub disable_metadata_exchange: bool,
+    /// meshstats: Istio's TCP metadata exchange (`istio-peer-exchange` frames at the start of
+    /// each direction, docs/tcp.md) on mTLS connections. Off by default: under Istio its own
+    /// `istio.metadata_exchange` filter does it, and a frame sent to a peer that does not
+    /// expect one would reach its app.
+    #[serde(alias = "tcpMetadataExchange", deserialize_with = "proto_bool")]
+    pub tcp_metadata_exchange: bool,
     /// meshstats: when a caller's `x-envoy-peer-metadata` is believed.
     #[serde(alias = "peerMetadataTrust")]
     pub peer_metadata_trust: PeerMetadataTrust,
@@ -494,6 +500,22 @@ mod tests {
             e.to_string(),
             "invalid meshstats config: trailing characters"
         );
+    }
+
+    #[test]
+    fn tcp_metadata_exchange_is_off_by_default_in_both_spellings_and_names_its_field() {
+        assert!(!PluginConfig::parse("{}").unwrap().tcp_metadata_exchange);
+        for text in [
+            r#"{"tcp_metadata_exchange": true}"#,
+            r#"{"tcpMetadataExchange": "true"}"#,
+        ] {
+            assert!(
+                PluginConfig::parse(text).unwrap().tcp_metadata_exchange,
+                "{text}"
+            );
+        }
+        let e = PluginConfig::parse(r#"{"tcp_metadata_exchange": "yes"}"#).unwrap_err();
+        assert_eq!(e.path, "tcp_metadata_exchange");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Root {
     local: PeerNode,
     /// Our `x-envoy-peer-metadata` value, encoded once.
     local_header: String,
+    /// Our TCP exchange frame (`tcp_exchange.rs`), encoded once.
+    local_frame: Vec<u8>,
     node_id: String,
     /// Set by Istio's `stats_inbound` / `stats_outbound` root ids; else the listener decides.
     root_direction: Option<Direction>,
@@ -213,6 +215,7 @@ impl Root {
             ticks: tcp::Ticks::new(&config),
             tcp_needs,
             local_header: local.to_header_value(),
+            local_frame: peer::frame::encode_frame(&local, &node_id),
             peers: PeerCache::new(cache_size),
             config,
             metrics,
@@ -644,6 +647,9 @@ fn read_local_node(host: &impl Host) -> PeerNode {
 mod grpc;
 #[path = "tcp.rs"]
 mod tcp;
+#[path = "tcp_exchange.rs"]
+mod tcp_exchange;
+pub use tcp_exchange::DataAction;
 #[path = "trust.rs"]
 mod trust;
 

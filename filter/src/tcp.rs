@@ -33,6 +33,8 @@ pub struct TcpStream {
     reported_sent: u64,
     opened: bool,
     closed: bool,
+    /// The metadata exchange, from the first data on (`tcp_exchange.rs`).
+    pub(super) exchange: Option<super::tcp_exchange::Exchange>,
 }
 
 /// The root's timer: one tick period serves the cache expiry, TCP and gRPC reports and the

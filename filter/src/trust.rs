@@ -29,6 +29,8 @@ enum Rejection {
     UntrustedConnection,
     /// The header claims a namespace or service account its certificate does not carry.
     ContradictsCertificate,
+    /// A TCP exchange frame that does not decode or is too large (`tcp_exchange.rs`).
+    MalformedFrame,
 }
 
 /// One VM's rejection counter and which kinds it has logged.
@@ -39,6 +41,7 @@ pub struct Rejections {
     metric: Option<Option<u32>>,
     logged_untrusted: bool,
     logged_contradiction: bool,
+    logged_malformed: bool,
 }
 
 /// Log lines quote what a caller claimed: at most this many characters of it, escaped.
@@ -67,26 +70,45 @@ impl Root {
         } else {
             // A header that does not decode is ignored, as a missing one.
             match self.peers.get_or_decode(id, value) {
-                Ok(peer) => match contradiction(&peer, &cert.principal) {
-                    None => Some(peer),
-                    Some(claim) => {
-                        self.reject(host, Rejection::ContradictsCertificate, || {
-                            format!(
-                                "claims {} {:?}, but the caller's certificate {:?} says {:?}",
-                                claim.what,
-                                quoted(claim.claimed),
-                                quoted(&cert.principal),
-                                quoted(claim.certified),
-                            )
-                        });
-                        None
-                    }
-                },
+                Ok(peer) => self.believe_downstream_node(host, &cert, peer),
                 Err(_) => None,
             }
         };
         stream.seen.downstream_cert = Some(cert);
         believed
+    }
+
+    /// A caller's decoded metadata (header or TCP frame), when its certificate `cert` does not
+    /// contradict it.
+    pub(super) fn believe_downstream_node(
+        &mut self,
+        host: &impl Host,
+        cert: &DownstreamCert,
+        peer: Rc<PeerNode>,
+    ) -> Option<Rc<PeerNode>> {
+        match contradiction(&peer, &cert.principal) {
+            None => Some(peer),
+            Some(claim) => {
+                self.reject(host, Rejection::ContradictsCertificate, || {
+                    format!(
+                        "claims {} {:?}, but the caller's certificate {:?} says {:?}",
+                        claim.what,
+                        quoted(claim.claimed),
+                        quoted(&cert.principal),
+                        quoted(claim.certified),
+                    )
+                });
+                None
+            }
+        }
+    }
+
+    /// A TCP exchange frame that is malformed or too large: counted and logged as a
+    /// rejection; the caller is labelled from its certificate alone.
+    pub(super) fn refuse_frame(&mut self, host: &impl Host, reason: &str) {
+        self.reject(host, Rejection::MalformedFrame, || {
+            format!("in a TCP exchange frame that {}", quoted(reason))
+        });
     }
 
     fn reject(&mut self, host: &impl Host, why: Rejection, detail: impl FnOnce() -> String) {
@@ -100,6 +122,7 @@ impl Root {
         let logged = match why {
             Rejection::UntrustedConnection => &mut r.logged_untrusted,
             Rejection::ContradictsCertificate => &mut r.logged_contradiction,
+            Rejection::MalformedFrame => &mut r.logged_malformed,
         };
         if !*logged {
             *logged = true;

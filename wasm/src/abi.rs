@@ -25,6 +25,8 @@ const NOT_FOUND: Status = 1;
 pub const MAP_REQUEST_HEADERS: u32 = 0;
 pub const MAP_RESPONSE_HEADERS: u32 = 2;
 pub const MAP_RESPONSE_TRAILERS: u32 = 3;
+pub const BUFFER_DOWNSTREAM_DATA: u32 = 2;
+pub const BUFFER_UPSTREAM_DATA: u32 = 3;
 pub const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 
 #[link(wasm_import_module = "env")]
@@ -73,6 +75,13 @@ extern "C" {
         max_size: usize,
         data: *mut *mut u8,
         size: *mut usize,
+    ) -> Status;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        data: *const u8,
+        data_size: usize,
     ) -> Status;
     fn proxy_set_tick_period_milliseconds(period: u32) -> Status;
     fn proxy_set_header_map_pairs(map_type: u32, data: *const u8, size: usize) -> Status;
@@ -215,6 +224,21 @@ pub fn get_buffer(buffer_type: u32) -> Result<Option<Vec<u8>>, Status> {
     // SAFETY: out-pointers to locals.
     let s = unsafe { proxy_get_buffer_bytes(buffer_type, 0, usize::MAX, &mut data, &mut size) };
     owned(s, data, size)
+}
+
+/// The first `len` bytes of a buffer (TCP data: what the current callback holds).
+pub fn get_buffer_start(buffer_type: u32, len: usize) -> Result<Option<Vec<u8>>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: out-pointers to locals.
+    let s = unsafe { proxy_get_buffer_bytes(buffer_type, 0, len, &mut data, &mut size) };
+    owned(s, data, size)
+}
+
+/// Envoy's rule for network data (`Buffer::copyFrom`): at start 0, drains `drain` bytes and
+/// prepends `data`.
+pub fn replace_buffer_start(buffer_type: u32, drain: usize, data: &[u8]) -> Result<(), Status> {
+    // SAFETY: live input buffer.
+    status(unsafe { proxy_set_buffer_bytes(buffer_type, 0, drain, data.as_ptr(), data.len()) })
 }
 
 pub fn set_tick_period(ms: u32) -> Result<(), Status> {

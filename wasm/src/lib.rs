@@ -18,8 +18,8 @@ mod abi;
 use hashbrown::HashMap;
 use meshstats_filter::attributes::batch;
 use meshstats_filter::config::MetricKind;
-use meshstats_filter::host::{decode, edit_headers_one_by_one, Headers, Host, LogLevel};
-use meshstats_filter::plugin::{Root, Stream};
+use meshstats_filter::host::{decode, edit_headers_one_by_one, Data, Headers, Host, LogLevel};
+use meshstats_filter::plugin::{DataAction, Root, Stream};
 use std::cell::{Cell, RefCell};
 
 /// Host calls through `abi`, never a panicking wrapper.
@@ -33,7 +33,26 @@ fn map_type(map: Headers) -> u32 {
     }
 }
 
+fn buffer_type(which: Data) -> u32 {
+    match which {
+        Data::Downstream => abi::BUFFER_DOWNSTREAM_DATA,
+        Data::Upstream => abi::BUFFER_UPSTREAM_DATA,
+    }
+}
+
 impl Host for ProxyHost {
+    fn edits_data(&self) -> bool {
+        true
+    }
+    fn data(&self, which: Data, len: usize) -> Option<Vec<u8>> {
+        // An empty buffer comes back as none: zero bytes, not an error.
+        abi::get_buffer_start(buffer_type(which), len)
+            .ok()
+            .map(Option::unwrap_or_default)
+    }
+    fn replace_data_start(&self, which: Data, drain: usize, prepend: &[u8]) -> bool {
+        abi::replace_buffer_start(buffer_type(which), drain, prepend).is_ok()
+    }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         abi::get_property(path).ok().flatten()
     }
@@ -227,6 +246,8 @@ fn with_stream(context_id: u32, f: impl FnOnce(&mut Root, &mut Stream)) {
 }
 
 const CONTINUE: u32 = 0;
+/// A network filter's `StopIteration`: Envoy keeps the data and calls again when more arrives.
+const STOP_ITERATION: u32 = 1;
 const TRUE: u32 = 1;
 
 #[no_mangle]
@@ -323,29 +344,35 @@ pub extern "C" fn proxy_on_new_connection(context_id: u32) -> u32 {
     CONTINUE
 }
 
-/// Per data chunk: counted only, no host call.
+/// Per data chunk: counted, no host call, except while the TCP metadata exchange looks at a
+/// connection's first bytes (`plugin::tcp_exchange`).
 #[no_mangle]
 pub extern "C" fn proxy_on_downstream_data(
     context_id: u32,
     data_size: usize,
-    _end_of_stream: u32,
+    end_of_stream: u32,
 ) -> u32 {
-    with_stream(context_id, |root, stream| {
-        root.on_downstream_data(stream, data_size)
-    });
-    CONTINUE
+    on_data(context_id, Data::Downstream, data_size, end_of_stream)
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_upstream_data(
     context_id: u32,
     data_size: usize,
-    _end_of_stream: u32,
+    end_of_stream: u32,
 ) -> u32 {
+    on_data(context_id, Data::Upstream, data_size, end_of_stream)
+}
+
+fn on_data(context_id: u32, which: Data, size: usize, end_of_stream: u32) -> u32 {
+    let mut action = DataAction::Continue;
     with_stream(context_id, |root, stream| {
-        root.on_upstream_data(stream, data_size)
+        action = root.on_data(&ProxyHost, stream, which, size, end_of_stream != 0);
     });
-    CONTINUE
+    match action {
+        DataAction::Continue => CONTINUE,
+        DataAction::Pause => STOP_ITERATION,
+    }
 }
 
 /// Nothing to do: Envoy calls `proxy_on_log` once the connection is closed, where the last

@@ -186,7 +186,10 @@ fn listener(opts: &SidecarOptions, cluster_name: &str) -> Value {
     };
     let mut chain = json!({ "filters": filters });
     if let (Some(tls), Some(obj)) = (&opts.downstream_tls, chain.as_object_mut()) {
-        obj.insert("transport_socket".into(), downstream_tls(tls));
+        obj.insert(
+            "transport_socket".into(),
+            downstream_tls(tls, opts.protocol),
+        );
     }
     json!({
         "name": format!("{dir}_{}", opts.listen.port()),
@@ -201,6 +204,8 @@ fn listener(opts: &SidecarOptions, cluster_name: &str) -> Value {
 /// dynamic-module ABI has no labelled metrics (`docs/native.md`); a TCP connection reports a
 /// few times per connection, not per request, so Wasm costs little there.
 fn tcp_filters(opts: &SidecarOptions, cluster_name: &str) -> Vec<Value> {
+    let exchanging = with_tcp_exchange(opts);
+    let opts = exchanging.as_ref().unwrap_or(opts);
     let mut filters = Vec::new();
     if let (true, None, Some(module)) = (opts.with_filter, &opts.wasm_path, &opts.native_module) {
         filters.push(native_network_filter(
@@ -227,6 +232,30 @@ fn tcp_filters(opts: &SidecarOptions, cluster_name: &str) -> Vec<Value> {
     filters
 }
 
+/// Istio's ALPN for in-mesh clusters with TCP metadata exchange (`ALPNInMeshWithMxc`).
+pub const ALPN_UPSTREAM_EXCHANGE: [&str; 2] = ["istio-peer-exchange", "istio"];
+/// Istio's ALPN for inbound mTLS listeners with TCP metadata exchange
+/// (`ALPNDownstreamWithMxc`).
+pub const ALPN_DOWNSTREAM_EXCHANGE: [&str; 3] = ["istio-peer-exchange", "h2", "http/1.1"];
+
+/// A TCP sidecar with mTLS on either side speaks Istio's TCP metadata exchange, as Istio's
+/// do: the filter configuration gets `tcp_metadata_exchange: true` unless it sets the field
+/// itself (either spelling), and the TLS contexts Istio's ALPN. `None`: nothing to change.
+fn with_tcp_exchange(opts: &SidecarOptions) -> Option<SidecarOptions> {
+    if opts.downstream_tls.is_none() && opts.upstream_tls.is_none() {
+        return None;
+    }
+    let mut config: Value = serde_json::from_str(&opts.config_json).ok()?;
+    let obj = config.as_object_mut()?;
+    if obj.contains_key("tcp_metadata_exchange") || obj.contains_key("tcpMetadataExchange") {
+        return None;
+    }
+    obj.insert("tcp_metadata_exchange".into(), Value::Bool(true));
+    let mut out = opts.clone();
+    out.config_json = config.to_string();
+    Some(out)
+}
+
 fn stderr_access_log() -> Value {
     json!({
         "name": "envoy.access_loggers.stderr",
@@ -242,23 +271,32 @@ fn common_tls_context(tls: &TlsFiles) -> Value {
     })
 }
 
-fn downstream_tls(tls: &TlsFiles) -> Value {
+/// `protocol` TCP: Istio's ALPN for TCP metadata exchange (HTTP exchanges by headers).
+fn downstream_tls(tls: &TlsFiles, protocol: Protocol) -> Value {
+    let mut common = common_tls_context(tls);
+    if protocol == Protocol::Tcp {
+        common["alpn_protocols"] = json!(ALPN_DOWNSTREAM_EXCHANGE);
+    }
     json!({
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
             "require_client_certificate": true,
-            "common_tls_context": common_tls_context(tls),
+            "common_tls_context": common,
         },
     })
 }
 
-fn upstream_tls(tls: &TlsFiles) -> Value {
+fn upstream_tls(tls: &TlsFiles, protocol: Protocol) -> Value {
+    let mut common = common_tls_context(tls);
+    if protocol == Protocol::Tcp {
+        common["alpn_protocols"] = json!(ALPN_UPSTREAM_EXCHANGE);
+    }
     json!({
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-            "common_tls_context": common_tls_context(tls),
+            "common_tls_context": common,
         },
     })
 }
@@ -393,7 +431,7 @@ fn cluster(opts: &SidecarOptions, cluster_name: &str) -> Value {
         );
     }
     if let (Some(tls), Some(obj)) = (&opts.upstream_tls, cluster.as_object_mut()) {
-        obj.insert("transport_socket".into(), upstream_tls(tls));
+        obj.insert("transport_socket".into(), upstream_tls(tls, opts.protocol));
     }
     if let (Some(md), Some(obj)) = (&opts.cluster_metadata, cluster.as_object_mut()) {
         obj.insert("metadata".into(), json!({ "filter_metadata": md }));

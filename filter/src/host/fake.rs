@@ -1,7 +1,7 @@
 //! An in-memory host for tests: properties and headers are set up by the test, and every
 //! host call is recorded so tests can assert exact names, values and call counts.
 
-use super::{Headers, Host, LogLevel};
+use super::{Data, Headers, Host, LogLevel};
 use crate::config::MetricKind;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -54,9 +54,40 @@ pub struct FakeHost {
     /// Labelled counter totals / gauge values and histogram samples, by series.
     pub labelled_values: RefCell<BTreeMap<SeriesKey, i64>>,
     pub labelled_samples: RefCell<BTreeMap<SeriesKey, Vec<u64>>>,
+    /// The bytes the current TCP data callback holds, per direction (`Host::data`); `None`:
+    /// the host cannot edit data, as the native build.
+    pub data: Option<RefCell<[Vec<u8>; 2]>>,
 }
 
 impl FakeHost {
+    /// A host that can read and edit TCP data, as the Wasm adapter.
+    pub fn editing_data() -> FakeHost {
+        FakeHost {
+            data: Some(RefCell::new([Vec::new(), Vec::new()])),
+            ..FakeHost::default()
+        }
+    }
+
+    /// Appends bytes that arrived on `which`, as Envoy's buffer grows; returns its length.
+    pub fn arrive(&self, which: Data, bytes: &[u8]) -> usize {
+        let Some(d) = &self.data else {
+            return bytes.len();
+        };
+        let mut d = d.borrow_mut();
+        let b = &mut d[data_index(which)];
+        b.extend_from_slice(bytes);
+        b.len()
+    }
+
+    /// What the filter let through on `which` (the callback continued): taken out, as Envoy
+    /// moves it on.
+    pub fn pass(&self, which: Data) -> Vec<u8> {
+        self.data
+            .as_ref()
+            .map(|d| std::mem::take(&mut d.borrow_mut()[data_index(which)]))
+            .unwrap_or_default()
+    }
+
     /// A host with labelled metrics, as Envoy's dynamic modules have.
     pub fn labelled() -> FakeHost {
         FakeHost {
@@ -196,6 +227,30 @@ impl Host for FakeHost {
             .push(format!("log {level:?} {message}"));
         self.logs.borrow_mut().push((level, message.to_string()));
     }
+    fn edits_data(&self) -> bool {
+        self.data.is_some()
+    }
+    fn data(&self, which: Data, len: usize) -> Option<Vec<u8>> {
+        self.calls
+            .borrow_mut()
+            .push(format!("data {which:?} {len}"));
+        let d = self.data.as_ref()?.borrow();
+        let b = &d[data_index(which)];
+        Some(b[..len.min(b.len())].to_vec())
+    }
+    fn replace_data_start(&self, which: Data, drain: usize, prepend: &[u8]) -> bool {
+        self.calls.borrow_mut().push(format!(
+            "replace_data_start {which:?} {drain} {}",
+            prepend.len()
+        ));
+        let Some(d) = &self.data else { return false };
+        let mut d = d.borrow_mut();
+        let b = &mut d[data_index(which)];
+        let rest = b.split_off(drain.min(b.len()));
+        *b = prepend.to_vec();
+        b.extend_from_slice(&rest);
+        true
+    }
     fn labelled_metrics(&self) -> bool {
         self.labelled
     }
@@ -293,5 +348,12 @@ impl Host for FakeHost {
         self.reads.borrow_mut().extend(paths.iter().cloned());
         let props = self.properties.borrow();
         Some(paths.iter().map(|p| props.get(p).cloned()).collect())
+    }
+}
+
+fn data_index(which: Data) -> usize {
+    match which {
+        Data::Downstream => 0,
+        Data::Upstream => 1,
     }
 }

@@ -15,6 +15,15 @@ pub enum Headers {
     ResponseTrailers,
 }
 
+/// Which byte stream of a TCP connection a data call is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data {
+    /// From the downstream (the connection's client) towards the upstream.
+    Downstream,
+    /// From the upstream towards the downstream.
+    Upstream,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
     Debug,
@@ -77,6 +86,22 @@ pub trait Host {
     fn increment_labelled_metric(&self, _id: u32, _values: &[&str], _delta: i64) {}
     /// Records one histogram sample in the series of `id` with `values`.
     fn record_labelled_metric(&self, _id: u32, _values: &[&str], _value: u64) {}
+
+    /// Whether the TCP data a data callback holds can be read and edited ([`Host::data`],
+    /// [`Host::replace_data_start`]): what the TCP metadata exchange needs.
+    fn edits_data(&self) -> bool {
+        false
+    }
+    /// The first `len` bytes (fewer if fewer arrived) of the data the current callback holds;
+    /// `None` on a host error.
+    fn data(&self, _which: Data, _len: usize) -> Option<Vec<u8>> {
+        None
+    }
+    /// Drops the first `drain` bytes of that data and puts `prepend` before the rest; false
+    /// on a host error.
+    fn replace_data_start(&self, _which: Data, _drain: usize, _prepend: &[u8]) -> bool {
+        false
+    }
 
     /// Prepares reading the attributes at `paths` in one host call (Envoy's `expr_create`
     /// foreign function), once per configuration; `None` when the host cannot.

@@ -12,6 +12,7 @@
 
 mod base64;
 mod cache;
+pub mod frame;
 mod node;
 mod proto;
 #[cfg(test)]

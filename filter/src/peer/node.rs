@@ -87,7 +87,11 @@ impl PeerNode {
     /// Unknown keys and known keys of an unexpected type are ignored, so
     /// newer Istio versions that add metadata still interoperate.
     pub fn from_struct_bytes(bytes: &[u8]) -> Result<PeerNode, DecodeError> {
-        let root = proto::decode_struct(bytes)?;
+        Ok(PeerNode::from_struct(&proto::decode_struct(bytes)?))
+    }
+
+    /// A node from its decoded Struct: the HTTP header's and the TCP frame's one mapping.
+    pub(crate) fn from_struct(root: &Struct<'_>) -> PeerNode {
         let mut node = PeerNode::default();
         for (key, value) in &root.fields {
             match (*key, value) {
@@ -103,7 +107,7 @@ impl PeerNode {
                 _ => {}
             }
         }
-        Ok(node)
+        node
     }
 
     /// Istio's fallback when a peer sent no metadata header: the upstream

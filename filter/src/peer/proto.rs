@@ -284,3 +284,24 @@ fn encode_value(v: &ProtoValue<'_>, out: &mut Vec<u8>) {
         }
     }
 }
+
+/// A `google.protobuf.Any`: what the TCP exchange frame carries (its type URL and the
+/// serialized message).
+pub fn encode_any(type_url: &str, value: &[u8], out: &mut Vec<u8>) {
+    put_bytes(out, 1, type_url.as_bytes());
+    put_bytes(out, 2, value);
+}
+
+/// The type URL and value of a serialized `Any`, with protobuf's last-occurrence-wins rule.
+pub fn decode_any(bytes: &[u8]) -> Result<(&str, &[u8]), DecodeError> {
+    let mut r = Reader { buf: bytes };
+    let (mut type_url, mut value) = ("", &[][..]);
+    while let Some(field) = r.next_field() {
+        match field? {
+            (1, LEN) => type_url = r.string()?,
+            (2, LEN) => value = r.bytes()?,
+            (_, wire) => r.skip(wire)?,
+        }
+    }
+    Ok((type_url, value))
+}

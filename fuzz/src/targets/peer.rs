@@ -1,10 +1,13 @@
 //! `x-envoy-peer-metadata`: whatever a peer sends decodes or is refused without a panic; what
 //! decodes encodes back to the same fields (decode → encode → decode); a node we encode
 //! decodes to itself; the peer cache answers as a fresh decode would and never outgrows its
-//! capacity.
+//! capacity; a TCP exchange frame (`peer::frame`) is scanned without a panic, never claims
+//! more bytes than a refused frame declared or a decoded one holds, and ours scans back to the
+//! node it was made from, with every prefix of it undecided.
 
 use crate::gen::{self, below, pick};
 use arbitrary::Unstructured;
+use meshstats_filter::peer::frame::{self, Scan};
 use meshstats_filter::peer::{PeerCache, PeerNode, CANONICAL_NAME_LABEL};
 
 fn base64ish(u: &mut Unstructured<'_>) -> String {
@@ -56,7 +59,8 @@ fn check_decoded(node: &PeerNode, from: &dyn std::fmt::Debug) {
 
 pub fn run(data: &[u8]) {
     let u = &mut Unstructured::new(data);
-    match below(u, 5) {
+    match below(u, 6) {
+        5 => check_frames(u),
         0 => {
             let n = below(u, 512);
             let bytes = u.bytes(n).unwrap_or_default().to_vec();
@@ -120,5 +124,39 @@ pub fn run(data: &[u8]) {
                 );
             }
         }
+    }
+}
+
+fn check_frames(u: &mut Unstructured<'_>) {
+    let node = arbitrary_node(u);
+    let ours = frame::encode_frame(&node, &gen::string(u, 2));
+    let mut bytes = if gen::one_in(u, 2) {
+        ours.clone()
+    } else {
+        // Hostile: the magic, then anything.
+        let mut b = frame::FRAME_MAGIC.to_be_bytes().to_vec();
+        let n = below(u, 300);
+        b.extend_from_slice(u.bytes(n).unwrap_or_default());
+        b
+    };
+    if !bytes.is_empty() && gen::one_in(u, 2) {
+        let i = below(u, bytes.len());
+        bytes[i] = u.arbitrary().unwrap_or(0);
+    }
+    let cut = below(u, bytes.len() + 1);
+    match frame::scan(&bytes[..cut]) {
+        Scan::Frame { len, node: got, .. } => {
+            assert!(len <= cut, "a frame of {len} in {cut} bytes");
+            check_decoded(&got, &bytes);
+        }
+        Scan::NeedMore { need } => assert!(need > cut, "needs {need}, has {cut}"),
+        Scan::Refused { len, .. } => assert!(len >= 8, "refused {len}"),
+        Scan::NotFrame => {}
+    }
+    match frame::scan(&ours) {
+        Scan::Frame { len, node: got, .. } => {
+            assert_eq!((len, got.as_ref()), (ours.len(), &node), "our frame");
+        }
+        other => panic!("our frame scans as {other:?}"),
     }
 }
