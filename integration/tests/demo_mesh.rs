@@ -4,14 +4,12 @@
 //! - the graph built from Kiali's queries over `istio_requests_total` and
 //!   `istio_tcp_sent_bytes_total` is exactly the topology the demo started: every edge with
 //!   its protocol, every node with its namespace, app and version, nothing else (no
-//!   `unknown` caller, no service-only node);
-//! - ratings-v1's errors are exactly what its every-20th-request-503 pattern makes them, from
-//!   Prometheus's raw counters, on both reporters;
+//!   `unknown` caller, no service-only node). The TCP edge (ratings-v1 → mongodb-v1, mTLS)
+//!   is joined by TCP metadata exchange; without it the graph would show
+//!   `unknown → mongodb-v1` and `ratings-v1 → mongodb (service)`;
+//! - each caller's edge into ratings-v1 has exactly the errors its every-20th-request-503
+//!   pattern makes, from Prometheus's raw counters, on both reporters;
 //! - the SVG Graphviz drew holds every node and edge (its `<title>`s).
-//!
-//! The TCP edge (ratings-v1 → mongodb-v1, mTLS) needs TCP metadata exchange for both sides
-//! to know each other's workload; without it the graph shows `unknown → mongodb-v1` and
-//! `ratings-v1 → mongodb (service)`, and this test fails on that edge, as it should.
 //!
 //! Needs `/usr/bin/prometheus` and Graphviz `dot` (`make setup` installs both).
 
@@ -23,6 +21,8 @@ use meshstats_integration::demo::Demo;
 use meshstats_integration::scratch_dir;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
+
+type Edge = (Node, Node, String);
 
 #[test]
 fn demo_mesh_graph_is_the_topology_and_ratings_errors_are_exact() {
@@ -37,10 +37,8 @@ fn demo_mesh_graph_is_the_topology_and_ratings_errors_are_exact() {
         .report(&svg_path, false)
         .unwrap_or_else(|e| panic!("{e}"));
 
-    // The graph's edges and nodes are the topology's, exactly. The request edges are
-    // asserted here; the TCP edge, which needs TCP metadata exchange, at the end, so that a
-    // failure there still shows every other check passing.
-    let expected: BTreeSet<(Node, Node, String)> = EDGES
+    // The graph's edges and nodes are the topology's, exactly.
+    let expected: BTreeSet<Edge> = EDGES
         .iter()
         .map(|e| {
             (
@@ -50,122 +48,87 @@ fn demo_mesh_graph_is_the_topology_and_ratings_errors_are_exact() {
             )
         })
         .collect();
-    let got: BTreeSet<(Node, Node, String)> = report.graph.edges.keys().cloned().collect();
-    let requests_only = |edges: &BTreeSet<(Node, Node, String)>| -> BTreeSet<(Node, Node, String)> {
-        edges.iter().filter(|e| e.2 != "tcp").cloned().collect()
-    };
-    assert_eq!(
-        requests_only(&got),
-        requests_only(&expected),
-        "request edges"
-    );
-    let mut tcp_failures: Vec<String> = Vec::new();
-    let missing: Vec<_> = expected.difference(&got).collect();
-    let extra: Vec<_> = got.difference(&expected).collect();
-    if !missing.is_empty() || !extra.is_empty() {
-        tcp_failures.push(format!(
-            "graph differs from the topology:\n  missing {missing:?}\n  not in the topology {extra:?}"
-        ));
-    }
+    let got: BTreeSet<Edge> = report.graph.edges.keys().cloned().collect();
+    assert_eq!(got, expected, "the graph's edges");
     let nodes: BTreeSet<Node> = WORKLOADS.iter().map(node).collect();
-    if report.graph.nodes() != nodes {
-        tcp_failures.push(format!(
-            "nodes: {:?}, expected {nodes:?}",
-            report.graph.nodes()
-        ));
-    }
-    if report.graph.nodes().contains(&Node::Unknown) {
-        tcp_failures.push("an `unknown` node".to_string());
-    }
+    assert_eq!(report.graph.nodes(), nodes, "the graph's nodes");
     for ((s, d, p), t) in &report.graph.edges {
         assert!(t.rate > 0.0, "{s:?} -> {d:?} ({p}): {t:?}");
     }
 
-    // ratings-v1's answers: every 20th of the requests it got was a 503, each counted once by
-    // its own sidecar and once by the caller's (reviews-v2 or -v3), raw counters.
+    // ratings-v1's answers, per caller: every 20th of each caller's requests was a 503, each
+    // counted once by ratings' sidecar and once by the caller's, raw counters.
     let prom = &demo.prometheus;
-    let want_total = demo.mesh.ratings.requests();
-    let want_errors = want_total / RATINGS_ERROR_EVERY;
-    assert!(want_errors >= 5, "ratings answered {want_total}");
-    let ratings = format!(
-        r#"destination_workload="{}",destination_workload_namespace="{}""#,
-        RATINGS.name, RATINGS.namespace
-    );
-    let count = |reporter: &str, code: &str| {
-        scalar(
-            prom,
-            &format!(
-                r#"sum(istio_requests_total{{reporter="{reporter}",{ratings}{code}}}) or vector(0)"#
-            ),
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
-    };
-    for reporter in ["destination", "source"] {
-        let start = Instant::now();
-        loop {
-            let total = count(reporter, "");
-            if total == want_total as f64 || start.elapsed() > Duration::from_secs(10) {
-                assert_eq!(
-                    total, want_total as f64,
-                    "{reporter}: requests into ratings-v1"
-                );
-                break;
+    let answered = demo.mesh.ratings_callers.snapshot();
+    let callers: Vec<&str> = answered.keys().map(String::as_str).collect();
+    assert_eq!(callers, ["reviews-v2", "reviews-v3"], "ratings' callers");
+    let mut total_errors = 0;
+    for (caller, want) in &answered {
+        assert_eq!(want.errors, want.total / RATINGS_ERROR_EVERY, "{caller}");
+        assert!(want.errors >= 2, "{caller}: {want:?}");
+        total_errors += want.errors;
+        let edge = format!(
+            r#"source_workload="{caller}",destination_workload="{}",destination_workload_namespace="{}""#,
+            RATINGS.name, RATINGS.namespace
+        );
+        let count = |reporter: &str, code: &str| {
+            let q = format!(
+                r#"sum(istio_requests_total{{reporter="{reporter}",{edge}{code}}}) or vector(0)"#
+            );
+            scalar(prom, &q).unwrap_or_else(|e| panic!("{e}"))
+        };
+        for reporter in ["destination", "source"] {
+            let start = Instant::now();
+            while count(reporter, "") != want.total as f64
+                && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(250));
             }
-            std::thread::sleep(Duration::from_millis(250));
+            assert_eq!(
+                count(reporter, ""),
+                want.total as f64,
+                "{reporter}: {caller} → ratings"
+            );
+            assert_eq!(
+                count(reporter, r#",response_code="503""#),
+                want.errors as f64,
+                "{reporter}: 503s of {caller} → ratings ({want:?})"
+            );
+            assert_eq!(
+                count(reporter, r#",response_code="200""#),
+                (want.total - want.errors) as f64,
+                "{reporter}: 200s of {caller} → ratings"
+            );
         }
-        assert_eq!(
-            count(reporter, r#",response_code="503""#),
-            want_errors as f64,
-            "{reporter}: 503s of ratings-v1 ({want_total} requests)"
-        );
-        assert_eq!(
-            count(reporter, r#",response_code="200""#),
-            (want_total - want_errors) as f64,
-            "{reporter}: 200s of ratings-v1"
-        );
     }
 
     // The picture: Graphviz's SVG names every node and edge in a <title>.
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     let titles: BTreeSet<String> = svg_titles(&svg).into_iter().collect();
     for n in &nodes {
-        if !titles.contains(&n.id()) {
-            tcp_failures.push(format!("no node {} in the SVG", n.id()));
-        }
-    }
-    for e in &EDGES {
-        let title = format!("{}->{}", node(&e.source).id(), node(&e.destination).id());
-        if !titles.contains(&title) {
-            tcp_failures.push(format!("no edge {title} in the SVG"));
-        }
-    }
-    let drawn_edges = titles.iter().filter(|t| t.contains("->")).count();
-    if drawn_edges != EDGES.len() {
-        tcp_failures.push(format!(
-            "{drawn_edges} edges in the SVG, expected {}",
-            EDGES.len()
-        ));
-    }
-    for e in EDGES.iter().filter(|e| e.protocol != "tcp") {
-        let title = format!("{}->{}", node(&e.source).id(), node(&e.destination).id());
         assert!(
-            titles.contains(&title),
-            "no edge {title} in the SVG: {titles:?}"
+            titles.contains(&n.id()),
+            "no node {} in the SVG: {titles:?}",
+            n.id()
         );
     }
-    assert!(
-        tcp_failures.is_empty(),
-        "every request edge, ratings-v1's errors and the SVG's request edges are right; the \
-         TCP edge is not (it needs TCP metadata exchange, istio-peer-exchange):\n  {}\n\
-         SVG titles: {titles:?}",
-        tcp_failures.join("\n  ")
-    );
+    let edge_titles: BTreeSet<String> = EDGES
+        .iter()
+        .map(|e| format!("{}->{}", node(&e.source).id(), node(&e.destination).id()))
+        .collect();
+    let drawn: BTreeSet<String> = titles
+        .iter()
+        .filter(|t| t.contains("->"))
+        .cloned()
+        .collect();
+    assert_eq!(drawn, edge_titles, "the SVG's edges");
 
     eprintln!(
-        "demo mesh: {} Envoys up in {:.1} s; {} requests, ratings-v1 {want_total} with {want_errors} × 503; {:.1} s",
+        "demo mesh: {} Envoys up in {:.1} s; {} requests, ratings-v1 {} with {total_errors} × 503; {:.1} s",
         demo.mesh.proxies.len(),
         up.as_secs_f64(),
         sent.requests,
+        demo.mesh.ratings.requests(),
         t0.elapsed().as_secs_f64()
     );
 }

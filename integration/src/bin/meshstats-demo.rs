@@ -137,7 +137,7 @@ fn run(args: Args) -> Result<(), String> {
         println!("  {line}");
     }
     println!(
-        "\n{} requests through the gateway, {} not 200; ratings-v1 answered {} (every 20th a 503); {:.1} s",
+        "\n{} requests through the gateway, {} not 200; ratings-v1 answered {} (every 20th of each caller a 503); {:.1} s",
         sent.requests,
         sent.failed,
         demo.mesh.ratings.requests(),

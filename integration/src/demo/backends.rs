@@ -7,21 +7,61 @@
 //!   ([`reviews_delay`]); a ratings error still answers 200 ("ratings unavailable"), as
 //!   bookinfo's reviews does.
 //! - ratings-v1: `GET /ratings/N`; reads the rating from the store over TCP, and every
-//!   [`RATINGS_ERROR_EVERY`]th request it receives answers 503.
+//!   [`RATINGS_ERROR_EVERY`]th request of each caller (its `user-agent`) answers 503.
 //! - mongodb: a line-based TCP store: every line gets one line back.
 
 use crate::backend::{read_request, RecordedRequest};
 use crate::demo::grpc::DetailsClient;
 use crate::http::http_get;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Every this many requests ratings-v1 receives, the n-th answers 503 (n = 20, 40, …).
+/// Every this many requests of one caller, ratings-v1 answers the n-th with 503 (n = 20, 40,
+/// …). Counted per caller so that each calling edge shows the same 5 %: one count for all would
+/// put every error on the same reviews version, since the gateway alternates them.
 pub const RATINGS_ERROR_EVERY: u64 = 20;
+
+/// Callers ratings-v1 keeps apart; more share one count (the demo has two).
+const MAX_CALLERS: usize = 8;
+
+/// What ratings-v1 answered, per caller (`user-agent`): the ground truth its test checks the
+/// metrics against.
+#[derive(Clone, Default)]
+pub struct RatingsCallers(Arc<Mutex<BTreeMap<String, Answered>>>);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Answered {
+    pub total: u64,
+    pub errors: u64,
+}
+
+impl RatingsCallers {
+    pub fn snapshot(&self) -> BTreeMap<String, Answered> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Counts one request of `caller`; true when it is to be answered with a 503.
+    fn count(&self, caller: &str) -> bool {
+        let Ok(mut map) = self.0.lock() else {
+            return false;
+        };
+        let key = if map.contains_key(caller) || map.len() < MAX_CALLERS {
+            caller
+        } else {
+            "other"
+        };
+        let a = map.entry(key.to_string()).or_default();
+        a.total += 1;
+        let error = a.total % RATINGS_ERROR_EVERY == 0;
+        a.errors += u64::from(error);
+        error
+    }
+}
 
 /// How long reviews `version` takes for its `n`-th request, before calling ratings: v1 is
 /// fast, v2 and v3 slower and spread (10 values each), the same on every run.
@@ -157,13 +197,15 @@ pub fn reviews(
     ratings: Option<SocketAddr>,
 ) -> impl Fn(&RecordedRequest) -> (u16, String) {
     let n = AtomicU64::new(0);
+    let agent = format!("reviews-{version}");
     move |_req| {
         let i = n.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(reviews_delay(version, i));
         let stars = match ratings {
             None => "no stars".to_string(),
             Some(addr) => {
-                match http_get(addr, &format!("/ratings/{i}"), &[("host", "ratings:9080")]) {
+                let headers = [("host", "ratings:9080"), ("user-agent", &agent)];
+                match http_get(addr, &format!("/ratings/{i}"), &headers) {
                     Ok(r) if r.status == 200 => r.body.trim().to_string(),
                     _ => "ratings unavailable".to_string(),
                 }
@@ -174,13 +216,16 @@ pub fn reviews(
 }
 
 /// ratings-v1: the rating from the store (`store`: ratings' outbound TCP sidecar), and a 503
-/// for every [`RATINGS_ERROR_EVERY`]th request (counted from 1 as they arrive).
-pub fn ratings(store: SocketAddr) -> impl Fn(&RecordedRequest) -> (u16, String) {
-    let n = AtomicU64::new(0);
+/// for every [`RATINGS_ERROR_EVERY`]th request of each caller, counted in `callers`.
+pub fn ratings(
+    store: SocketAddr,
+    callers: RatingsCallers,
+) -> impl Fn(&RecordedRequest) -> (u16, String) {
     move |req| {
-        let i = n.fetch_add(1, Ordering::SeqCst) + 1;
+        let caller = req.headers.get("user-agent").map_or("", String::as_str);
+        let error = callers.count(caller);
         let rating = store_get(store, &req.path).unwrap_or_else(|e| format!("store: {e}"));
-        if i % RATINGS_ERROR_EVERY == 0 {
+        if error {
             (503, "ratings overloaded\n".to_string())
         } else {
             (200, format!("{rating}\n"))

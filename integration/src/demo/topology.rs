@@ -14,7 +14,7 @@
 //! listener per service; the gateway has the outbound side only. productpage's reviews
 //! sidecar balances over the three reviews workloads, as one Kubernetes service does.
 
-use crate::demo::backends::{self, App, TcpStore};
+use crate::demo::backends::{self, App, RatingsCallers, TcpStore};
 use crate::demo::graph::Node;
 use crate::demo::grpc::{DetailsClient, DetailsServer};
 use crate::envoy::Envoy;
@@ -159,8 +159,10 @@ pub struct Mesh {
     /// Where clients send `GET /productpage`: the gateway's listener.
     pub entry: SocketAddr,
     pub proxies: Vec<Proxy>,
-    /// ratings-v1's app, which counts the requests it got (the error pattern's basis).
+    /// ratings-v1's app, which counts the requests it got.
     pub ratings: App,
+    /// What ratings-v1 answered each caller (the error pattern's basis).
+    pub ratings_callers: RatingsCallers,
     // Held so that they run as long as the mesh.
     _apps: Vec<App>,
     _details: DetailsServer,
@@ -240,7 +242,11 @@ impl Mesh {
         ratings_to_mongodb.sidecar.protocol = Protocol::Tcp;
         ratings_to_mongodb.sidecar.upstream_tls = Some(pki.client.clone());
 
-        let ratings = App::start("ratings", backends::ratings(ratings_to_mongodb.listen))?;
+        let ratings_callers = RatingsCallers::default();
+        let ratings = App::start(
+            "ratings",
+            backends::ratings(ratings_to_mongodb.listen, ratings_callers.clone()),
+        )?;
         let ratings_in = inbound(RATINGS, ratings.addr());
         let mut apps = Vec::new();
         let mut planned = vec![mongodb_in, ratings_to_mongodb];
@@ -280,6 +286,7 @@ impl Mesh {
             entry,
             proxies,
             ratings,
+            ratings_callers,
             _apps: apps,
             _details: details,
             _store: store,
