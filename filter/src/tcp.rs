@@ -124,10 +124,11 @@ impl Root {
     }
 
     /// Reports what the connection did since its last report; `end` makes it the last one.
-    /// A periodic report with nothing new makes no host call.
+    /// A periodic report with nothing new, or while the peer's exchange frame may still come,
+    /// makes no host call.
     pub fn report_tcp(&mut self, host: &impl Host, stream: &mut Stream, end: bool) {
         let Some(t) = stream.tcp.as_ref() else { return };
-        if t.closed {
+        if t.closed || (!end && self.awaiting_peer_frame(host, stream)) {
             return;
         }
         let delta = TcpDelta {

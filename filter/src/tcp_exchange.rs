@@ -104,6 +104,21 @@ impl Root {
         action
     }
 
+    /// The peer's frame may still come: the connection had no data yet, or its first bytes in
+    /// are undecided. A periodic report then waits, as Istio's does (`maybeWaiting`), since its
+    /// labels would be the fallback's and make a series nobody reads; the last report never
+    /// waits.
+    pub(super) fn awaiting_peer_frame(&self, host: &impl Host, stream: &Stream) -> bool {
+        if !(self.config.tcp_metadata_exchange && host.edits_data()) {
+            return false;
+        }
+        match stream.tcp.as_ref().map(|t| &t.exchange) {
+            Some(None) => true,
+            Some(Some(x)) => matches!(x.incoming, Incoming::Undecided { .. }),
+            None => false,
+        }
+    }
+
     fn exchange(
         &mut self,
         host: &impl Host,

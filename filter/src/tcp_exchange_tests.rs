@@ -132,6 +132,66 @@ fn both_sides_learn_each_other_and_count_only_the_apps_bytes() {
     assert_eq!(bytes(&src, "istio_tcp_sent_bytes_total"), 5);
 }
 
+/// A tick before the peer's frame reports nothing (its labels would be the fallback's); the
+/// connection's reports then carry the peer, and `opened` is counted once.
+#[test]
+fn periodic_reports_wait_for_the_peers_frame() {
+    let (ch, mut client) = sidecar(2, "productpage-v1", "productpage", ON);
+    let mut cs = Stream::default();
+    client.on_new_connection(&mut cs);
+    let tick = |h: &FakeHost, root: &mut Root, s: &mut Stream| {
+        root.report_tcp(h, s, false);
+        root.flush(h);
+        h.values
+            .borrow()
+            .keys()
+            .filter(|n| n.contains("istio_tcp_"))
+            .count()
+    };
+    assert_eq!(tick(&ch, &mut client, &mut cs), 0, "no data yet");
+    feed(&ch, &mut client, &mut cs, Data::Downstream, b"ping").unwrap();
+    assert_eq!(
+        tick(&ch, &mut client, &mut cs),
+        0,
+        "our frame is out, the peer's is not in"
+    );
+    let (_, server) = sidecar(1, "ratings-v1", "ratings", ON);
+    let wire = [
+        encode_frame(&server.local, "sidecar~ratings-v1").as_slice(),
+        b"po",
+    ]
+    .concat();
+    assert_eq!(
+        feed(&ch, &mut client, &mut cs, Data::Upstream, &wire).unwrap(),
+        b"po"
+    );
+    assert!(
+        tick(&ch, &mut client, &mut cs) > 0,
+        "decided: the tick reports"
+    );
+    feed(&ch, &mut client, &mut cs, Data::Upstream, b"ng!").unwrap();
+    let src = report(&ch, &mut client, &mut cs);
+    assert!(src.iter().all(|(_, labels, _)| labels
+        .iter()
+        .any(|(k, v)| k == "destination_workload" && v == "ratings-v1")));
+    assert_eq!(bytes(&src, "istio_tcp_connections_opened_total"), 1);
+    assert_eq!(bytes(&src, "istio_tcp_sent_bytes_total"), 5);
+    assert_eq!(bytes(&src, "istio_tcp_received_bytes_total"), 4);
+}
+
+/// Without the peer ever answering, the last report still comes, with the fallback labels.
+#[test]
+fn the_last_report_does_not_wait() {
+    let (ch, mut client) = sidecar(2, "productpage-v1", "productpage", ON);
+    let mut cs = Stream::default();
+    client.on_new_connection(&mut cs);
+    feed(&ch, &mut client, &mut cs, Data::Downstream, b"ping").unwrap();
+    let src = report(&ch, &mut client, &mut cs);
+    assert_eq!(bytes(&src, "istio_tcp_connections_opened_total"), 1);
+    assert_eq!(bytes(&src, "istio_tcp_connections_closed_total"), 1);
+    assert_eq!(bytes(&src, "istio_tcp_received_bytes_total"), 4);
+}
+
 #[test]
 fn a_frame_split_across_chunks_pauses_with_at_most_four_reads() {
     let (ch, client) = sidecar(2, "productpage-v1", "productpage", ON);
