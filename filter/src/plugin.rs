@@ -183,7 +183,7 @@ impl Root {
                 .eager_slots()
                 .iter()
                 .filter_map(|&i| match slot_defs.get(i).map(|d| &d.source) {
-                    Some(Source::Property(path)) => Some(path.as_slice()),
+                    Some(Source::Property(path) | Source::Ip(path)) => Some(path.as_slice()),
                     _ => None,
                 })
                 .collect();

@@ -57,6 +57,10 @@ fn read<H: Host>(def: &SlotDef, cx: &Inputs<'_, H>) -> Option<Attr> {
             let path: Vec<&str> = path.iter().map(String::as_str).collect();
             decode_as(def.ty, cx.host.property(&path)?)
         }
+        Source::Ip(path) => {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            string(Some(ip_of(decode::string(cx.host.property(&path)?))))
+        }
         Source::RequestHeader(k) => string(cx.host.header(Headers::Request, k)),
         Source::ResponseHeader(k) => string(cx.host.header(Headers::Response, k)),
         Source::ResponseTrailer(k) => string(cx.host.header(Headers::ResponseTrailers, k)),
@@ -171,6 +175,15 @@ fn decode_as(ty: Type, bytes: Vec<u8>) -> Option<Attr> {
         }
         Type::Map => Some(Attr::Map(decode::pairs(&bytes))),
         Type::List => None,
+    }
+}
+
+/// The IP of an Envoy address (`10.0.0.1:80`, `[::1]:80`); anything else (a pipe's path, an
+/// address without a port) as it is.
+pub fn ip_of(address: String) -> String {
+    match address.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().to_string(),
+        Err(_) => address,
     }
 }
 
