@@ -372,3 +372,37 @@ fn an_unrendered_helm_template_is_refused_naming_the_line() {
         [format!("meshstats: {}: a Helm template, not rendered YAML: line 6 has `{{{{ .Release.Namespace }}}}` (2 such lines); render the chart first (`helm template`, or `istioctl manifest generate`) and import its output", path.display())]
     );
 }
+
+#[test]
+fn tcp_metrics_the_standard_ones_cannot_carry_say_why() {
+    let (config, stderr) = import("tcp-shapes.yaml");
+    let mut remove: Vec<&str> = meshstats_filter::labels::STANDARD_LABELS[..23].to_vec();
+    remove.retain(|l| *l != "reporter");
+    assert_eq!(
+        config,
+        json!({"metrics": [
+            {"name": "tcp_sent_bytes_total", "tags_to_remove": remove, "dimensions": {
+                "reporter": "conditional((context.reporter.kind | \"inbound\") == \"outbound\", \"source\", \"destination\")",
+                "destination_port": "destination.port | 0"}},
+            {"name": "tcp_connections_opened_total", "drop": true},
+            {"name": "tcp_connections_closed_total", "drop": true},
+            {"name": "tcp_received_bytes_total", "drop": true},
+        ]})
+    );
+    let only = |i: usize, name: &str, rule: &str, inst: &str| {
+        format!("handler/istio-system/prom: metrics[{i}] ({name}): only rule {rule} sends {inst}.instance.istio-system here, for TCP connections only")
+    };
+    let tcp = "holds for TCP connections only: what it sends to a prometheus handler shapes the filter's standard istio_tcp_* metrics (metrics[]), the rest is not imported (see their lines)";
+    let postgres = "context.protocol == \"tcp\" && destination.port == 5432";
+    assert_eq!(
+        stderr,
+        [
+            format!("{}: the filter records TCP connections in its standard metrics only, which metrics[] can reshape but not add to, and tcp_bytes_in is none of them (tcp_sent_bytes_total, tcp_received_bytes_total, tcp_connections_opened_total, tcp_connections_closed_total); not imported", only(1, "tcp_bytes_in", "tcp", "received")),
+            format!("{}: value `connection.sent.bytes | 0` is not what the standard tcp_received_bytes_total counts (`connection.received.bytes`); not imported", only(2, "tcp_received_bytes_total", "tcp", "sent")),
+            format!("{}: rule postgres's match `{postgres}` is not one the filter can apply per TCP connection; not imported", only(3, "tcp_connections_opened_total", "postgres", "opened")),
+            "handler/istio-system/prom: metrics: for TCP connections, gives the standard tcp_sent_bytes_total Mixer's labels (metrics[]); the standard tcp_connections_opened_total, tcp_connections_closed_total, tcp_received_bytes_total, not defined here, dropped so that only Mixer's TCP metrics are emitted".to_string(),
+            format!("rule/istio-system/tcp: match: `context.protocol == \"tcp\"` {tcp}"),
+            format!("rule/istio-system/postgres: match: `{postgres}` never holds for an HTTP request, and is not a match the filter can apply per TCP connection (`context.protocol == \"tcp\"`, optionally `&& (connection.event | \"na\") == \"open\"` or `\"close\"`); the rule is not imported"),
+        ]
+    );
+}

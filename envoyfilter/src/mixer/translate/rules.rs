@@ -288,3 +288,31 @@ impl Routes {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TcpScope;
+
+    #[test]
+    fn tcp_scopes_are_the_shapes_istio_shipped() {
+        let of = TcpScope::of;
+        assert_eq!(of("context.protocol == \"tcp\""), Some(TcpScope::All));
+        assert_eq!(of("(context.protocol==\"tcp\")"), Some(TcpScope::All));
+        assert_eq!(
+            of("context.protocol == \"tcp\" && ((connection.event | \"na\") == \"open\")"),
+            Some(TcpScope::Open)
+        );
+        assert_eq!(
+            of("context.protocol == \"tcp\" && connection.event == \"close\""),
+            Some(TcpScope::Close)
+        );
+        for other in [
+            "context.protocol == \"tcp\" && destination.port == 5432",
+            "context.protocol == \"tcp\" && connection.event == \"continue\"",
+            "context.protocol == \"tcp\" || connection.event == \"open\"",
+            "context.protocol == \"http\"",
+        ] {
+            assert_eq!(of(other), None, "{other}");
+        }
+    }
+}
