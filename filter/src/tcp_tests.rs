@@ -249,14 +249,15 @@ fn http_streams_are_not_tcp() {
 }
 
 /// `meshstats mixer import`'s shape of Istio 1.0's `tcpbytesent`: the standard metric with
-/// Mixer's labels, each a Mixer expression evaluated per TCP report.
+/// Mixer's labels, each a Mixer expression evaluated per TCP report; no metric keeps a
+/// standard service label, yet `destination.service.*` are the resolved service.
 #[test]
 fn mixer_shaped_tcp_metric_evaluates_its_expressions_per_report() {
     let config = r#"{"metrics": [{"name": "tcp_sent_bytes_total",
         "tags_to_remove": ["source_canonical_service", "source_canonical_revision",
           "source_cluster", "destination_canonical_service", "destination_canonical_revision",
           "destination_cluster", "request_protocol", "response_flags", "source_principal",
-          "destination_principal", "destination_service", "destination_service_namespace",
+          "destination_principal", "destination_service_namespace",
           "source_app", "destination_app", "source_version", "destination_version",
           "source_workload_namespace", "destination_workload_namespace"],
         "dimensions": {
@@ -264,8 +265,13 @@ fn mixer_shaped_tcp_metric_evaluates_its_expressions_per_report() {
           "source_workload": "source.workload.name | \"unknown\"",
           "destination_workload": "destination.workload.name | \"unknown\"",
           "destination_service_name": "destination.service.name | \"unknown\"",
+          "destination_service": "destination.service.host | \"unknown\"",
+          "conn_protocol": "context.protocol",
           "connection_security_policy": "conditional((context.reporter.kind | \"inbound\") == \"outbound\", \"unknown\", conditional(connection.mtls | false, \"mutual_tls\", \"none\"))",
-          "source_ip": "source.ip | \"0.0.0.0\""}}]}"#;
+          "source_ip": "source.ip | \"0.0.0.0\""}},
+        {"name": "tcp_received_bytes_total", "drop": true},
+        {"name": "tcp_connections_opened_total", "drop": true},
+        {"name": "tcp_connections_closed_total", "drop": true}]}"#;
     let (h, mut root) = sidecar(2, "productpage-v1", config);
     assert!(root.problems().is_empty(), "{:?}", root.problems());
     h.set(
@@ -279,6 +285,25 @@ fn mixer_shaped_tcp_metric_evaluates_its_expressions_per_report() {
         "ratings-v1;default;ratings;v2;east",
     );
     h.set(&["source", "address"], "10.0.0.7:41362");
+    h.set(
+        &["xds", "cluster_name"],
+        "outbound|9080||ratings.default.svc.cluster.local",
+    );
+    h.set(
+        &[
+            "xds",
+            "cluster_metadata",
+            "filter_metadata",
+            "istio",
+            "services",
+            "0",
+        ],
+        decode::encode_pairs(&[
+            ("host", "ratings.default.svc.cluster.local"),
+            ("name", "ratings"),
+            ("namespace", "default"),
+        ]),
+    );
     let mut s = Stream::default();
     root.on_new_connection(&mut s);
     root.on_upstream_data(&mut s, 9);
@@ -294,8 +319,11 @@ fn mixer_shaped_tcp_metric_evaluates_its_expressions_per_report() {
     let mut labels = sent[0].1.clone();
     labels.sort();
     let want: Labels = [
+        ("conn_protocol", "tcp"),
         ("connection_security_policy", "unknown"),
-        ("destination_service_name", "unknown"),
+        // From the service the standard labels resolve, though no label here is theirs.
+        ("destination_service", "ratings.default.svc.cluster.local"),
+        ("destination_service_name", "ratings"),
         ("destination_workload", "ratings-v1"),
         ("reporter", "source"),
         ("source_ip", "10.0.0.7"),

@@ -91,7 +91,20 @@ fn read<H: Host>(def: &SlotDef, cx: &Inputs<'_, H>) -> Option<Attr> {
         Source::Direction => string(Some(
             if outbound { "outbound" } else { "inbound" }.to_string(),
         )),
-        Source::Protocol => string(Some(if cx.req.grpc { "grpc" } else { "http" }.to_string())),
+        Source::Protocol => {
+            // A TCP report's standard labels say `tcp`; a request is `grpc` or `http`.
+            let tcp = cx
+                .dims
+                .values
+                .get(idx::REQUEST_PROTOCOL)
+                .is_some_and(|p| p == "tcp");
+            let protocol = match (tcp, cx.req.grpc) {
+                (true, _) => "tcp",
+                (false, true) => "grpc",
+                (false, false) => "http",
+            };
+            string(Some(protocol.to_string()))
+        }
         Source::DestinationServiceHost => dim(cx.dims, idx::DESTINATION_SERVICE),
         Source::DestinationServiceName => dim(cx.dims, idx::DESTINATION_SERVICE_NAME),
         Source::DestinationServiceNamespace => dim(cx.dims, idx::DESTINATION_SERVICE_NAMESPACE),
