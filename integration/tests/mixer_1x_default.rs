@@ -7,7 +7,7 @@
 
 use meshstats_cli::mixer;
 use meshstats_cli::render::envoy::Protocol;
-use meshstats_integration::mesh::{Bookinfo, Sidecar};
+use meshstats_integration::mesh::{server_service_labels, Bookinfo, Sidecar, RATINGS_SERVICE};
 use meshstats_integration::tcp_echo::{round_trips, TcpEcho};
 use meshstats_integration::{Backend, Envoy, Requests, Scrape};
 use meshstats_testkit::workspace_root;
@@ -24,9 +24,24 @@ fn imported() -> String {
     serde_json::to_string_pretty(&imported.config.expect("a configuration")).unwrap()
 }
 
+/// Mixer's `destination.service.host` and `.name`: the service the cluster metadata names
+/// (on the server side only where the build reads it, else the Host header, as the standard
+/// labels).
+fn destination_service(reporter: &str) -> [(&'static str, String); 2] {
+    if reporter == "source" {
+        [
+            ("destination_service", RATINGS_SERVICE.to_string()),
+            ("destination_service_name", "ratings".to_string()),
+        ]
+    } else {
+        server_service_labels("ratings:9080")
+    }
+}
+
 /// The label set Mixer's handler exported for each HTTP metric, with this pair's values.
 fn want_labels(reporter: &str) -> BTreeMap<String, String> {
     let source = reporter == "source";
+    let service = destination_service(reporter);
     let (src, dst) = ("productpage-v1", "ratings-v1");
     [
         ("reporter", reporter),
@@ -40,10 +55,8 @@ fn want_labels(reporter: &str) -> BTreeMap<String, String> {
         ("destination_workload", dst),
         ("destination_workload_namespace", "default"),
         ("destination_version", "v1"),
-        // No service metadata in this pair: Mixer's expression falls back to "unknown" (its
-        // request.host branch needs a known destination.service.name).
-        ("destination_service", "unknown"),
-        ("destination_service_name", "unknown"),
+        ("destination_service", &service[0].1),
+        ("destination_service_name", &service[1].1),
         ("destination_service_namespace", "default"),
         ("request_protocol", "http"),
         ("response_code", "200"),
@@ -163,7 +176,10 @@ fn imported_istio_1_4_default_telemetry_in_envoy() {
                 ],
                 "{reporter}"
             );
-            assert_eq!(e["destinationServiceHost"], "ratings:9080", "request.host");
+            assert_eq!(
+                e["destinationServiceHost"],
+                destination_service(reporter)[0].1
+            );
             assert_eq!(e["responseSize"], 19);
             assert_eq!(e["instance"], "accesslog.instance.istio-system");
             assert_eq!(e["level"], "info");
