@@ -2,10 +2,36 @@
 //! and the 1.1+ `instance`/`handler` forms, through the built binary, and its output through
 //! `meshstats validate`.
 
-use meshstats_testkit::{shared_dir, workspace_root, MIXER_HTTP_LABELS};
+use meshstats_testkit::{shared_dir, workspace_root, MIXER_HTTP_LABELS, MIXER_TCP_LABELS};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Why a `tcpaccesslog` is not imported.
+const TCP_LOG: &str = "the filter writes log entries (logs[]) at the end of HTTP requests only, a TCP connection's reports record metrics and no log entry (docs/access-logs.md, docs/tcp.md); not imported";
+
+/// Istio 1.0's TCP metric dimension of `label`, as imported (1.0 read `destination_service`
+/// from `destination.service.name`, as written here).
+fn mixer_tcp_dimension(label: &str) -> String {
+    let attr = match label {
+        "reporter" => return "conditional((context.reporter.kind | \"inbound\") == \"outbound\", \"source\", \"destination\")".into(),
+        "connection_security_policy" => return "conditional((context.reporter.kind | \"inbound\") == \"outbound\", \"unknown\", conditional(connection.mtls | false, \"mutual_tls\", \"none\"))".into(),
+        "source_app" => "source.labels[\"app\"]",
+        "source_principal" => "source.principal",
+        "source_workload" => "source.workload.name",
+        "source_workload_namespace" => "source.workload.namespace",
+        "source_version" => "source.labels[\"version\"]",
+        "destination_app" => "destination.labels[\"app\"]",
+        "destination_principal" => "destination.principal",
+        "destination_workload" => "destination.workload.name",
+        "destination_workload_namespace" => "destination.workload.namespace",
+        "destination_version" => "destination.labels[\"version\"]",
+        "destination_service" | "destination_service_name" => "destination.service.name",
+        "destination_service_namespace" => "destination.service.namespace",
+        other => panic!("not a Mixer TCP label: {other}"),
+    };
+    format!("{attr} | \"unknown\"")
+}
 
 fn mixer_config(name: &str) -> PathBuf {
     shared_dir("mixer-configs").join(name)
@@ -133,6 +159,22 @@ fn istio_1_0_default_telemetry() {
     assert!(by_name("requests_total").get("buckets").is_none());
 
     let http = "context.protocol == \"http\" || context.protocol == \"grpc\"";
+    // The standard TCP metrics with exactly Mixer's labels, each from Mixer's expression.
+    let mut tcp_dims = serde_json::Map::new();
+    for label in MIXER_TCP_LABELS {
+        let src = mixer_tcp_dimension(label);
+        tcp_dims.insert(label.into(), Value::String(src));
+    }
+    let not_mixers = [
+        "source_canonical_service",
+        "source_canonical_revision",
+        "source_cluster",
+        "destination_canonical_service",
+        "destination_canonical_revision",
+        "destination_cluster",
+        "request_protocol",
+        "response_flags",
+    ];
     assert_eq!(
         config["metrics"],
         json!([
@@ -140,6 +182,10 @@ fn istio_1_0_default_telemetry() {
             {"name": "request_duration_seconds", "match": http},
             {"name": "request_bytes", "match": http},
             {"name": "response_bytes", "match": http},
+            {"name": "tcp_sent_bytes_total", "tags_to_remove": not_mixers, "dimensions": tcp_dims},
+            {"name": "tcp_received_bytes_total", "tags_to_remove": not_mixers, "dimensions": tcp_dims},
+            {"name": "tcp_connections_opened_total", "drop": true},
+            {"name": "tcp_connections_closed_total", "drop": true},
             {"name": "request_duration_milliseconds", "drop": true},
         ])
     );
@@ -174,7 +220,7 @@ fn istio_1_0_default_telemetry() {
         format!("{resource}: {field}: attribute `{attr}` is not available in the filter (docs/attributes.md); treated as absent, as Mixer did when nothing supplied it: `{now}`")
     };
     let tcp_rule = |name: &str| {
-        format!("rule/istio-system/{name}: match: `context.protocol == \"tcp\"` never holds for an HTTP request, and imported metrics and logs are recorded per HTTP request only (docs/tcp.md); the rule is not imported")
+        format!("rule/istio-system/{name}: match: `context.protocol == \"tcp\"` holds for TCP connections only: what it sends to a prometheus handler shapes the filter's standard istio_tcp_* metrics (metrics[]), the rest is not imported (see their lines)")
     };
     let manifest = "Mixer's attribute vocabulary; the filter has its own, fixed one (docs/attributes.md); not imported";
     let protocol = |metric: &str| {
@@ -190,15 +236,14 @@ fn istio_1_0_default_telemetry() {
         format!("attributemanifest/istio-system/kubernetes: {manifest}"),
         absent("logentry/istio-system/accesslog", "variables.apiClaims", "request.auth.raw_claims", "\"\""),
         absent("logentry/istio-system/accesslog", "variables.apiKey", "request.api_key", "request.headers[\"x-api-key\"] | \"\""),
-        "logentry/istio-system/tcpaccesslog: only rule stdiotcp sends it, for TCP connections only: imported metrics and logs are recorded per HTTP request (docs/tcp.md: a TCP connection writes no access log entry); not imported".to_string(),
+        format!("logentry/istio-system/tcpaccesslog: only rule stdiotcp sends it, for TCP connections only: {TCP_LOG}"),
         tcp_rule("stdiotcp"),
         protocol("requestcount"),
         protocol("requestduration"),
         protocol("requestsize"),
         protocol("responsesize"),
         "prometheus/istio-system/handler: metrics[1] (request_duration_seconds).value: `response.duration | \"0ms\"` is a duration, which Mixer exported in seconds; Envoy records integers, so the value is in milliseconds (`int(response.duration | \"0ms\") / 1000000`), and the bucket bounds ×1000: divide by 1000 in queries that expect seconds".to_string(),
-        "prometheus/istio-system/handler: metrics[4] (tcp_sent_bytes_total): only rule promtcp sends tcpbytesent.metric.istio-system here, for TCP connections only: imported metrics are recorded per HTTP request (docs/tcp.md); TCP connections are counted by the standard istio_tcp_* metrics, with Istio's labels, not Mixer's; not imported".to_string(),
-        "prometheus/istio-system/handler: metrics[5] (tcp_received_bytes_total): only rule promtcp sends tcpbytereceived.metric.istio-system here, for TCP connections only: imported metrics are recorded per HTTP request (docs/tcp.md); TCP connections are counted by the standard istio_tcp_* metrics, with Istio's labels, not Mixer's; not imported".to_string(),
+        "prometheus/istio-system/handler: metrics: for TCP connections, gives the standard tcp_sent_bytes_total, tcp_received_bytes_total Mixer's labels (metrics[]); the standard tcp_connections_opened_total, tcp_connections_closed_total, not defined here, dropped so that only Mixer's TCP metrics are emitted".to_string(),
         "prometheus/istio-system/handler: metrics: defines requests_total, request_bytes, response_bytes in place of meshstats' standard metrics of those names; the standard request_duration_milliseconds, not defined here, dropped (`\"drop\": true` in metrics[]) so that only Mixer's metrics are emitted".to_string(),
         tcp_rule("promtcp"),
         "kubernetesenv/istio-system/handler: adapter kubernetesenv filled workload attributes from the Kubernetes API; a sidecar knows its own workload from its node metadata and its peer's from metadata exchange (docs/attributes.md); not imported".to_string(),

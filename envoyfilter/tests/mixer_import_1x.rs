@@ -198,6 +198,37 @@ fn istio_1_4_default_telemetry() {
         assert_eq!(dim("destination_service"), "destination.service.host | conditional((destination.service.name | \"unknown\") == \"unknown\", \"unknown\", request.host)");
         assert_eq!(dim("connection_security_policy"), "conditional((context.reporter.kind | \"inbound\") == \"outbound\", \"unknown\", conditional(connection.mtls | false, \"mutual_tls\", \"none\"))");
     }
+    // Each standard TCP metric with exactly Mixer's 16 labels, from Mixer's expressions.
+    let unknown = |attr: &str| format!("{attr} | \"unknown\"");
+    let tcp_dims = json!({
+        "connection_security_policy": "conditional((context.reporter.kind | \"inbound\") == \"outbound\", \"unknown\", conditional(connection.mtls | false, \"mutual_tls\", \"none\"))",
+        "destination_app": unknown("destination.labels[\"app\"]"),
+        "destination_principal": unknown("destination.principal"),
+        "destination_service": unknown("destination.service.host"),
+        "destination_service_name": unknown("destination.service.name"),
+        "destination_service_namespace": unknown("destination.service.namespace"),
+        "destination_version": unknown("destination.labels[\"version\"]"),
+        "destination_workload": unknown("destination.workload.name"),
+        "destination_workload_namespace": unknown("destination.workload.namespace"),
+        "reporter": "conditional((context.reporter.kind | \"inbound\") == \"outbound\", \"source\", \"destination\")",
+        "response_flags": "response.flags_short | \"-\"",
+        "source_app": unknown("source.labels[\"app\"]"),
+        "source_principal": unknown("source.principal"),
+        "source_version": unknown("source.labels[\"version\"]"),
+        "source_workload": unknown("source.workload.name"),
+        "source_workload_namespace": unknown("source.workload.namespace"),
+    });
+    let not_mixers = [
+        "source_canonical_service",
+        "source_canonical_revision",
+        "source_cluster",
+        "destination_canonical_service",
+        "destination_canonical_revision",
+        "destination_cluster",
+        "request_protocol",
+    ];
+    let tcp =
+        |name: &str| json!({"name": name, "tags_to_remove": not_mixers, "dimensions": tcp_dims});
     let promhttp = "(context.protocol == \"http\" || context.protocol == \"grpc\") && (match((request.useragent | \"-\"), \"kube-probe*\") == false) && (match((request.useragent | \"-\"), \"Prometheus*\") == false)";
     assert_eq!(
         config["metrics"],
@@ -206,6 +237,10 @@ fn istio_1_4_default_telemetry() {
             {"name": "request_duration_seconds", "match": promhttp},
             {"name": "request_bytes", "match": promhttp},
             {"name": "response_bytes", "match": promhttp},
+            tcp("tcp_sent_bytes_total"),
+            tcp("tcp_received_bytes_total"),
+            tcp("tcp_connections_opened_total"),
+            tcp("tcp_connections_closed_total"),
             {"name": "request_duration_milliseconds", "drop": true},
         ])
     );
@@ -248,22 +283,16 @@ fn istio_1_4_default_telemetry() {
     let absent = |res: &str, field: &str, attr: &str, now: &str| {
         format!("instance/istio-system/{res}: {field}: attribute `{attr}` is not available in the filter (docs/attributes.md); treated as absent, as Mixer did when nothing supplied it: `{now}`")
     };
-    let per_request = "never holds for an HTTP request, and imported metrics and logs are recorded per HTTP request only (docs/tcp.md); the rule is not imported";
-    let tcp_metric = |i: usize, name: &str, rule: &str, inst: &str| {
-        format!("handler/istio-system/prometheus: metrics[{i}] ({name}): only rule {rule} sends {inst}.instance.istio-system here, for TCP connections only: imported metrics are recorded per HTTP request (docs/tcp.md); TCP connections are counted by the standard istio_tcp_* metrics, with Istio's labels, not Mixer's; not imported")
-    };
+    let tcp_rule = "holds for TCP connections only: what it sends to a prometheus handler shapes the filter's standard istio_tcp_* metrics (metrics[]), the rest is not imported (see their lines)";
     let event = |rule: &str, e: &str| {
         let m = format!("context.protocol == \"tcp\" && ((connection.event | \"na\") == \"{e}\")");
-        [
-            format!("rule/istio-system/{rule}: match: attribute `connection.event` is not available in the filter (docs/attributes.md); treated as absent, as Mixer did when nothing supplied it: `context.protocol == \"tcp\" && ((\"na\") == \"{e}\")`"),
-            format!("rule/istio-system/{rule}: match: `{m}` {per_request}"),
-        ]
+        format!("rule/istio-system/{rule}: match: `{m}` {tcp_rule}")
     };
     let mut want = vec![
         "attributemanifest/istio-system/kubernetes: Mixer's attribute vocabulary; the filter has its own, fixed one (docs/attributes.md); not imported".to_string(),
         absent("accesslog", "variables.apiKey", "request.api_key", "request.headers[\"x-api-key\"] | \"\""),
-        "instance/istio-system/tcpaccesslog: only rule stdiotcp sends it, for TCP connections only: imported metrics and logs are recorded per HTTP request (docs/tcp.md: a TCP connection writes no access log entry); not imported".to_string(),
-        format!("rule/istio-system/stdiotcp: match: `context.protocol == \"tcp\"` {per_request}"),
+        "instance/istio-system/tcpaccesslog: only rule stdiotcp sends it, for TCP connections only: the filter writes log entries (logs[]) at the end of HTTP requests only, a TCP connection's reports record metrics and no log entry (docs/access-logs.md, docs/tcp.md); not imported".to_string(),
+        format!("rule/istio-system/stdiotcp: match: `context.protocol == \"tcp\"` {tcp_rule}"),
     ];
     for m in [
         "requestcount",
@@ -293,15 +322,12 @@ fn istio_1_4_default_telemetry() {
     want.extend([
         "handler/istio-system/prometheus: metricsExpirationPolicy: not carried over: Envoy keeps a series until it restarts".to_string(),
         "handler/istio-system/prometheus: metrics[1] (request_duration_seconds).value: `response.duration | \"0ms\"` is a duration, which Mixer exported in seconds; Envoy records integers, so the value is in milliseconds (`int(response.duration | \"0ms\") / 1000000`), and the bucket bounds ×1000: divide by 1000 in queries that expect seconds".to_string(),
-        tcp_metric(4, "tcp_sent_bytes_total", "promtcp", "tcpbytesent"),
-        tcp_metric(5, "tcp_received_bytes_total", "promtcp", "tcpbytereceived"),
-        tcp_metric(6, "tcp_connections_opened_total", "promtcpconnectionopen", "tcpconnectionsopened"),
-        tcp_metric(7, "tcp_connections_closed_total", "promtcpconnectionclosed", "tcpconnectionsclosed"),
+        "handler/istio-system/prometheus: metrics: for TCP connections, gives the standard tcp_sent_bytes_total, tcp_received_bytes_total, tcp_connections_opened_total, tcp_connections_closed_total Mixer's labels (metrics[])".to_string(),
         "handler/istio-system/prometheus: metrics: defines requests_total, request_bytes, response_bytes in place of meshstats' standard metrics of those names; the standard request_duration_milliseconds, not defined here, dropped (`\"drop\": true` in metrics[]) so that only Mixer's metrics are emitted".to_string(),
-        format!("rule/istio-system/promtcp: match: `context.protocol == \"tcp\"` {per_request}"),
+        format!("rule/istio-system/promtcp: match: `context.protocol == \"tcp\"` {tcp_rule}"),
+        event("promtcpconnectionopen", "open"),
+        event("promtcpconnectionclosed", "close"),
     ]);
-    want.extend(event("promtcpconnectionopen", "open"));
-    want.extend(event("promtcpconnectionclosed", "close"));
     want.extend([
         "handler/istio-system/kubernetesenv: adapter kubernetesenv filled workload attributes from the Kubernetes API; a sidecar knows its own workload from its node metadata and its peer's from metadata exchange (docs/attributes.md); not imported".to_string(),
         "rule/istio-system/kubeattrgenrulerule: actions[0]: sends to handler/istio-system/kubernetesenv, which is not imported (see its line); the action is not imported".to_string(),
@@ -344,5 +370,39 @@ fn an_unrendered_helm_template_is_refused_naming_the_line() {
     assert_eq!(
         r.stderr,
         [format!("meshstats: {}: a Helm template, not rendered YAML: line 6 has `{{{{ .Release.Namespace }}}}` (2 such lines); render the chart first (`helm template`, or `istioctl manifest generate`) and import its output", path.display())]
+    );
+}
+
+#[test]
+fn tcp_metrics_the_standard_ones_cannot_carry_say_why() {
+    let (config, stderr) = import("tcp-shapes.yaml");
+    let mut remove: Vec<&str> = meshstats_filter::labels::STANDARD_LABELS[..23].to_vec();
+    remove.retain(|l| *l != "reporter");
+    assert_eq!(
+        config,
+        json!({"metrics": [
+            {"name": "tcp_sent_bytes_total", "tags_to_remove": remove, "dimensions": {
+                "reporter": "conditional((context.reporter.kind | \"inbound\") == \"outbound\", \"source\", \"destination\")",
+                "destination_port": "destination.port | 0"}},
+            {"name": "tcp_connections_opened_total", "drop": true},
+            {"name": "tcp_connections_closed_total", "drop": true},
+            {"name": "tcp_received_bytes_total", "drop": true},
+        ]})
+    );
+    let only = |i: usize, name: &str, rule: &str, inst: &str| {
+        format!("handler/istio-system/prom: metrics[{i}] ({name}): only rule {rule} sends {inst}.instance.istio-system here, for TCP connections only")
+    };
+    let tcp = "holds for TCP connections only: what it sends to a prometheus handler shapes the filter's standard istio_tcp_* metrics (metrics[]), the rest is not imported (see their lines)";
+    let postgres = "context.protocol == \"tcp\" && destination.port == 5432";
+    assert_eq!(
+        stderr,
+        [
+            format!("{}: the filter records TCP connections in its standard metrics only, which metrics[] can reshape but not add to, and tcp_bytes_in is none of them (tcp_sent_bytes_total, tcp_received_bytes_total, tcp_connections_opened_total, tcp_connections_closed_total); not imported", only(1, "tcp_bytes_in", "tcp", "received")),
+            format!("{}: value `connection.sent.bytes | 0` is not what the standard tcp_received_bytes_total counts (`connection.received.bytes`); not imported", only(2, "tcp_received_bytes_total", "tcp", "sent")),
+            format!("{}: rule postgres's match `{postgres}` is not one the filter can apply per TCP connection; not imported", only(3, "tcp_connections_opened_total", "postgres", "opened")),
+            "handler/istio-system/prom: metrics: for TCP connections, gives the standard tcp_sent_bytes_total Mixer's labels (metrics[]); the standard tcp_connections_opened_total, tcp_connections_closed_total, tcp_received_bytes_total, not defined here, dropped so that only Mixer's TCP metrics are emitted".to_string(),
+            format!("rule/istio-system/tcp: match: `context.protocol == \"tcp\"` {tcp}"),
+            format!("rule/istio-system/postgres: match: `{postgres}` never holds for an HTTP request, and is not a match the filter can apply per TCP connection (`context.protocol == \"tcp\"`, optionally `&& (connection.event | \"na\") == \"open\"` or `\"close\"`); the rule is not imported"),
+        ]
     );
 }

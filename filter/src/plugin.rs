@@ -9,7 +9,7 @@
 use crate::access_log::{self, LogTable};
 use crate::attributes::batch::Batch;
 use crate::attributes::slots::{self, Inputs};
-use crate::attributes::vocabulary::{SlotDef, Source, Vocabulary};
+use crate::attributes::vocabulary::{NodeField, SlotDef, Source, Vocabulary};
 use crate::attributes::{Direction, Needs, RequestAttributes, SeenHeaders, ServiceCache};
 use crate::config::{self, ConfigError, PluginConfig};
 use crate::expr::Attr;
@@ -134,6 +134,23 @@ impl Root {
             needs.response_flags = true;
             tcp_needs.response_flags = true;
         }
+        // Expressions read these from what the standard labels computed: an expression must
+        // see them computed even when no metric keeps the label (Mixer-shaped metrics
+        // replace `destination_service` by `destination.service.host`).
+        for d in vocabulary.slots() {
+            let n = [&mut needs, &mut tcp_needs];
+            match d.source {
+                Source::DestinationServiceHost
+                | Source::DestinationServiceName
+                | Source::DestinationServiceNamespace => {
+                    n.into_iter().for_each(|n| n.service = true)
+                }
+                Source::Node(_, NodeField::Principal) => {
+                    n.into_iter().for_each(|n| n.principals = [true, true])
+                }
+                _ => {}
+            }
+        }
         let local = read_local_node(host);
         let node_id = host
             .property(&["xds", "node", "id"])
@@ -183,7 +200,7 @@ impl Root {
                 .eager_slots()
                 .iter()
                 .filter_map(|&i| match slot_defs.get(i).map(|d| &d.source) {
-                    Some(Source::Property(path)) => Some(path.as_slice()),
+                    Some(Source::Property(path) | Source::Ip(path)) => Some(path.as_slice()),
                     _ => None,
                 })
                 .collect();

@@ -247,3 +247,91 @@ fn http_streams_are_not_tcp() {
     root.flush(&h);
     assert!(tcp_series(&h).is_empty());
 }
+
+/// `meshstats mixer import`'s shape of Istio 1.0's `tcpbytesent`: the standard metric with
+/// Mixer's labels, each a Mixer expression evaluated per TCP report; no metric keeps a
+/// standard service label, yet `destination.service.*` are the resolved service.
+#[test]
+fn mixer_shaped_tcp_metric_evaluates_its_expressions_per_report() {
+    let config = r#"{"metrics": [{"name": "tcp_sent_bytes_total",
+        "tags_to_remove": ["source_canonical_service", "source_canonical_revision",
+          "source_cluster", "destination_canonical_service", "destination_canonical_revision",
+          "destination_cluster", "request_protocol", "response_flags", "source_principal",
+          "destination_principal", "destination_service_namespace",
+          "source_app", "destination_app", "source_version", "destination_version",
+          "source_workload_namespace", "destination_workload_namespace"],
+        "dimensions": {
+          "reporter": "conditional((context.reporter.kind | \"inbound\") == \"outbound\", \"source\", \"destination\")",
+          "source_workload": "source.workload.name | \"unknown\"",
+          "destination_workload": "destination.workload.name | \"unknown\"",
+          "destination_service_name": "destination.service.name | \"unknown\"",
+          "destination_service": "destination.service.host | \"unknown\"",
+          "conn_protocol": "context.protocol",
+          "connection_security_policy": "conditional((context.reporter.kind | \"inbound\") == \"outbound\", \"unknown\", conditional(connection.mtls | false, \"mutual_tls\", \"none\"))",
+          "source_ip": "source.ip | \"0.0.0.0\""}},
+        {"name": "tcp_received_bytes_total", "drop": true},
+        {"name": "tcp_connections_opened_total", "drop": true},
+        {"name": "tcp_connections_closed_total", "drop": true}]}"#;
+    let (h, mut root) = sidecar(2, "productpage-v1", config);
+    assert!(root.problems().is_empty(), "{:?}", root.problems());
+    h.set(
+        &[
+            "xds",
+            "upstream_host_metadata",
+            "filter_metadata",
+            "istio",
+            "workload",
+        ],
+        "ratings-v1;default;ratings;v2;east",
+    );
+    h.set(&["source", "address"], "10.0.0.7:41362");
+    h.set(
+        &["xds", "cluster_name"],
+        "outbound|9080||ratings.default.svc.cluster.local",
+    );
+    h.set(
+        &[
+            "xds",
+            "cluster_metadata",
+            "filter_metadata",
+            "istio",
+            "services",
+            "0",
+        ],
+        decode::encode_pairs(&[
+            ("host", "ratings.default.svc.cluster.local"),
+            ("name", "ratings"),
+            ("namespace", "default"),
+        ]),
+    );
+    let mut s = Stream::default();
+    root.on_new_connection(&mut s);
+    root.on_upstream_data(&mut s, 9);
+    root.report_tcp(&h, &mut s, false);
+    root.on_upstream_data(&mut s, 5);
+    root.report_tcp(&h, &mut s, true);
+    root.flush(&h);
+    let sent: Vec<_> = tcp_series(&h)
+        .into_iter()
+        .filter(|(m, _, _)| m == "istio_tcp_sent_bytes_total")
+        .collect();
+    assert_eq!(sent.len(), 1, "one series for both reports: {sent:?}");
+    let mut labels = sent[0].1.clone();
+    labels.sort();
+    let want: Labels = [
+        ("conn_protocol", "tcp"),
+        ("connection_security_policy", "unknown"),
+        // From the service the standard labels resolve, though no label here is theirs.
+        ("destination_service", "ratings.default.svc.cluster.local"),
+        ("destination_service_name", "ratings"),
+        ("destination_workload", "ratings-v1"),
+        ("reporter", "source"),
+        ("source_ip", "10.0.0.7"),
+        ("source_workload", "productpage-v1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(labels, want);
+    assert_eq!(sent[0].2, 14);
+}

@@ -87,3 +87,20 @@ fn echo(mut conn: TcpStream, stop: &AtomicBool) {
         }
     }
 }
+
+/// Opens `connections` connections to `entry` one after another, sends `bytes` bytes on each,
+/// reads the echo back (10 s read timeout) and closes it: a bounded TCP load for tests.
+pub fn round_trips(entry: SocketAddr, connections: usize, bytes: usize) -> std::io::Result<()> {
+    for i in 0..connections {
+        let mut conn = TcpStream::connect(entry)?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let payload = vec![b'a' + (i % 26) as u8; bytes];
+        conn.write_all(&payload)?;
+        let mut back = vec![0u8; bytes];
+        conn.read_exact(&mut back)?;
+        if back != payload {
+            return Err(std::io::Error::other("the echo differs from what was sent"));
+        }
+    }
+    Ok(())
+}

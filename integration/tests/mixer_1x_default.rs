@@ -2,13 +2,16 @@
 //! short references; `envoyfilter/tests/mixer/istio-1.4-default-telemetry.yaml`), imported by
 //! `meshstats mixer import`, on both sidecars of a productpage → ratings pair in real Envoy:
 //! Mixer's metric names with exactly the labels its prometheus handler exported, and the
-//! `accesslog` entry as JSON lines.
+//! `accesslog` entry as JSON lines; in front of a `tcp_proxy`, Mixer's four TCP metrics with
+//! Mixer's labels.
 
 use meshstats_cli::mixer;
-use meshstats_integration::mesh::Bookinfo;
+use meshstats_cli::render::envoy::Protocol;
+use meshstats_integration::mesh::{server_service_labels, Bookinfo, Sidecar, RATINGS_SERVICE};
+use meshstats_integration::tcp_echo::{round_trips, TcpEcho};
 use meshstats_integration::{Backend, Envoy, Requests, Scrape};
 use meshstats_testkit::workspace_root;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -21,9 +24,24 @@ fn imported() -> String {
     serde_json::to_string_pretty(&imported.config.expect("a configuration")).unwrap()
 }
 
+/// Mixer's `destination.service.host` and `.name`: the service the cluster metadata names
+/// (on the server side only where the build reads it, else the Host header, as the standard
+/// labels).
+fn destination_service(reporter: &str) -> [(&'static str, String); 2] {
+    if reporter == "source" {
+        [
+            ("destination_service", RATINGS_SERVICE.to_string()),
+            ("destination_service_name", "ratings".to_string()),
+        ]
+    } else {
+        server_service_labels("ratings:9080")
+    }
+}
+
 /// The label set Mixer's handler exported for each HTTP metric, with this pair's values.
 fn want_labels(reporter: &str) -> BTreeMap<String, String> {
     let source = reporter == "source";
+    let service = destination_service(reporter);
     let (src, dst) = ("productpage-v1", "ratings-v1");
     [
         ("reporter", reporter),
@@ -37,10 +55,8 @@ fn want_labels(reporter: &str) -> BTreeMap<String, String> {
         ("destination_workload", dst),
         ("destination_workload_namespace", "default"),
         ("destination_version", "v1"),
-        // No service metadata in this pair: Mixer's expression falls back to "unknown" (its
-        // request.host branch needs a known destination.service.name).
-        ("destination_service", "unknown"),
-        ("destination_service_name", "unknown"),
+        ("destination_service", &service[0].1),
+        ("destination_service_name", &service[1].1),
         ("destination_service_namespace", "default"),
         ("request_protocol", "http"),
         ("response_code", "200"),
@@ -160,7 +176,10 @@ fn imported_istio_1_4_default_telemetry_in_envoy() {
                 ],
                 "{reporter}"
             );
-            assert_eq!(e["destinationServiceHost"], "ratings:9080", "request.host");
+            assert_eq!(
+                e["destinationServiceHost"],
+                destination_service(reporter)[0].1
+            );
             assert_eq!(e["responseSize"], 19);
             assert_eq!(e["instance"], "accesslog.instance.istio-system");
             assert_eq!(e["level"], "info");
@@ -172,6 +191,8 @@ fn imported_istio_1_4_default_telemetry_in_envoy() {
             assert_eq!(e["protocol"], "http");
             assert_eq!(e["sourceWorkload"], "productpage-v1");
             assert_eq!(e["destinationWorkload"], "ratings-v1");
+            // Mixer's `source.ip` was an IP: the loopback client's, without its port.
+            assert_eq!(e["sourceIp"], "127.0.0.1");
             assert_eq!(
                 e["connection_security_policy"],
                 if reporter == "source" {
@@ -180,6 +201,112 @@ fn imported_istio_1_4_default_telemetry_in_envoy() {
                     "none"
                 }
             );
+        }
+    }
+}
+
+/// Each side's exact TCP series for plaintext sidecars: Mixer's 16 labels.
+fn tcp_labels(reporter: &str) -> BTreeMap<String, String> {
+    let source = reporter == "source";
+    // The client knows its upstream from the endpoint's `istio.workload` (no app/version
+    // labels there); in plaintext the server knows nothing of its caller.
+    let (src, src_ns, src_app, src_version) = if source {
+        ("productpage-v1", "default", "productpage", "v1")
+    } else {
+        ("unknown", "unknown", "unknown", "unknown")
+    };
+    let (dst_app, dst_version) = if source {
+        ("unknown", "unknown")
+    } else {
+        ("ratings", "v1")
+    };
+    [
+        ("reporter", reporter),
+        ("source_app", src_app),
+        ("source_principal", "unknown"),
+        ("source_workload", src),
+        ("source_workload_namespace", src_ns),
+        ("source_version", src_version),
+        ("destination_app", dst_app),
+        ("destination_principal", "unknown"),
+        ("destination_workload", "ratings-v1"),
+        ("destination_workload_namespace", "default"),
+        ("destination_version", dst_version),
+        ("destination_service", "ratings.default.svc.cluster.local"),
+        ("destination_service_name", "ratings"),
+        ("destination_service_namespace", "default"),
+        (
+            "connection_security_policy",
+            if source { "unknown" } else { "none" },
+        ),
+        ("response_flags", "-"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+#[test]
+fn imported_istio_1_4_tcp_metrics_in_envoy() {
+    let config = imported();
+    let echo = TcpEcho::start().unwrap();
+    let workload = json!({"istio": {"workload": "ratings-v1;default;ratings;v1;Kubernetes"}});
+    let mesh = Bookinfo::start_with(
+        echo.addr(),
+        |c| Sidecar {
+            protocol: Protocol::Tcp,
+            endpoint_metadata: Some(workload),
+            ..c.config(&config)
+        },
+        |s| Sidecar {
+            protocol: Protocol::Tcp,
+            ..s.config(&config)
+        },
+    )
+    .unwrap();
+    const CONNECTIONS: usize = 3;
+    const BYTES: usize = 500;
+    round_trips(mesh.entry, CONNECTIONS, BYTES).unwrap();
+    let (n, total) = (CONNECTIONS as f64, (CONNECTIONS * BYTES) as f64);
+    let want = [
+        ("istio_tcp_connections_closed_total", n),
+        ("istio_tcp_connections_opened_total", n),
+        ("istio_tcp_received_bytes_total", total),
+        ("istio_tcp_sent_bytes_total", total),
+    ];
+    for (envoy, reporter) in [(&mesh.client, "source"), (&mesh.server, "destination")] {
+        let s = envoy
+            .wait_for(Duration::from_secs(15), |s| {
+                let done = want.iter().all(|(m, v)| s.sum(m, &[]) == *v);
+                done.then(|| s.clone())
+            })
+            .unwrap_or_else(|e| {
+                let text = envoy.prometheus().map(|s| s.text().to_string());
+                panic!("{e}: {reporter}; scrape:\n{}", text.unwrap_or_default())
+            });
+        let istio: Vec<&str> = s
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with("istio_") && *n != "istio_build")
+            .collect();
+        let names: Vec<&str> = want.iter().map(|w| w.0).collect();
+        assert_eq!(
+            istio, names,
+            "{reporter}: the HTTP definitions record no TCP"
+        );
+        assert!(
+            s.series("meshstats_config_errors_total").is_empty(),
+            "{reporter}: nothing left out at load time"
+        );
+        for (metric, value) in want {
+            let series = s.series(metric);
+            assert_eq!(series.len(), 1, "{reporter} {metric}: {series:?}");
+            assert_eq!(
+                series[0].labels,
+                tcp_labels(reporter),
+                "{reporter} {metric}"
+            );
+            assert_eq!(series[0].value, value, "{reporter} {metric}");
         }
     }
 }

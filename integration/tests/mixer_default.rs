@@ -1,13 +1,18 @@
 //! Istio 1.0's default Mixer telemetry, imported by `meshstats mixer import`, on both sidecars
 //! of a productpage → ratings pair in real Envoy: the scrape has Mixer's metric names and,
-//! per metric, exactly the label names Mixer's prometheus handler exported.
+//! per metric, exactly the label names Mixer's prometheus handler exported; the access log
+//! lines carry Mixer's `sourceIp` (an IP, no port); and in front of a `tcp_proxy` the same
+//! configuration gives exactly Mixer's two TCP metrics with Mixer's labels.
 
 use meshstats_cli::mixer;
-use meshstats_integration::mesh::Bookinfo;
-use meshstats_integration::{Backend, Requests, Scrape};
+use meshstats_cli::render::envoy::Protocol;
+use meshstats_integration::mesh::{Bookinfo, Sidecar};
+use meshstats_integration::tcp_echo::{round_trips, TcpEcho};
+use meshstats_integration::{Backend, Envoy, Requests, Scrape};
 use meshstats_testkit::{shared_dir, MIXER_HTTP_LABELS};
-use std::collections::BTreeSet;
-use std::time::Duration;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 /// `../shared/mixer-configs/istio-1.0-default-telemetry.yaml`, imported.
 fn imported_default() -> String {
@@ -111,6 +116,16 @@ fn imported_istio_1_0_default_telemetry_in_envoy() {
         }
         assert_eq!(s.sum("istio_requests_total", &[]), 3.0, "{reporter}");
 
+        // Mixer's `source.ip` was an IP: the loopback client's, without its port.
+        let entries = log_lines(envoy, 3);
+        assert_eq!(entries.len(), 3, "{reporter}: {entries:?}");
+        for e in &entries {
+            assert_eq!(
+                (&e["sourceIp"], &e["reporter"]),
+                (&json!("127.0.0.1"), &json!(reporter))
+            );
+        }
+
         // Mixer's buckets: request_duration_seconds in milliseconds (bounds × 1000), the byte
         // histograms 1, 10, … 1e8 (Mixer's 8 finite buckets made 9 bounds).
         let bounds = |metric: &str| -> Vec<f64> {
@@ -152,5 +167,124 @@ fn imported_istio_1_0_default_telemetry_in_envoy() {
             Some(3.0),
             "{bytes:?}"
         );
+    }
+}
+
+/// The JSON lines `envoy` wrote to stdout once there are `n` complete ones (10 s at most).
+fn log_lines(envoy: &Envoy, n: usize) -> Vec<Value> {
+    let start = Instant::now();
+    let complete = || {
+        let text = String::from_utf8_lossy(&envoy.stdout()).to_string();
+        let end = text.rfind('\n').map_or(0, |i| i + 1);
+        text[..end]
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect::<Vec<Value>>()
+    };
+    while complete().len() < n && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    complete()
+}
+
+/// Each side's exact TCP series for plaintext sidecars: Mixer's 15 labels, 1.0's
+/// `destination_service` from `destination.service.name` as its config wrote it.
+fn tcp_labels(reporter: &str) -> BTreeMap<String, String> {
+    let source = reporter == "source";
+    // The client knows its upstream from the endpoint's `istio.workload` (no app/version
+    // labels there); in plaintext the server knows nothing of its caller.
+    let (src, src_ns, src_app, src_version) = if source {
+        ("productpage-v1", "default", "productpage", "v1")
+    } else {
+        ("unknown", "unknown", "unknown", "unknown")
+    };
+    let (dst_app, dst_version) = if source {
+        ("unknown", "unknown")
+    } else {
+        ("ratings", "v1")
+    };
+    [
+        ("reporter", reporter),
+        ("source_app", src_app),
+        ("source_principal", "unknown"),
+        ("source_workload", src),
+        ("source_workload_namespace", src_ns),
+        ("source_version", src_version),
+        ("destination_app", dst_app),
+        ("destination_principal", "unknown"),
+        ("destination_workload", "ratings-v1"),
+        ("destination_workload_namespace", "default"),
+        ("destination_version", dst_version),
+        ("destination_service", "ratings"),
+        ("destination_service_name", "ratings"),
+        ("destination_service_namespace", "default"),
+        (
+            "connection_security_policy",
+            if source { "unknown" } else { "none" },
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+#[test]
+fn imported_istio_1_0_tcp_metrics_in_envoy() {
+    let config = imported_default();
+    let echo = TcpEcho::start().unwrap();
+    let workload = json!({"istio": {"workload": "ratings-v1;default;ratings;v1;Kubernetes"}});
+    let mesh = Bookinfo::start_with(
+        echo.addr(),
+        |c| Sidecar {
+            protocol: Protocol::Tcp,
+            endpoint_metadata: Some(workload),
+            ..c.config(&config)
+        },
+        |s| Sidecar {
+            protocol: Protocol::Tcp,
+            ..s.config(&config)
+        },
+    )
+    .unwrap();
+    const CONNECTIONS: usize = 3;
+    const BYTES: usize = 700;
+    round_trips(mesh.entry, CONNECTIONS, BYTES).unwrap();
+    let total = (CONNECTIONS * BYTES) as f64;
+    let metrics = [
+        "istio_tcp_received_bytes_total",
+        "istio_tcp_sent_bytes_total",
+    ];
+    for (envoy, reporter) in [(&mesh.client, "source"), (&mesh.server, "destination")] {
+        let s = envoy
+            .wait_for(Duration::from_secs(15), |s| {
+                let done = metrics.iter().all(|m| s.sum(m, &[]) == total);
+                done.then(|| s.clone())
+            })
+            .unwrap_or_else(|e| {
+                let text = envoy.prometheus().map(|s| s.text().to_string());
+                panic!("{e}: {reporter}; scrape:\n{}", text.unwrap_or_default())
+            });
+        // Mixer's two TCP metrics only: the standard opened/closed ones are dropped, and the
+        // HTTP definitions record nothing on a TCP connection.
+        let istio: Vec<&str> = s
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with("istio_") && *n != "istio_build")
+            .collect();
+        assert_eq!(istio, metrics, "{reporter}");
+        assert!(
+            s.series("meshstats_config_errors_total").is_empty(),
+            "{reporter}: nothing left out at load time"
+        );
+        for metric in metrics {
+            let series = s.series(metric);
+            assert_eq!(series.len(), 1, "{reporter} {metric}: {series:?}");
+            assert_eq!(
+                series[0].labels,
+                tcp_labels(reporter),
+                "{reporter} {metric}"
+            );
+            assert_eq!(series[0].value, total, "{reporter} {metric}");
+        }
     }
 }

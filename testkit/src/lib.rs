@@ -7,7 +7,7 @@
 //! - [`envoy_validate`], [`envoy_validate_json`]: `envoy --mode validate` on a configuration.
 //! - [`stand_in_filter`]: the smallest module Envoy accepts as a proxy-wasm filter.
 //! - [`shared_dir`]: the project's shared test material (Istio CRDs and dashboards, Mixer
-//!   configurations); [`MIXER_HTTP_LABELS`]: what Istio 1.0's Mixer exported.
+//!   configurations); [`MIXER_HTTP_LABELS`], [`MIXER_TCP_LABELS`]: what Istio 1.0's Mixer exported.
 
 mod artifacts;
 mod envoy;
@@ -16,5 +16,5 @@ mod stand_in;
 
 pub use artifacts::{artifact, native_module, workspace_root};
 pub use envoy::{envoy_bin, envoy_validate, envoy_validate_json};
-pub use shared::{shared_dir, MIXER_HTTP_LABELS};
+pub use shared::{shared_dir, MIXER_HTTP_LABELS, MIXER_TCP_LABELS};
 pub use stand_in::stand_in_filter;

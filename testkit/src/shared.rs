@@ -43,3 +43,23 @@ pub const MIXER_HTTP_LABELS: [&str; 17] = [
     "response_code",
     "connection_security_policy",
 ];
+
+/// The `label_names` of both TCP metrics in the same handler: the HTTP ones but
+/// `request_protocol` and `response_code`.
+pub const MIXER_TCP_LABELS: [&str; 15] = [
+    "reporter",
+    "source_app",
+    "source_principal",
+    "source_workload",
+    "source_workload_namespace",
+    "source_version",
+    "destination_app",
+    "destination_principal",
+    "destination_workload",
+    "destination_workload_namespace",
+    "destination_version",
+    "destination_service",
+    "destination_service_name",
+    "destination_service_namespace",
+    "connection_security_policy",
+];

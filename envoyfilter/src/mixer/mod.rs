@@ -42,7 +42,14 @@ pub fn import(inputs: &[(String, String)]) -> Result<Import, (String, String)> {
             out.push(w);
         }
     }
-    let config = config.filter(|c| c.get("definitions").is_some() || c.get("logs").is_some());
+    // Reshaped standard TCP metrics are `metrics[]` entries without `drop`.
+    let reshapes = |c: &Value| {
+        c.get("metrics")
+            .and_then(Value::as_array)
+            .is_some_and(|m| m.iter().any(|o| o.get("drop").is_none()))
+    };
+    let config =
+        config.filter(|c| c.get("definitions").is_some() || c.get("logs").is_some() || reshapes(c));
     Ok(Import {
         config,
         warnings: out,

@@ -76,8 +76,8 @@ pub const ISTIO: &[(&str, &str)] = &[
 ///   response.duration`, the stream's end;
 /// - `requestId` and `httpAuthority` read `request.id` and `request.host`, the attributes of
 ///   the same headers Mixer's expressions named, without another header read;
-/// - `sourceIp`/`destinationIp` are Envoy's `source.address`/`destination.address`, which
-///   carry the port (Mixer's `ip(...)` values did not).
+/// - `sourceIp`/`destinationIp` are the IPs of Envoy's `source.address`/`destination.address`
+///   (`source.ip` drops the port, as Mixer's IP values had none).
 ///
 /// The rest (severity `"Info"`, timestamp `request.time`) are the log's defaults anyway.
 pub const MIXER: &[(&str, &str)] = &[

@@ -57,6 +57,10 @@ fn read<H: Host>(def: &SlotDef, cx: &Inputs<'_, H>) -> Option<Attr> {
             let path: Vec<&str> = path.iter().map(String::as_str).collect();
             decode_as(def.ty, cx.host.property(&path)?)
         }
+        Source::Ip(path) => {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            string(Some(ip_of(decode::string(cx.host.property(&path)?))))
+        }
         Source::RequestHeader(k) => string(cx.host.header(Headers::Request, k)),
         Source::ResponseHeader(k) => string(cx.host.header(Headers::Response, k)),
         Source::ResponseTrailer(k) => string(cx.host.header(Headers::ResponseTrailers, k)),
@@ -87,7 +91,20 @@ fn read<H: Host>(def: &SlotDef, cx: &Inputs<'_, H>) -> Option<Attr> {
         Source::Direction => string(Some(
             if outbound { "outbound" } else { "inbound" }.to_string(),
         )),
-        Source::Protocol => string(Some(if cx.req.grpc { "grpc" } else { "http" }.to_string())),
+        Source::Protocol => {
+            // A TCP report's standard labels say `tcp`; a request is `grpc` or `http`.
+            let tcp = cx
+                .dims
+                .values
+                .get(idx::REQUEST_PROTOCOL)
+                .is_some_and(|p| p == "tcp");
+            let protocol = match (tcp, cx.req.grpc) {
+                (true, _) => "tcp",
+                (false, true) => "grpc",
+                (false, false) => "http",
+            };
+            string(Some(protocol.to_string()))
+        }
         Source::DestinationServiceHost => dim(cx.dims, idx::DESTINATION_SERVICE),
         Source::DestinationServiceName => dim(cx.dims, idx::DESTINATION_SERVICE_NAME),
         Source::DestinationServiceNamespace => dim(cx.dims, idx::DESTINATION_SERVICE_NAMESPACE),
@@ -171,6 +188,15 @@ fn decode_as(ty: Type, bytes: Vec<u8>) -> Option<Attr> {
         }
         Type::Map => Some(Attr::Map(decode::pairs(&bytes))),
         Type::List => None,
+    }
+}
+
+/// The IP of an Envoy address (`10.0.0.1:80`, `[::1]:80`); anything else (a pipe's path, an
+/// address without a port) as it is.
+pub fn ip_of(address: String) -> String {
+    match address.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().to_string(),
+        Err(_) => address,
     }
 }
 

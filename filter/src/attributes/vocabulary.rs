@@ -66,6 +66,9 @@ pub enum Source {
     DestinationServiceHost,
     DestinationServiceName,
     DestinationServiceNamespace,
+    /// The IP of the address at this property path, without its port: Mixer's `source.ip`
+    /// was an IP, Envoy's `source.address` is `ip:port`. The same one property read.
+    Ip(Vec<String>),
     /// Envoy's `%RESPONSE_FLAGS%` string (`UF,URX`, `-` for none), from `response.flags`.
     ResponseFlagsShort,
 }
@@ -107,9 +110,9 @@ const PROPERTIES: &[(&[&str], Type, &[&str])] = &[
     (&["connection.uri_san_peer_certificate"], Type::String, &["connection", "uri_san_peer_certificate"]),
     (&["connection.uri_san_local_certificate"], Type::String, &["connection", "uri_san_local_certificate"]),
     (&["connection.termination_details"], Type::String, &["connection", "termination_details"]),
-    (&["source.address", "source.ip"], Type::String, &["source", "address"]),
+    (&["source.address"], Type::String, &["source", "address"]),
     (&["source.port"], Type::Int, &["source", "port"]),
-    (&["destination.address", "destination.ip"], Type::String, &["destination", "address"]),
+    (&["destination.address"], Type::String, &["destination", "address"]),
     (&["destination.port"], Type::Int, &["destination", "port"]),
     (&["upstream.address"], Type::String, &["upstream", "address"]),
     (&["upstream.port"], Type::Int, &["upstream", "port"]),
@@ -134,6 +137,13 @@ const DERIVED: &[(&[&str], Type, Derived)] = &[
     (&["destination.service.name"], Type::String, Derived::Plain(Source::DestinationServiceName)),
     (&["destination.service.namespace"], Type::String, Derived::Plain(Source::DestinationServiceNamespace)),
     (&["response.flags_short"], Type::String, Derived::Plain(Source::ResponseFlagsShort)),
+];
+
+/// Mixer's IP attributes: (name, the property path of the address they are the IP of).
+#[rustfmt::skip]
+const IPS: &[(&str, &[&str])] = &[
+    ("source.ip", &["source", "address"]),
+    ("destination.ip", &["destination", "address"]),
 ];
 
 #[derive(Debug, Clone)]
@@ -234,6 +244,12 @@ impl Vocabulary {
                 return Some(self.slot(source.clone(), *ty));
             }
         }
+        for (name, path) in IPS {
+            if *name == dotted {
+                let path = path.iter().map(|s| s.to_string()).collect();
+                return Some(self.slot(Source::Ip(path), Type::String));
+            }
+        }
         for (name, keyed, whole) in KEYED {
             if let Some(rest) = strip(parts, name) {
                 return match rest {
@@ -305,6 +321,7 @@ impl Vocabulary {
                 .iter()
                 .flat_map(|(n, _, _)| n.iter().map(|s| s.to_string())),
         );
+        names.extend(IPS.iter().map(|(n, _)| n.to_string()));
         names.extend(KEYED.iter().map(|(n, _, _)| n.to_string()));
         names.push("response.trailers".into());
         for (prefix, _) in SIDES {

@@ -5,18 +5,18 @@ use super::metric_instance::{dimensions, report_unread_fields, value, Origin};
 use super::prometheus::{buckets, safe_name};
 use super::report::{object_keys, Report};
 use super::rules::Routes;
+use super::tcp_metrics;
 use crate::mixer::resources::{field, resolve, Resource, Role};
 use meshstats_filter::metrics::HTTP_METRICS;
 use serde_json::{json, Map, Value};
-
-/// Why a metric only TCP rules feed is not imported.
-const TCP_METRIC: &str = "imported metrics are recorded per HTTP request (docs/tcp.md); TCP connections are counted by the standard istio_tcp_* metrics, with Istio's labels, not Mixer's; not imported";
 
 /// The imported metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub definitions: Vec<Value>,
     pub overrides: Vec<Value>,
+    /// The standard TCP metrics `overrides` reshape (`tcp_metrics`).
+    pub tcp_reshaped: Vec<String>,
 }
 
 impl Metrics {
@@ -134,12 +134,32 @@ impl Metrics {
             );
             return;
         }
+        let origin = Origin {
+            handler: at,
+            instance,
+            path: &path,
+            name: &name,
+            instance_name: &instance_name,
+        };
         let Some(match_) = routes.combined_match(at, instance) else {
-            let reason = match routes.tcp_rules(at, instance) {
-                Some(rules) => format!("only rule {rules} sends {instance_name} here, for TCP connections only: {TCP_METRIC}"),
-                None => format!("no imported rule sends {instance_name} to this handler; not imported"),
-            };
-            report.warn(at, path, reason);
+            let rules = routes.tcp_rules(at, instance);
+            if rules.is_empty() {
+                report.warn(
+                    at,
+                    path,
+                    format!("no imported rule sends {instance_name} to this handler; not imported"),
+                );
+            } else if self.tcp_reshaped.contains(&name) {
+                report.warn(
+                    at,
+                    path,
+                    format!("a metric named {name} is already imported; this one is not"),
+                );
+            } else if let Some(over) = tcp_metrics::reshape(report, &origin, &rules, entry, &params)
+            {
+                self.tcp_reshaped.push(name.clone());
+                self.overrides.push(over);
+            }
             return;
         };
         let kind = match field(entry, &["kind"])
@@ -180,13 +200,6 @@ impl Metrics {
                 report.warn(at, format!("{path}.{key}"), "not carried over");
             }
         }
-        let origin = Origin {
-            handler: at,
-            instance,
-            path: &path,
-            name: &name,
-            instance_name: &instance_name,
-        };
         report_unread_fields(report, &origin, &params);
         let Some((value, seconds)) = value(report, &origin, kind == "HISTOGRAM", &params) else {
             return;
@@ -249,6 +262,26 @@ impl Metrics {
     /// so that exactly Mixer's metrics are emitted.
     pub fn replace_standard(&mut self, report: &mut Report) {
         let resources = report.resources;
+        let unshaped = tcp_metrics::unshaped(&self.tcp_reshaped);
+        if !self.tcp_reshaped.is_empty() {
+            let handler = resources
+                .iter()
+                .position(
+                    |r| matches!(&r.role, Role::Handler { adapter, .. } if adapter == "prometheus"),
+                )
+                .unwrap_or(usize::MAX);
+            let mut reason = format!(
+                "for TCP connections, gives the standard {} Mixer's labels (metrics[])",
+                self.tcp_reshaped.join(", ")
+            );
+            if !unshaped.is_empty() {
+                reason.push_str(&format!("; the standard {}, not defined here, dropped so that only Mixer's TCP metrics are emitted", unshaped.join(", ")));
+            }
+            report.warn(handler, "metrics", reason);
+        }
+        for name in unshaped {
+            self.overrides.push(json!({"name": name, "drop": true}));
+        }
         let defined: Vec<String> = self
             .definitions
             .iter()

@@ -9,6 +9,7 @@ mod metrics;
 mod prometheus;
 mod report;
 mod rules;
+mod tcp_metrics;
 
 use super::resources::{Resource, Role};
 use super::warning::Warning;
@@ -44,7 +45,7 @@ pub fn translate(resources: &[Resource]) -> (Option<Value>, Vec<(usize, Warning)
                 "not sent to a prometheus or stdio handler by any imported rule; not imported"
                     .to_string()
             } else {
-                format!("only rule {} sends it, for TCP connections only: imported metrics and logs are recorded per HTTP request (docs/tcp.md: a TCP connection writes no access log entry); not imported", tcp.join(", "))
+                format!("only rule {} sends it, for TCP connections only: the filter writes log entries (logs[]) at the end of HTTP requests only, a TCP connection's reports record metrics and no log entry (docs/access-logs.md, docs/tcp.md); not imported", tcp.join(", "))
             };
             report.warn(i, "", reason);
         }
@@ -60,6 +61,8 @@ pub fn translate(resources: &[Resource]) -> (Option<Value>, Vec<(usize, Warning)
     if !logs.entries.is_empty() {
         config.insert("logs".into(), Value::Array(logs.entries));
     }
-    let imported = config.contains_key("definitions") || config.contains_key("logs");
+    let imported = config.contains_key("definitions")
+        || config.contains_key("logs")
+        || !metrics.tcp_reshaped.is_empty();
     (imported.then_some(Value::Object(config)), report.warnings)
 }

@@ -15,12 +15,59 @@ struct Binding {
     match_: Option<String>,
 }
 
+/// Which TCP connection reports a TCP-only rule's match selects: the shapes Istio shipped,
+/// `context.protocol == "tcp"` and 1.1+'s `… && ((connection.event | "na") == "open")`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpScope {
+    /// Every report of every connection.
+    All,
+    Open,
+    Close,
+}
+
+impl TcpScope {
+    /// The scope of a match, if it is one of the shapes above (spacing and parentheses
+    /// aside); `None` for any other match.
+    pub fn of(match_: &str) -> Option<TcpScope> {
+        let flat: String = match_
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '(' && *c != ')')
+            .collect();
+        let rest = flat.strip_prefix("context.protocol==\"tcp\"")?;
+        if rest.is_empty() {
+            return Some(TcpScope::All);
+        }
+        let rest = rest.strip_prefix("&&connection.event")?;
+        let rest = match rest.strip_prefix("|\"") {
+            Some(default) => default.split_once('"')?.1,
+            None => rest,
+        };
+        match rest {
+            "==\"open\"" => Some(TcpScope::Open),
+            "==\"close\"" => Some(TcpScope::Close),
+            _ => None,
+        }
+    }
+}
+
+/// An instance sent to a handler by a TCP-only rule.
+#[derive(Debug, Clone)]
+pub struct TcpBinding {
+    handler: usize,
+    instance: usize,
+    pub rule: String,
+    /// The rule's match as written.
+    pub match_: String,
+    /// `None`: a match the filter cannot apply per TCP connection.
+    pub scope: Option<TcpScope>,
+}
+
 /// What the imported rules send where.
 #[derive(Debug, Default)]
 pub struct Routes {
     bindings: Vec<Binding>,
-    /// (handler, instance, rule) sent by rules that never hold in an HTTP filter (TCP).
-    tcp_only: Vec<(usize, usize, String)>,
+    /// Sent by rules that never hold in an HTTP filter (TCP).
+    tcp_only: Vec<TcpBinding>,
 }
 
 impl Routes {
@@ -43,21 +90,26 @@ impl Routes {
         };
         let namespace = rule.namespace.clone();
         let rule_name = rule.name.clone();
-        let mut tcp = false;
+        let mut tcp = None;
         let mut match_ = field(spec, &["match"])
             .and_then(scalar)
             .map(|m| m.trim().to_string())
             .filter(|m| !m.is_empty());
-        if let Some(m) = &match_ {
+        if let Some(scope) = match_.as_deref().and_then(TcpScope::of) {
+            // `connection.event` is decided by which standard TCP metric the rule feeds.
+            let m = match_.clone().unwrap_or_default();
+            report.warn(at, "match", format!("`{m}` holds for TCP connections only: what it sends to a prometheus handler shapes the filter's standard istio_tcp_* metrics (metrics[]), the rest is not imported (see their lines)"));
+            tcp = Some((m, Some(scope)));
+        } else if let Some(m) = &match_ {
             match carry(m, Some(Type::Bool)) {
                 Ok(c) => {
                     for a in &c.absent {
                         report.warn(at, "match", absent_reason(a, &c.source));
                     }
                     if expr::never_holds_for_http(&c.source) {
-                        let what = "never holds for an HTTP request, and imported metrics and logs are recorded per HTTP request only (docs/tcp.md); the rule is not imported";
+                        let what = "never holds for an HTTP request, and is not a match the filter can apply per TCP connection (`context.protocol == \"tcp\"`, optionally `&& (connection.event | \"na\") == \"open\"` or `\"close\"`); the rule is not imported";
                         report.warn(at, "match", format!("`{m}` {what}"));
-                        tcp = true;
+                        tcp = Some((m.clone(), None));
                     }
                     match_ = Some(c.source);
                 }
@@ -75,8 +127,9 @@ impl Routes {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        if tcp {
-            // Not imported; remembered so that what it sends can say why it is missing.
+        if let Some((tcp_match, scope)) = tcp {
+            // Not imported as a rule: what it sends is mapped to the standard TCP metrics, or
+            // says why it is missing.
             for action in &actions {
                 let href = field(action, &["handler"])
                     .and_then(Value::as_str)
@@ -95,7 +148,13 @@ impl Routes {
                         &namespace,
                         false,
                     ) {
-                        self.tcp_only.push((handler, instance, rule_name.clone()));
+                        self.tcp_only.push(TcpBinding {
+                            handler,
+                            instance,
+                            rule: rule_name.clone(),
+                            match_: tcp_match.clone(),
+                            scope,
+                        });
                     }
                 }
             }
@@ -176,15 +235,12 @@ impl Routes {
         }
     }
 
-    /// The TCP-only rules that send `instance` to `handler`, if any.
-    pub fn tcp_rules(&self, handler: usize, instance: usize) -> Option<String> {
-        let rules: Vec<&str> = self
-            .tcp_only
+    /// The TCP-only rules that send `instance` to `handler`.
+    pub fn tcp_rules(&self, handler: usize, instance: usize) -> Vec<&TcpBinding> {
+        self.tcp_only
             .iter()
-            .filter(|t| t.0 == handler && t.1 == instance)
-            .map(|t| t.2.as_str())
-            .collect();
-        (!rules.is_empty()).then(|| rules.join(", "))
+            .filter(|t| t.handler == handler && t.instance == instance)
+            .collect()
     }
 
     /// The match of every rule that sends `instance` to `handler`: `None` when none does,
@@ -227,8 +283,36 @@ impl Routes {
     pub fn tcp_rules_sending(&self, instance: usize) -> Vec<String> {
         self.tcp_only
             .iter()
-            .filter(|t| t.1 == instance)
-            .map(|t| t.2.clone())
+            .filter(|t| t.instance == instance)
+            .map(|t| t.rule.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TcpScope;
+
+    #[test]
+    fn tcp_scopes_are_the_shapes_istio_shipped() {
+        let of = TcpScope::of;
+        assert_eq!(of("context.protocol == \"tcp\""), Some(TcpScope::All));
+        assert_eq!(of("(context.protocol==\"tcp\")"), Some(TcpScope::All));
+        assert_eq!(
+            of("context.protocol == \"tcp\" && ((connection.event | \"na\") == \"open\")"),
+            Some(TcpScope::Open)
+        );
+        assert_eq!(
+            of("context.protocol == \"tcp\" && connection.event == \"close\""),
+            Some(TcpScope::Close)
+        );
+        for other in [
+            "context.protocol == \"tcp\" && destination.port == 5432",
+            "context.protocol == \"tcp\" && connection.event == \"continue\"",
+            "context.protocol == \"tcp\" || connection.event == \"open\"",
+            "context.protocol == \"http\"",
+        ] {
+            assert_eq!(of(other), None, "{other}");
+        }
     }
 }

@@ -230,3 +230,40 @@ fn fill_some_reads_only_the_listed_slots() {
     assert_eq!(values, vec![None, s("/x")]);
     assert_eq!(*h.reads.borrow(), ["request.path"]);
 }
+
+#[test]
+fn mixer_ip_attributes_are_the_address_without_its_port() {
+    let req = RequestAttributes::default();
+    let names = [
+        "source.ip",
+        "source.address",
+        "destination.ip",
+        "destination.address",
+    ];
+    let h = FakeHost::default();
+    h.set(&["source", "address"], "10.1.2.3:41362");
+    h.set(&["destination", "address"], "[2001:db8::1]:9080");
+    h.reads.borrow_mut().clear();
+    assert_eq!(
+        fill_for(Direction::Inbound, &names, &h, &req),
+        vec![
+            s("10.1.2.3"),
+            s("10.1.2.3:41362"),
+            s("2001:db8::1"),
+            s("[2001:db8::1]:9080")
+        ]
+    );
+    assert_eq!(
+        h.reads.borrow().len(),
+        4,
+        "one read per slot, no extra host call: {:?}",
+        h.reads.borrow()
+    );
+    // Not an `ip:port`: kept as it is, and an absent address stays absent.
+    let h = FakeHost::default();
+    h.set(&["source", "address"], "/var/run/app.sock");
+    assert_eq!(
+        fill_for(Direction::Inbound, &names, &h, &req),
+        vec![s("/var/run/app.sock"), s("/var/run/app.sock"), None, None]
+    );
+}
