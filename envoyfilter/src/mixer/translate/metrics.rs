@@ -178,28 +178,7 @@ impl Metrics {
                 return;
             }
         };
-        for key in object_keys(entry) {
-            if ["description"].contains(&key.as_str()) {
-                report.warn(
-                    at,
-                    format!("{path}.{key}"),
-                    "not carried over: Envoy's Prometheus output has no HELP text",
-                );
-            } else if ![
-                "name",
-                "instance_name",
-                "instanceName",
-                "kind",
-                "label_names",
-                "labelNames",
-                "buckets",
-                "namespace",
-            ]
-            .contains(&key.as_str())
-            {
-                report.warn(at, format!("{path}.{key}"), "not carried over");
-            }
-        }
+        report.unread_entry_fields(at, &path, entry, &["buckets", "namespace"]);
         report_unread_fields(report, &origin, &params);
         let Some((value, seconds)) = value(report, &origin, kind == "HISTOGRAM", &params) else {
             return;

@@ -28,6 +28,31 @@ impl<'r> Report<'r> {
             .map_or_else(|| "meshstats".to_string(), Resource::id);
         self.warnings.push((at, Warning::new(id, field, reason)));
     }
+
+    /// One line for each field of a prometheus handler's `metrics[]` entry at `path` that the
+    /// import does not carry over: `description`, and any not in `carried` (besides the
+    /// fields every entry's translation reads).
+    pub fn unread_entry_fields(&mut self, at: usize, path: &str, entry: &Value, carried: &[&str]) {
+        const READ: [&str; 6] = [
+            "name",
+            "instance_name",
+            "instanceName",
+            "kind",
+            "label_names",
+            "labelNames",
+        ];
+        for key in object_keys(entry) {
+            if key == "description" {
+                self.warn(
+                    at,
+                    format!("{path}.{key}"),
+                    "not carried over: Envoy's Prometheus output has no HELP text",
+                );
+            } else if !READ.contains(&key.as_str()) && !carried.contains(&key.as_str()) {
+                self.warn(at, format!("{path}.{key}"), "not carried over");
+            }
+        }
+    }
 }
 
 pub fn absent_reason(attr: &str, now: &str) -> String {

@@ -95,26 +95,8 @@ pub fn reshape(
             format!("value `{value}` is not what the standard {name} counts ({want})"),
         );
     }
-    for key in super::report::object_keys(entry) {
-        if key == "description" {
-            report.warn(
-                at,
-                format!("{path}.{key}"),
-                "not carried over: Envoy's Prometheus output has no HELP text",
-            );
-        } else if ![
-            "name",
-            "instance_name",
-            "instanceName",
-            "kind",
-            "label_names",
-            "labelNames",
-        ]
-        .contains(&key.as_str())
-        {
-            report.warn(at, format!("{path}.{key}"), "not carried over");
-        }
-    }
+    // The standard TCP counters have no buckets and keep the `istio_` namespace.
+    report.unread_entry_fields(at, path, entry, &[]);
     report_unread_fields(report, o, params);
     let dims = dimensions(report, o, entry, params);
     let labels = TCP_METRICS
