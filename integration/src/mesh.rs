@@ -437,3 +437,69 @@ fn bookinfo_peer_labels_of_metadata(reporter: &str) -> std::collections::BTreeMa
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
+
+impl Bookinfo {
+    /// productpage-v1 → ratings-v1 as plaintext TCP sidecars (`tcp_proxy`) in front of
+    /// `upstream`, both with `config`; the client's endpoint carries ratings' `istio.workload`.
+    pub fn start_tcp(upstream: SocketAddr, config: &str) -> Result<Bookinfo, String> {
+        let workload = json!({
+            "istio": {"workload": "ratings-v1;default;ratings;v1;Kubernetes"}
+        });
+        Bookinfo::start_with(
+            upstream,
+            |c| Sidecar {
+                protocol: Protocol::Tcp,
+                endpoint_metadata: Some(workload),
+                ..c.config(config)
+            },
+            |s| Sidecar {
+                protocol: Protocol::Tcp,
+                ..s.config(config)
+            },
+        )
+    }
+}
+
+/// The peer labels each side of [`Bookinfo::start_tcp`] knows, under Mixer's TCP label names:
+/// the client knows its upstream from the endpoint's `istio.workload` (no app/version labels
+/// there); in plaintext the server knows nothing of its caller. `destination_service` is as
+/// the config computes it.
+pub fn plaintext_tcp_labels(
+    reporter: &str,
+    destination_service: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let source = reporter == "source";
+    let (src, src_ns, src_app, src_version) = if source {
+        ("productpage-v1", "default", "productpage", "v1")
+    } else {
+        ("unknown", "unknown", "unknown", "unknown")
+    };
+    let (dst_app, dst_version) = if source {
+        ("unknown", "unknown")
+    } else {
+        ("ratings", "v1")
+    };
+    [
+        ("reporter", reporter),
+        ("source_app", src_app),
+        ("source_principal", "unknown"),
+        ("source_workload", src),
+        ("source_workload_namespace", src_ns),
+        ("source_version", src_version),
+        ("destination_app", dst_app),
+        ("destination_principal", "unknown"),
+        ("destination_workload", "ratings-v1"),
+        ("destination_workload_namespace", "default"),
+        ("destination_version", dst_version),
+        ("destination_service", destination_service),
+        ("destination_service_name", "ratings"),
+        ("destination_service_namespace", "default"),
+        (
+            "connection_security_policy",
+            if source { "unknown" } else { "none" },
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}

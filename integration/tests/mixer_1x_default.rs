@@ -6,12 +6,13 @@
 //! Mixer's labels.
 
 use meshstats_cli::mixer;
-use meshstats_cli::render::envoy::Protocol;
-use meshstats_integration::mesh::{server_service_labels, Bookinfo, Sidecar, RATINGS_SERVICE};
+use meshstats_integration::mesh::{
+    plaintext_tcp_labels, server_service_labels, Bookinfo, RATINGS_SERVICE,
+};
 use meshstats_integration::tcp_echo::{round_trips, TcpEcho};
 use meshstats_integration::{Backend, Envoy, Requests, Scrape};
 use meshstats_testkit::workspace_root;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -207,63 +208,16 @@ fn imported_istio_1_4_default_telemetry_in_envoy() {
 
 /// Each side's exact TCP series for plaintext sidecars: Mixer's 16 labels.
 fn tcp_labels(reporter: &str) -> BTreeMap<String, String> {
-    let source = reporter == "source";
-    // The client knows its upstream from the endpoint's `istio.workload` (no app/version
-    // labels there); in plaintext the server knows nothing of its caller.
-    let (src, src_ns, src_app, src_version) = if source {
-        ("productpage-v1", "default", "productpage", "v1")
-    } else {
-        ("unknown", "unknown", "unknown", "unknown")
-    };
-    let (dst_app, dst_version) = if source {
-        ("unknown", "unknown")
-    } else {
-        ("ratings", "v1")
-    };
-    [
-        ("reporter", reporter),
-        ("source_app", src_app),
-        ("source_principal", "unknown"),
-        ("source_workload", src),
-        ("source_workload_namespace", src_ns),
-        ("source_version", src_version),
-        ("destination_app", dst_app),
-        ("destination_principal", "unknown"),
-        ("destination_workload", "ratings-v1"),
-        ("destination_workload_namespace", "default"),
-        ("destination_version", dst_version),
-        ("destination_service", "ratings.default.svc.cluster.local"),
-        ("destination_service_name", "ratings"),
-        ("destination_service_namespace", "default"),
-        (
-            "connection_security_policy",
-            if source { "unknown" } else { "none" },
-        ),
-        ("response_flags", "-"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    let mut labels = plaintext_tcp_labels(reporter, RATINGS_SERVICE);
+    labels.insert("response_flags".into(), "-".into());
+    labels
 }
 
 #[test]
 fn imported_istio_1_4_tcp_metrics_in_envoy() {
     let config = imported();
     let echo = TcpEcho::start().unwrap();
-    let workload = json!({"istio": {"workload": "ratings-v1;default;ratings;v1;Kubernetes"}});
-    let mesh = Bookinfo::start_with(
-        echo.addr(),
-        |c| Sidecar {
-            protocol: Protocol::Tcp,
-            endpoint_metadata: Some(workload),
-            ..c.config(&config)
-        },
-        |s| Sidecar {
-            protocol: Protocol::Tcp,
-            ..s.config(&config)
-        },
-    )
-    .unwrap();
+    let mesh = Bookinfo::start_tcp(echo.addr(), &config).unwrap();
     const CONNECTIONS: usize = 3;
     const BYTES: usize = 500;
     round_trips(mesh.entry, CONNECTIONS, BYTES).unwrap();

@@ -5,8 +5,7 @@
 //! configuration gives exactly Mixer's two TCP metrics with Mixer's labels.
 
 use meshstats_cli::mixer;
-use meshstats_cli::render::envoy::Protocol;
-use meshstats_integration::mesh::{Bookinfo, Sidecar};
+use meshstats_integration::mesh::{plaintext_tcp_labels, Bookinfo};
 use meshstats_integration::tcp_echo::{round_trips, TcpEcho};
 use meshstats_integration::{Backend, Envoy, Requests, Scrape};
 use meshstats_testkit::{shared_dir, MIXER_HTTP_LABELS};
@@ -190,62 +189,14 @@ fn log_lines(envoy: &Envoy, n: usize) -> Vec<Value> {
 /// Each side's exact TCP series for plaintext sidecars: Mixer's 15 labels, 1.0's
 /// `destination_service` from `destination.service.name` as its config wrote it.
 fn tcp_labels(reporter: &str) -> BTreeMap<String, String> {
-    let source = reporter == "source";
-    // The client knows its upstream from the endpoint's `istio.workload` (no app/version
-    // labels there); in plaintext the server knows nothing of its caller.
-    let (src, src_ns, src_app, src_version) = if source {
-        ("productpage-v1", "default", "productpage", "v1")
-    } else {
-        ("unknown", "unknown", "unknown", "unknown")
-    };
-    let (dst_app, dst_version) = if source {
-        ("unknown", "unknown")
-    } else {
-        ("ratings", "v1")
-    };
-    [
-        ("reporter", reporter),
-        ("source_app", src_app),
-        ("source_principal", "unknown"),
-        ("source_workload", src),
-        ("source_workload_namespace", src_ns),
-        ("source_version", src_version),
-        ("destination_app", dst_app),
-        ("destination_principal", "unknown"),
-        ("destination_workload", "ratings-v1"),
-        ("destination_workload_namespace", "default"),
-        ("destination_version", dst_version),
-        ("destination_service", "ratings"),
-        ("destination_service_name", "ratings"),
-        ("destination_service_namespace", "default"),
-        (
-            "connection_security_policy",
-            if source { "unknown" } else { "none" },
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    plaintext_tcp_labels(reporter, "ratings")
 }
 
 #[test]
 fn imported_istio_1_0_tcp_metrics_in_envoy() {
     let config = imported_default();
     let echo = TcpEcho::start().unwrap();
-    let workload = json!({"istio": {"workload": "ratings-v1;default;ratings;v1;Kubernetes"}});
-    let mesh = Bookinfo::start_with(
-        echo.addr(),
-        |c| Sidecar {
-            protocol: Protocol::Tcp,
-            endpoint_metadata: Some(workload),
-            ..c.config(&config)
-        },
-        |s| Sidecar {
-            protocol: Protocol::Tcp,
-            ..s.config(&config)
-        },
-    )
-    .unwrap();
+    let mesh = Bookinfo::start_tcp(echo.addr(), &config).unwrap();
     const CONNECTIONS: usize = 3;
     const BYTES: usize = 700;
     round_trips(mesh.entry, CONNECTIONS, BYTES).unwrap();
